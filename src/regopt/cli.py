@@ -1,0 +1,157 @@
+"""Command line: ``regopt run | compare | demo | list``.
+
+The CLI parses, prints and exits; training lives in :mod:`regopt.lab`. Any unusable input (config, data file,
+run directory, checkpoint) prints one line ``regopt: error: ...`` to stderr and exits with status 2, without a
+traceback and without touching what is already on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from regopt import __version__
+
+USAGE_ERROR = 2
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from regopt.lab.config import load_config
+    from regopt.lab.runs import run
+
+    config = load_config(args.config, args.set)
+    if not args.quiet:
+        console.print(f"[bold]regopt run[/] {args.config} -> {Path(args.out) / config.name}")
+    result = run(config, out=args.out, resume=args.resume, force=args.force, progress=not args.quiet)
+    s = result.summary
+    console.print(
+        f"{result.path}: {s['stop_reason']}; best val {s['error_metric']} {s['best_val_error']:.4f} "
+        f"(epoch {s['best_epoch']}), final train {s['final_train_error']:.4f} / val {s['final_val_error']:.4f}"
+        + (f", test {s['test_error']:.4f}" if "test_error" in s else "")
+        + f", {s['wall_time_s']:.1f} s"
+    )
+    return 0
+
+
+def _compare(args: argparse.Namespace, console: Console) -> int:
+    from regopt.lab.report import compare_table, plot_compare
+    from regopt.lab.runs import load_run
+
+    loaded = [(Path(d).name or str(d), *load_run(d)) for d in args.runs]
+    console.print(compare_table([(label, summary) for label, summary, _ in loaded]))
+    metrics = {summary.get("error_metric", "error rate") for _, summary, _ in loaded}
+    out = Path(args.out) if args.out else Path(args.runs[0]).parent / "compare.png"
+    plot_compare([(label, history) for label, _, history in loaded], out, error_label=" / ".join(sorted(metrics)))
+    console.print(f"figure: {out}")
+    return 0
+
+
+def _list(args: argparse.Namespace, console: Console) -> int:
+    from regopt.lab.data import DATASETS
+    from regopt.lab.gallery import GALLERY
+    from regopt.lab.models import MODELS
+    from regopt.lab.registry import OPTIMIZERS, SCHEDULES, optimizer_options
+
+    sections = {
+        "datasets ([data] name)": DATASETS,
+        "models ([model] name)": MODELS,
+        "optimizers ([optimizer] name)": {n: ", ".join(optimizer_options(n)) for n in OPTIMIZERS},
+        "schedules ([schedule] name)": SCHEDULES,
+        "demo gallery (regopt demo --only)": {n: (f.__doc__ or "").strip() for n, f in GALLERY.items()},
+    }
+    for title, entries in sections.items():
+        table = Table(title=title, title_justify="left", show_header=False)
+        table.add_column("name", style="bold")
+        table.add_column("description")
+        for name, text in entries.items():
+            table.add_row(name, text)
+        console.print(table)
+    return 0
+
+
+def _demo(args: argparse.Namespace, console: Console) -> int:
+    from regopt.lab.gallery import GALLERY
+
+    out = Path(args.out)
+    for name in args.only or list(GALLERY):
+        console.print(f"[bold]demo[/] {name}: {(GALLERY[name].__doc__ or '').strip()}")
+        result = GALLERY[name](out, not args.quiet)
+        for key, value in result.numbers.items():
+            console.print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+        for file in result.files:
+            console.print(f"  wrote {file}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="regopt", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"regopt {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train one config into runs/<name>/")
+    p.add_argument("config", help="TOML config file")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set optimizer.lr=0.1 (repeatable)",
+    )
+    p.add_argument("--out", default="runs", help="parent directory of the run directory (default: runs)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_run)
+
+    p = sub.add_parser("compare", help="overlay the curves of runs and tabulate them")
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--out", help="figure path (default: compare.png beside the first run)")
+    p.set_defaults(handler=_compare)
+
+    p = sub.add_parser("demo", help="run the gallery of the seed's figures on bundled data")
+    p.add_argument("--out", default="runs/demo", help="directory for the gallery (default: runs/demo)")
+    p.add_argument("--only", action="append", metavar="ENTRY", help="run only this entry (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_demo)
+
+    p = sub.add_parser("list", help="datasets, models, optimizers, schedules and demo entries")
+    p.set_defaults(handler=_list)
+    return parser
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean "this input cannot be used" (all carry a one-line message)."""
+    from regopt.lab.checkpoint import CheckpointError
+    from regopt.lab.experiment import BUILD_ERRORS
+    from regopt.lab.runs import RunDirError
+
+    return (*BUILD_ERRORS, RunDirError, CheckpointError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from regopt.lab.gallery import GALLERY
+
+        for entry in args.only or []:
+            if entry not in GALLERY:
+                parser.error(f"--only: unknown gallery entry {entry!r}; entries are {list(GALLERY)}")
+    console = Console()
+    try:
+        return args.handler(args, console)
+    except _input_errors() as err:
+        print(f"regopt: error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("regopt: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

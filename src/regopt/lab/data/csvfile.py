@@ -1,0 +1,82 @@
+"""User data from a ``.csv`` file: a header row, then one example a row, every value a number.
+
+``label_column`` is the target; every other column is a feature. Values are parsed as Python floats
+(``1``, ``-2.5e3``, ``nan``, ``inf``); blank lines are skipped. Read with the standard ``csv`` module.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from regopt.lab.config import CsvData
+from regopt.lab.data.dataset import Dataset
+from regopt.lab.data.errors import DataError
+from regopt.lab.data.userdata import count_nonfinite, existing_file, split_user_data
+
+
+def _parse(rows: list[list[str]], lines: list[int], header: list[str], path: Path) -> np.ndarray:
+    """The cells as a float64 matrix, or a :class:`DataError` naming the line and column of a bad cell."""
+    try:
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
+    except ValueError:
+        pass  # find the offending cell (numpy and float() differ on a few spellings; float() decides)
+    out = np.empty((len(rows), len(header)))
+    for i, (row, line) in enumerate(zip(rows, lines, strict=True)):
+        for j, cell in enumerate(row):
+            try:
+                out[i, j] = float(cell)
+            except ValueError:
+                problem = "empty value" if not cell.strip() else f"not a number: {cell!r}"
+                raise DataError(f"{path}: line {line}, column {header[j]!r}: {problem}") from None
+    return out
+
+
+def read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """``(header, rows, lines)`` of a CSV file: the stripped column names, the non-blank rows (each checked
+    to have one field per column) and the line number of each row."""
+    path = existing_file(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            rows, lines = [], []
+            for row in reader:
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                rows.append(row)
+                lines.append(reader.line_num)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path}: cannot read as CSV: {err}") from None
+    if header is None:
+        raise DataError(f"{path}: empty file, expected a header row")
+    header = [name.strip() for name in header]
+    for row, line in zip(rows, lines, strict=True):
+        if len(row) != len(header):
+            raise DataError(f"{path}: line {line} has {len(row)} fields, the header has {len(header)}")
+    return header, rows, lines
+
+
+def load_csv(cfg: CsvData) -> Dataset:
+    """Read, check and split a CSV file (see :mod:`regopt.lab.data.userdata` for the checks)."""
+    path = Path(cfg.path)
+    header, rows, lines = read_rows(path)
+    label = cfg.label_column
+    if label not in header:
+        found = ", ".join(repr(name) for name in header)
+        raise DataError(f"{path}: no label column {label!r} (columns found: {found})")
+    if header.count(label) > 1:
+        raise DataError(f"{path}: label column {label!r} appears {header.count(label)} times in the header")
+    if len(header) < 2:
+        raise DataError(f"{path}: no feature columns besides the label column {label!r}")
+    values = _parse(rows, lines, header, path)
+    for j, name in enumerate(header):
+        found = count_nonfinite(values[:, j])
+        if found:
+            first = lines[int(np.flatnonzero(~np.isfinite(values[:, j]))[0])]
+            raise DataError(f"{path}: column {name!r} contains {found} value(s) (first on line {first})")
+    j = header.index(label)
+    x, y = np.delete(values, j, axis=1), values[:, j]
+    return split_user_data(x, y, cfg, where=str(path), x_name="features", y_name=f"column {label!r}")

@@ -1,0 +1,46 @@
+"""User data from an ``.npz`` archive holding ``x`` (examples first, any trailing shape) and ``y``.
+
+Save one with ``numpy.savez("data.npz", x=x, y=y)``. A 1-D ``x`` is one feature per example; ``y`` is
+``(n,)`` or ``(n, d)``. The archive is read without pickle (object arrays are refused).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from regopt.lab.config import NpzData
+from regopt.lab.data.dataset import Dataset
+from regopt.lab.data.errors import DataError
+from regopt.lab.data.userdata import existing_file, split_user_data
+
+
+def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays ``x`` and ``y`` of an ``.npz`` file, or a :class:`DataError` naming the file."""
+    path = existing_file(Path(path))
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path}: cannot read as .npz: {err}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single .npy array, expected an .npz archive with arrays 'x' and 'y'")
+    with archive:
+        keys = list(archive.files)
+        arrays = []
+        for key in ("x", "y"):
+            if key not in keys:
+                found = ", ".join(repr(k) for k in keys) or "none"
+                raise DataError(f"{path}: no array {key!r} in the archive (arrays found: {found})")
+            try:
+                arrays.append(archive[key])
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+                raise DataError(f"{path}: cannot read array {key!r}: {err}") from None
+    return arrays[0], arrays[1]
+
+
+def load_npz(cfg: NpzData) -> Dataset:
+    """Read, check and split an ``.npz`` file (see :mod:`regopt.lab.data.userdata` for the checks)."""
+    x, y = read_npz(cfg.path)
+    return split_user_data(x, y, cfg, where=str(cfg.path), x_name="array 'x'", y_name="array 'y'")

@@ -1,0 +1,104 @@
+"""Assemble a Trainer from a validated config: data, model, optimizer, schedule, gradient transforms.
+
+Everything that can be wrong with a config is found here, before a run directory is touched: a bad data file,
+an optimizer option that does not exist, a model that does not fit the data.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from regopt.lab.config import ConfigError, RunConfig
+from regopt.lab.data import DataError, Dataset, load_dataset
+from regopt.lab.models import ModelError, build_model, count_parameters
+from regopt.lab.registry import build_optimizer, build_scheduler
+from regopt.lab.trainer import ModelAction, Trainer
+
+
+@dataclass
+class Experiment:
+    """A ready-to-fit trainer and what it was built from."""
+
+    config: RunConfig
+    data: Dataset
+    model: nn.Module
+    trainer: Trainer
+    device: torch.device
+
+    @property
+    def parameters(self) -> int:
+        return count_parameters(self.model)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; an unavailable device is a config error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' requested but torch sees no CUDA device")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device: 'mps' requested but torch sees no MPS device")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and Python's ``random`` (model init, dropout masks, anything else global)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def gradient_transforms(config: RunConfig) -> list[ModelAction]:
+    """Clipping by norm and/or value (torch.nn.utils), as the Trainer's gradient-transform phase."""
+    transforms: list[ModelAction] = []
+    if config.train.clip_grad_norm is not None:
+        norm = config.train.clip_grad_norm
+        transforms.append(lambda model: nn.utils.clip_grad_norm_(model.parameters(), norm, foreach=True))
+    if config.train.clip_grad_value is not None:
+        value = config.train.clip_grad_value
+        transforms.append(lambda model: nn.utils.clip_grad_value_(model.parameters(), value, foreach=True))
+    return transforms
+
+
+def build_experiment(
+    config: RunConfig, *, checkpoint_path: str | Path | None = None, progress: bool = False
+) -> Experiment:
+    """Build data, model, optimizer, schedule and Trainer; raises ConfigError, DataError or ModelError."""
+    device = resolve_device(config.device)
+    data = load_dataset(config.data).to(device)
+    seed_everything(config.seed)
+    model = build_model(config.model, data.input_shape, data.output_dim).to(device)
+    optimizer = build_optimizer(config.optimizer, model.parameters())
+    steps_per_epoch = -(-len(data.x_train) // config.train.batch_size)
+    scheduler = build_scheduler(config.schedule, optimizer, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch)
+    trainer = Trainer(
+        model,
+        optimizer,
+        data,
+        epochs=config.train.epochs,
+        batch_size=config.train.batch_size,
+        scheduler=scheduler,
+        scheduler_interval=config.schedule.interval,
+        grad_transforms=gradient_transforms(config),
+        seed=config.seed,
+        checkpoint_path=checkpoint_path,
+        checkpoint_every=config.train.checkpoint_every,
+        progress=progress,
+    )
+    return Experiment(config=config, data=data, model=model, trainer=trainer, device=device)
+
+
+BUILD_ERRORS = (ConfigError, DataError, ModelError)
+"""What :func:`build_experiment` raises for a config that cannot be used (all ``ValueError`` subclasses)."""
+
+__all__ = ["BUILD_ERRORS", "Experiment", "build_experiment", "resolve_device", "seed_everything"]

@@ -1,0 +1,52 @@
+"""The demo gallery: each entry reproduces one picture of the seed and writes it under the demo directory.
+
+An entry is a function ``(out: Path, progress: bool) -> GalleryResult``; register it in :data:`GALLERY`.
+Training entries are configs shipped beside this file (``<entry>.toml``) run as ordinary run directories, so
+``regopt run`` reproduces any of them alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from regopt.lab.config import RunConfig, load_config
+
+HERE = Path(__file__).parent
+
+
+@dataclass
+class GalleryResult:
+    """What an entry produced: the files a reader should open and the headline numbers."""
+
+    entry: str
+    files: list[Path]
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+def gallery_config(entry: str) -> RunConfig:
+    """The shipped config of a training entry."""
+    return load_config(HERE / f"{entry}.toml")
+
+
+def overfit(out: Path, progress: bool) -> GalleryResult:
+    """MLP on 200 digits without regularization: train error -> 0 while validation error stays high."""
+    from regopt.lab.runs import run
+
+    result = run(gallery_config("overfit"), out=out, force=True, progress=progress)
+    s = result.summary
+    return GalleryResult(
+        entry="overfit",
+        files=[result.path / "curves.png", result.path / "metrics.csv", result.path / "summary.json"],
+        numbers={
+            "final train error": s["final_train_error"],
+            "final val error": s["final_val_error"],
+            "generalization gap": s["generalization_gap"],
+        },
+    )
+
+
+GALLERY: dict[str, Callable[[Path, bool], GalleryResult]] = {"overfit": overfit}
+"""Entry name -> function, in the order ``regopt demo`` runs them."""

@@ -1,0 +1,101 @@
+"""Figures and tables of runs: the seed's "Training vs. Test Set Error" curve, and run comparisons."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from rich.table import Table
+
+from regopt.lab.atomic import atomic_write
+
+Rows = Sequence[Mapping[str, float]]
+
+
+def save_figure(fig: plt.Figure, path: str | Path) -> None:
+    """Save ``fig`` as PNG atomically and close it."""
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_curves(history: Rows, path: str | Path, *, title: str = "", error_label: str = "error rate") -> None:
+    """Train vs validation error (left) and loss (right) over epochs, the best validation epoch marked."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = [row["epoch"] for row in history]
+    best = min(history, key=lambda row: row["val_error"]) if history else None
+    for ax, metric, label in ((axes[0], "error", error_label), (axes[1], "loss", "loss")):
+        ax.plot(epochs, [row[f"train_{metric}"] for row in history], label="train", color="tab:blue")
+        ax.plot(epochs, [row[f"val_{metric}"] for row in history], label="validation", color="tab:red")
+        if best is not None:
+            ax.axvline(
+                best["epoch"],
+                color="gray",
+                linestyle=":",
+                label=f"best val error (epoch {int(best['epoch'])})",
+            )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title or "training vs validation")
+    save_figure(fig, path)
+
+
+def plot_compare(runs: Sequence[tuple[str, Rows]], path: str | Path, *, error_label: str = "error rate") -> None:
+    """Overlay train (dashed) and validation (solid) error curves of several runs, one color per run."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (label, history) in enumerate(runs):
+        color = f"C{i % 10}"
+        epochs = [row["epoch"] for row in history]
+        ax.plot(epochs, [row["val_error"] for row in history], color=color, label=f"{label} (validation)")
+        ax.plot(
+            epochs,
+            [row["train_error"] for row in history],
+            color=color,
+            linestyle="--",
+            alpha=0.7,
+            label=f"{label} (train)",
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(error_label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    save_figure(fig, path)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def compare_table(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> Table:
+    """Best and final validation error, generalization gap, epochs and wall time, one row per run."""
+    table = Table(title="run comparison")
+    for column in (
+        "run",
+        "best val",
+        "final val",
+        "final train",
+        "gap (val-train)",
+        "test",
+        "epochs",
+        "wall s",
+    ):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for label, s in runs:
+        table.add_row(
+            label,
+            _fmt(s.get("best_val_error")),
+            _fmt(s.get("final_val_error")),
+            _fmt(s.get("final_train_error")),
+            _fmt(s.get("generalization_gap")),
+            _fmt(s.get("test_error")),
+            _fmt(s.get("epochs")),
+            _fmt(s.get("wall_time_s"), 1),
+        )
+    return table

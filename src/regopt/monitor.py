@@ -1,0 +1,45 @@
+"""The monitor contract: an object that watches training and may ask it to stop.
+
+Monitors are techniques (early stopping, divergence guards, curvature alarms), so they live below the lab and
+know nothing of its Trainer: they receive plain numbers and tensors. Any training loop can drive them::
+
+    for epoch in range(epochs):
+        for x, y in batches:
+            loss = train_step(x, y)
+            for m in monitors:
+                m.after_step(step, loss)
+        metrics = {"val_error": evaluate(), ...}
+        if any(m.after_epoch(epoch, metrics)[0] for m in monitors):
+            break
+
+Decisions are returned as ``(stop, reason)`` so a log can say why training ended, and monitors expose
+``state_dict()``/``load_state_dict()`` so a resumed run decides exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import Tensor
+
+
+class Monitor:
+    """Base class with no-op hooks; subclasses override what they need."""
+
+    def after_step(self, step: int, loss: Tensor) -> None:
+        """Called after every optimizer step with the global step count (1-based) and the detached task loss.
+
+        May raise to abort training at once (e.g. on a non-finite loss).
+        """
+
+    def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
+        """Called after each epoch's evaluation (``epoch`` is 1-based); return ``(stop, reason)``."""
+        return False, ""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue deciding exactly as before."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""

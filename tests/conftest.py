@@ -1,0 +1,38 @@
+"""Shared fixtures: small configs that train in well under a second."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from regopt.lab.config import RunConfig, validate
+
+
+def small_raw(**sections: Any) -> dict[str, Any]:
+    """A tiny moons/MLP config as raw TOML data, with sections overridden by keyword."""
+    raw: dict[str, Any] = {
+        "name": "tiny",
+        "seed": 0,
+        "data": {"name": "moons", "num_samples": 400, "noise": 0.1},
+        "model": {"name": "mlp", "widths": [16]},
+        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+        "train": {"epochs": 3, "batch_size": 32, "evaluate_test": True},
+    }
+    for key, value in sections.items():
+        raw[key] = value
+    return raw
+
+
+@pytest.fixture
+def small_config() -> RunConfig:
+    return validate(small_raw())
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_rng():
+    """Tests seed torch's global RNG; keep one test's seeding from leaking into the next."""
+    state = torch.get_rng_state()
+    yield
+    torch.set_rng_state(state)

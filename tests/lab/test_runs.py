@@ -1,0 +1,169 @@
+"""Run directories: files written, exact resume, atomic checkpoints, refusal to clobber."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from regopt.lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from regopt.lab.config import validate
+from regopt.lab.runs import RunDirError, load_run, read_metrics, run
+from regopt.lab.trainer import Trainer
+from tests.conftest import small_raw
+
+
+def test_run_writes_every_file(tmp_path, small_config):
+    result = run(small_config, out=tmp_path)
+    names = sorted(p.name for p in result.path.iterdir())
+    assert names == ["checkpoint.pt", "config.toml", "curves.png", "metrics.csv", "summary.json"]
+    summary, history = load_run(result.path)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert summary["epochs"] == 3 and summary["parameters"] == 2 * 16 + 16 + 16 * 2 + 2
+    assert summary["best_val_error"] == min(row["val_error"] for row in history)
+    assert summary["generalization_gap"] == pytest.approx(history[-1]["val_error"] - history[-1]["train_error"])
+    assert 0.0 <= summary["test_error"] <= 1.0
+    assert (result.path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_same_seed_same_metrics_and_weights(tmp_path, small_config):
+    a = run(small_config, out=tmp_path / "a")
+    b = run(small_config, out=tmp_path / "b")
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in a.history]
+    assert strip == [{k: v for k, v in row.items() if k != "seconds"} for row in b.history]
+    for p, q in zip(a.experiment.model.parameters(), b.experiment.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def _interrupt_at(monkeypatch, call: int) -> None:
+    original = Trainer.train_step
+    calls = {"n": 0}
+
+    def flaky(self, x, y):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return original(self, x, y)
+
+    monkeypatch.setattr(Trainer, "train_step", flaky)
+
+
+# 8 steps per epoch, checkpoints every 7 steps and at epoch ends: 23 resumes from the mid-epoch checkpoint
+# at step 21, 26 from the end-of-epoch checkpoint at step 24.
+@pytest.mark.parametrize("interrupt_at", [23, 26])
+def test_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch, interrupt_at):
+    raw = small_raw(
+        model={"name": "mlp", "widths": [16, 16], "dropout_hidden": 0.3},  # dropout consumes the RNG
+        schedule={"name": "step", "step_size": 4, "gamma": 0.5, "interval": "step"},
+        train={"epochs": 5, "batch_size": 32, "checkpoint_every": 7},
+    )
+    config = validate(raw)
+    full = run(config, out=tmp_path / "full")
+
+    _interrupt_at(monkeypatch, interrupt_at)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, out=tmp_path / "resumed")
+    monkeypatch.undo()
+    partial = read_metrics(tmp_path / "resumed" / "tiny" / "metrics.csv")
+    assert len(partial) < 5
+    resumed = run(config, out=tmp_path / "resumed", resume=True)
+
+    def strip(rows):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+    assert strip(resumed.history) == strip(full.history)
+    assert strip(read_metrics(resumed.path / "metrics.csv")) == strip(read_metrics(full.path / "metrics.csv"))
+    for (name, p), q in zip(
+        full.experiment.model.state_dict().items(),
+        resumed.experiment.model.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(p, q), name
+    full_opt = full.experiment.trainer.optimizer.state_dict()["state"]
+    resumed_opt = resumed.experiment.trainer.optimizer.state_dict()["state"]
+    for key in full_opt:
+        assert torch.equal(full_opt[key]["momentum_buffer"], resumed_opt[key]["momentum_buffer"])
+    assert resumed.summary["test_error"] == full.summary["test_error"]
+
+
+def test_existing_run_dir_is_not_replaced_without_force(tmp_path, small_config):
+    first = run(small_config, out=tmp_path)
+    before = (first.path / "metrics.csv").read_bytes()
+    with pytest.raises(RunDirError, match="already exists; pass --force"):
+        run(small_config, out=tmp_path)
+    assert (first.path / "metrics.csv").read_bytes() == before
+    run(small_config.model_copy(update={"seed": 1}), out=tmp_path, force=True)
+    assert (first.path / "metrics.csv").read_bytes() != before
+
+
+def test_force_refuses_a_directory_that_is_not_a_run(tmp_path, small_config):
+    precious = tmp_path / "tiny" / "thesis.tex"
+    precious.parent.mkdir()
+    precious.write_text("years of work")
+    with pytest.raises(RunDirError, match="not a run directory"):
+        run(small_config, out=tmp_path, force=True)
+    assert precious.read_text() == "years of work"
+
+
+def test_resume_refuses_a_different_config_and_a_missing_checkpoint(tmp_path, small_config):
+    with pytest.raises(RunDirError, match="nothing to resume"):
+        run(small_config, out=tmp_path, resume=True)
+    run(small_config, out=tmp_path)
+    changed = validate(small_raw(optimizer={"name": "sgd", "lr": 0.2, "momentum": 0.9}))
+    with pytest.raises(RunDirError, match=r"config differs .* at optimizer\.lr"):
+        run(changed, out=tmp_path, resume=True)
+    with pytest.raises(RunDirError, match="contradict"):
+        run(small_config, out=tmp_path, resume=True, force=True)
+
+
+def test_bad_config_writes_nothing(tmp_path):
+    config = validate(small_raw(optimizer={"name": "sgd", "lr": 0.1, "momentum": -1.0}))
+    with pytest.raises(ValueError, match="momentum"):
+        run(config, out=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint({"weights": torch.ones(3)}, path)
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"partial garbage")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"weights": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["weights"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp file left behind
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (lambda p: torch.save({"weights": torch.ones(1)}, p), "not a regopt checkpoint"),
+        (lambda p: p.write_bytes(b"not a zip file at all"), "not a readable checkpoint"),
+        (
+            lambda p: torch.save({"format": "regopt.checkpoint/1", "x": _Evil()}, p),
+            "not a readable checkpoint",
+        ),
+    ],
+)
+def test_foreign_checkpoints_are_rejected(tmp_path, content, message):
+    path = tmp_path / "checkpoint.pt"
+    content(path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_summary_is_valid_json_with_wall_time(tmp_path, small_config):
+    result = run(small_config, out=tmp_path)
+    summary = json.loads((result.path / "summary.json").read_text())
+    assert summary["wall_time_s"] > 0 and summary["stop_reason"] == "completed 3 epochs"
