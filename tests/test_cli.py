@@ -165,3 +165,18 @@ def test_demo_overfit_shows_a_generalization_gap(tmp_path, capsys):
     assert (tmp_path / "overfit" / "curves.png").is_file()
     # a second demo run replaces its own output instead of refusing
     assert main(["demo", "--only", "overfit", "--out", str(tmp_path), "--quiet"]) == 0
+
+
+def test_relative_data_path_is_relative_to_the_config_file(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    project = tmp_path / "project"
+    project.mkdir()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)).astype("float32")
+    np.savez(project / "points.npz", x=x, y=(x[:, 0] > 0).astype("int64"))
+    config = write_config(project, small_raw(data={"name": "npz", "path": "points.npz"}))
+    monkeypatch.chdir(tmp_path)  # run from elsewhere
+    assert main(["run", str(config), "--out", "runs", "--quiet"]) == 0
+    saved = (tmp_path / "runs" / "tiny" / "config.toml").read_text()
+    assert str(project / "points.npz") in saved

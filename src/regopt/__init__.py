@@ -5,6 +5,8 @@ drop into any PyTorch loop, a small lab (``regopt.lab``) that trains and compare
 a command line (``regopt``).
 """
 
+from regopt.monitor import Monitor
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Monitor", "__version__"]

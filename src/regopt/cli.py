@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for entry in args.only or []:
             if entry not in GALLERY:
                 parser.error(f"--only: unknown gallery entry {entry!r}; entries are {list(GALLERY)}")
-    console = Console()
+    console = Console(soft_wrap=True)
     try:
         return args.handler(args, console)
     except _input_errors() as err:
