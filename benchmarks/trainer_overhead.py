@@ -158,21 +158,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=30, help="epochs per run (32 steps each)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 repeats of 2 epochs")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--no-checkpoint", action="store_true", help="skip the 'Trainer + checkpoint' runs")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.epochs = 3, 2
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     seed, epochs = args.seed, args.epochs
 
     data = load_dataset(Mnist1dData(name="mnist1d"))
     steps = epochs * -(-len(data.x_train) // BATCH_SIZE)
-    print(f"# regopt Trainer vs hand-written loop ({date.today().isoformat()})")
+    print(f"Trainer vs hand-written loop, {date.today().isoformat()}:")
     print()
-    print(machine_header())
+    print(f"- machine: {machine_header()}")
     print(
-        f"{data.summary()}; SGD lr={LR} momentum={MOMENTUM}, batch {BATCH_SIZE}, {epochs} epochs = {steps} steps, "
-        f"train + val evaluation every epoch; {args.repeats} interleaved repeats, fresh model each run"
+        f"- data: {data.summary()}; SGD lr={LR} momentum={MOMENTUM}, batch {BATCH_SIZE}, "
+        f"{epochs} epochs = {steps} steps per run, train + val evaluation after every epoch"
     )
+    print(f"- {args.repeats} interleaved repeats (order flipped every repeat), fresh model and optimizer each run")
     print()
 
     rows = []
