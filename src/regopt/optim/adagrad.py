@@ -1,0 +1,83 @@
+"""AdaGrad: Algorithm 8.4."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from regopt.optim.flat import FlatOptimizer, check
+
+
+def adagrad_update(
+    theta: Tensor, g: Tensor, r: Tensor, *, lr: Tensor, delta: Tensor, weight_decay: Tensor, decay: bool
+) -> None:
+    """Algorithm 8.4, one step."""
+    if decay:
+        g = g + weight_decay * theta  # coupled L2
+    r.copy_(r + g * g)  # accumulate squared gradient: r <- r + g ⊙ g
+    delta_theta = -lr * g / (delta + torch.sqrt(r))  # compute update: -eps / (delta + sqrt(r)) ⊙ g
+    theta.copy_(theta + delta_theta)  # apply update: theta <- theta + delta_theta
+
+
+class AdaGrad(FlatOptimizer):
+    r"""AdaGrad (Duchi, Hazan & Singer 2011), as the seed's Algorithm 8.4.
+
+    Update, with r initialized to 0::
+
+        r <- r + g ⊙ g
+        delta_theta <- -eps / (delta + sqrt(r)) ⊙ g
+        theta <- theta + delta_theta
+
+    Args:
+        params: parameters or parameter groups.
+        lr: global learning rate eps (> 0).
+        eps: delta, the small constant for numerical stability (seed: perhaps 1e-7).
+        weight_decay: coupled L2 coefficient added to g as ``weight_decay * theta``.
+        compile: ``None`` compiles the update for large buckets only; ``True``/``False`` force it.
+
+    Example::
+
+        >>> model = torch.nn.Linear(3, 1)
+        >>> opt = AdaGrad(model.parameters(), lr=0.1)
+        >>> model(torch.ones(2, 3)).sum().backward(); _ = opt.step()
+
+    Note:
+        Equals ``torch.optim.Adagrad`` with ``lr_decay=0`` and ``initial_accumulator_value=0``: both add delta
+        outside the square root.
+
+    References:
+        Duchi, Hazan & Singer (2011), Adaptive subgradient methods. Goodfellow et al. (2016), Algorithm 8.4.
+    """
+
+    state_names = ("r",)
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        eps: float = 1e-7,
+        weight_decay: float = 0.0,
+        *,
+        compile: bool | None = None,
+    ) -> None:
+        check("lr", lr, lr > 0, "must be > 0")
+        check("eps", eps, eps >= 0, "must be >= 0")
+        check("weight_decay", weight_decay, weight_decay >= 0, "must be >= 0")
+        super().__init__(params, {"lr": lr, "eps": eps, "weight_decay": weight_decay}, compile=compile)
+
+    def update(self, group: dict[str, Any], theta: Tensor, g: Tensor, state: dict[str, Tensor], t: int) -> None:
+        self.kernel(adagrad_update, theta)(
+            theta,
+            g,
+            state["r"],
+            lr=self.scalar(group["lr"], theta),
+            delta=self.scalar(group["eps"], theta),
+            weight_decay=self.scalar(group["weight_decay"], theta),
+            decay=group["weight_decay"] != 0,
+        )
+
+
+__all__ = ["AdaGrad", "adagrad_update"]

@@ -1,0 +1,241 @@
+"""Flat buffers: the base of regopt's optimizers, so each update is one vector expression over all parameters.
+
+Within a parameter group, the tensors that share a device and dtype (a *bucket*) are re-homed as views into one
+flat buffer, as FSDP does with its flat parameters; their gradients and every per-element state tensor (``v``,
+``r``, ``s``, ...) are views into flat buffers of the same layout. An algorithm's update is then written once,
+as the book writes it, over whole vectors ``theta, g, r, s``, and runs either eagerly (small models: no
+compilation, a few passes over memory) or compiled by ``torch.compile`` into one kernel at the memory-bandwidth
+limit (large models), with step-dependent scalars (bias corrections, the learning rate) computed outside the
+compiled function and passed as 0-dim tensors so that changing them never recompiles.
+
+Contracts kept from ``torch.optim``:
+
+- ``optimizer.state[p]`` holds per-parameter state (views of the flat buffers) under the algorithm's names,
+  created at the first step, so ``state_dict()``/``load_state_dict()`` round-trip as torch's do.
+- A parameter whose ``.grad`` is ``None`` is skipped (its slice of every buffer is left alone).
+- Gradients produced as fresh tensors (after ``zero_grad(set_to_none=True)``) are copied into the flat gradient
+  buffer and ``p.grad`` is re-pointed at its view; after ``zero_grad(set_to_none=False)`` the views are zeroed
+  in place and backward accumulates straight into them, which saves that copy.
+- Moving or replacing a parameter's storage (``model.to(...)``, ``p.data = ...``) is detected and the buffers
+  are rebuilt at the next step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+COMPILE_THRESHOLD = 1 << 20
+"""Buckets with at least this many elements are updated by a compiled kernel when ``compile=None`` (auto)."""
+
+_COMPILED: dict[Callable[..., None], Callable[..., None]] = {}
+
+
+def compiled(fn: Callable[..., None]) -> Callable[..., None]:
+    """``torch.compile(fn)`` once per process, with dynamic shapes so every bucket size shares one kernel."""
+    if fn not in _COMPILED:
+        _COMPILED[fn] = torch.compile(fn, dynamic=True, fullgraph=True)
+    return _COMPILED[fn]
+
+
+def check(name: str, value: Any, ok: bool, requirement: str) -> None:
+    """Raise ``ValueError("Invalid <name>: <value> (<requirement>)")`` unless ``ok``."""
+    if not ok:
+        raise ValueError(f"Invalid {name}: {value!r} ({requirement})")
+
+
+@dataclass
+class Bucket:
+    """The parameters of one group that share a device and dtype, as views into flat buffers."""
+
+    params: list[Tensor]
+    theta: Tensor
+    grad: Tensor
+    state: dict[str, Tensor] = field(default_factory=dict)
+    step: Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
+    param_ptrs: list[int] = field(default_factory=list)
+    grad_views: list[Tensor] = field(default_factory=list)
+    grad_ptrs: list[int] = field(default_factory=list)
+    slices: list[tuple[int, int]] = field(default_factory=list)
+
+    def is_current(self, params: list[Tensor]) -> bool:
+        """True while the group still holds exactly these parameters, each still viewing the flat buffer."""
+        return len(params) == len(self.params) and all(
+            p is q and p.data_ptr() == ptr for p, q, ptr in zip(params, self.params, self.param_ptrs, strict=True)
+        )
+
+
+class FlatOptimizer(Optimizer):
+    """Base class: keeps buckets flat and calls :meth:`update` once per bucket (or per run of parameters that
+    have gradients) with flat ``theta``, ``g`` and state views.
+
+    Subclasses set :attr:`state_names` and implement :meth:`update`; they may override :meth:`init_state`.
+    """
+
+    state_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, compile: bool | None = None) -> None:
+        check("compile", compile, compile in (None, True, False), "must be None (auto), True or False")
+        self.compile = compile
+        super().__init__(params, defaults)
+        self._buckets: list[list[Bucket]] | None = None
+
+    # ----------------------------------------------------------------------------------- subclass hooks
+    def init_state(self, name: str, flat: Tensor, group: dict[str, Any]) -> None:
+        """Initialize a fresh flat state buffer (zeros by default)."""
+        flat.zero_()
+
+    def update(self, group: dict[str, Any], theta: Tensor, g: Tensor, state: dict[str, Tensor], t: int) -> None:
+        """Apply one step of the algorithm in place to ``theta`` and ``state`` (``t`` counts from 1)."""
+        raise NotImplementedError
+
+    def kernel(self, fn: Callable[..., None], theta: Tensor) -> Callable[..., None]:
+        """``fn`` itself, or its compiled form for large buckets (see ``compile``)."""
+        use = self.compile
+        if use is None:
+            env = os.environ.get("REGOPT_COMPILE")
+            use = env == "1" if env in ("0", "1") else theta.numel() >= COMPILE_THRESHOLD
+        return compiled(fn) if use else fn
+
+    @staticmethod
+    def scalar(value: float, like: Tensor) -> Tensor:
+        """A step-dependent scalar as a 0-dim tensor, so compiled kernels take it as an input, not a constant."""
+        return torch.tensor(value, dtype=torch.float64 if like.dtype == torch.float64 else torch.float32)
+
+    # ----------------------------------------------------------------------------------------- layout
+    def _build_bucket(self, group: dict[str, Any], params: list[Tensor]) -> Bucket:
+        first = params[0]
+        total = sum(p.numel() for p in params)
+        theta = torch.empty(total, dtype=first.dtype, device=first.device)
+        grad = torch.zeros(total, dtype=first.dtype, device=first.device)
+        bucket = Bucket(params=params, theta=theta, grad=grad)
+        offset = 0
+        for p in params:
+            n = p.numel()
+            bucket.slices.append((offset, offset + n))
+            view = theta[offset : offset + n].view_as(p)
+            view.copy_(p.detach())
+            p.data = view
+            bucket.param_ptrs.append(p.data_ptr())
+            grad_view = grad[offset : offset + n].view_as(p)
+            if p.grad is not None:
+                grad_view.copy_(p.grad)
+                p.grad = grad_view
+            bucket.grad_views.append(grad_view)
+            bucket.grad_ptrs.append(grad_view.data_ptr())
+            offset += n
+        states = [self.state[p] for p in params]
+        started = [s for s in states if s]
+        if started and len(started) != len(states):
+            raise RuntimeError("optimizer state exists for some parameters of a bucket but not others")
+        if started:
+            step = started[0].get("step")
+            bucket.step.fill_(float(step) if step is not None else 0.0)
+        for name in self.state_names:
+            flat = torch.empty(total, dtype=first.dtype, device=first.device)
+            if started:
+                for (start, end), s in zip(bucket.slices, states, strict=True):
+                    flat[start:end].copy_(s[name].reshape(-1))
+            else:
+                self.init_state(name, flat, group)
+            bucket.state[name] = flat
+        for (start, end), p, s in zip(bucket.slices, params, states, strict=True):
+            for name, flat in bucket.state.items():
+                s[name] = flat[start:end].view_as(p)
+            s["step"] = bucket.step
+        return bucket
+
+    def _layout(self) -> list[list[Bucket]]:
+        """The buckets of every group, rebuilt where parameters moved or the state was reloaded."""
+        if self._buckets is None or len(self._buckets) != len(self.param_groups):
+            self._buckets = [[] for _ in self.param_groups]
+        for index, group in enumerate(self.param_groups):
+            keyed: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
+            for p in group["params"]:
+                keyed.setdefault((p.device, p.dtype), []).append(p)
+            current = self._buckets[index]
+            if len(current) == len(keyed) and all(
+                b.is_current(ps) for b, ps in zip(current, keyed.values(), strict=True)
+            ):
+                continue
+            self._buckets[index] = [self._build_bucket(group, ps) for ps in keyed.values()]
+        return self._buckets
+
+    def _gather_grads(self, bucket: Bucket) -> list[tuple[int, int]]:
+        """Bring every gradient into the flat buffer; return the runs ``(start, end)`` of parameters that have one."""
+        missing: list[int] = []
+        sources: list[Tensor] = []
+        targets: list[Tensor] = []
+        for i, p in enumerate(bucket.params):
+            g = p.grad
+            if g is None:
+                missing.append(i)
+            elif g.data_ptr() != bucket.grad_ptrs[i]:
+                if g.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                sources.append(g)
+                targets.append(bucket.grad_views[i])
+                p.grad = bucket.grad_views[i]
+        if sources:
+            torch._foreach_copy_(targets, sources)
+        if not missing:
+            return [(0, bucket.theta.numel())]
+        runs: list[tuple[int, int]] = []
+        skip = set(missing)
+        for i, (start, end) in enumerate(bucket.slices):
+            if i in skip:
+                continue
+            if runs and runs[-1][1] == start:
+                runs[-1] = (runs[-1][0], end)
+            else:
+                runs.append((start, end))
+        return runs
+
+    # ------------------------------------------------------------------------------------- optimizer API
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Perform one optimization step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group, buckets in zip(self.param_groups, self._layout(), strict=True):
+            for bucket in buckets:
+                runs = self._gather_grads(bucket)
+                if not runs:
+                    continue
+                bucket.step += 1
+                t = int(bucket.step.item())
+                for start, end in runs:
+                    state = {name: flat[start:end] for name, flat in bucket.state.items()}
+                    self.update(group, bucket.theta[start:end], bucket.grad[start:end], state, t)
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """As torch: ``set_to_none=True`` drops gradients; ``False`` zeroes them in place (one flat fill per
+        bucket when gradients are the flat views, the fastest path)."""
+        if set_to_none or self._buckets is None:
+            super().zero_grad(set_to_none=set_to_none)
+            return
+        for buckets in self._buckets:
+            for bucket in buckets:
+                if all(p.grad is v for p, v in zip(bucket.params, bucket.grad_views, strict=True)):
+                    bucket.grad.zero_()
+                else:
+                    for p in bucket.params:
+                        if p.grad is not None:
+                            p.grad.zero_()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._buckets = None  # state tensors are no longer views: rebuild the flat buffers at the next step
+
+    def flat_buckets(self) -> list[list[Bucket]]:
+        """The current buckets of every group (builds them if needed); for views such as Nesterov's theta."""
+        return self._layout()
