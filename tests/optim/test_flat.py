@@ -1,0 +1,119 @@
+"""The flat-buffer machinery: views, gradient paths, rebuilds, and the compiled kernels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from regopt.optim import SGD, AdaGrad, Adam, AdamW, DeltaBarDelta, RMSProp
+
+
+def _model(dtype=torch.float32) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).to(dtype)
+
+
+def _train(model, optimizer, steps, set_to_none=True):
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        x = torch.randn(16, 4, generator=gen, dtype=next(model.parameters()).dtype)
+        optimizer.zero_grad(set_to_none=set_to_none)
+        model(x).pow(2).mean().backward()
+        optimizer.step()
+
+
+def test_parameters_become_views_of_one_buffer_per_dtype():
+    model = _model()
+    extra = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    optimizer = Adam([*model.parameters(), extra], lr=1e-2)
+    _train(model, optimizer, 1)
+    (buckets,) = optimizer.flat_buckets()
+    assert sorted(str(b.theta.dtype) for b in buckets) == ["torch.float32", "torch.float64"]
+    flat32 = next(b for b in buckets if b.theta.dtype == torch.float32)
+    assert flat32.theta.numel() == sum(p.numel() for p in model.parameters())
+    for p in model.parameters():
+        assert p.untyped_storage().data_ptr() == flat32.theta.untyped_storage().data_ptr()
+        assert optimizer.state[p]["s"].untyped_storage().data_ptr() == flat32.state["s"].untyped_storage().data_ptr()
+
+
+def test_in_place_zero_grad_keeps_gradient_views_and_gives_the_same_result():
+    a, b = _model(), _model()
+    opt_a, opt_b = SGD(a.parameters(), lr=0.1, momentum=0.9), SGD(b.parameters(), lr=0.1, momentum=0.9)
+    _train(a, opt_a, 5, set_to_none=True)
+    _train(b, opt_b, 5, set_to_none=False)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    (buckets,) = opt_b.flat_buckets()
+    for p in b.parameters():
+        assert p.grad.untyped_storage().data_ptr() == buckets[0].grad.untyped_storage().data_ptr()
+
+
+def test_replaced_parameters_are_rebuilt_with_their_state():
+    model = _model()
+    optimizer = Adam(model.parameters(), lr=1e-2)
+    _train(model, optimizer, 3)
+    s_before = [optimizer.state[p]["s"].clone() for p in model.parameters()]
+    model.double()  # every parameter gets new float64 storage
+    _train(model, optimizer, 1)
+    (buckets,) = optimizer.flat_buckets()
+    assert buckets[0].theta.dtype == torch.float64
+    for p, s in zip(model.parameters(), s_before, strict=True):
+        assert optimizer.state[p]["s"].dtype == torch.float64
+        assert not torch.equal(optimizer.state[p]["s"], s.double())  # it kept training from the old moments
+    assert int(buckets[0].step) == 4
+
+
+COMPILED_CASES = [
+    ("sgd", SGD, {"lr": 0.1}),
+    ("momentum+L2", SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
+    ("nesterov", SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("adagrad", AdaGrad, {"lr": 0.1}),
+    ("rmsprop", RMSProp, {"lr": 1e-2}),
+    ("rmsprop-nesterov", RMSProp, {"lr": 1e-2, "momentum": 0.9, "nesterov": True, "eps_inside_sqrt": False}),
+    ("adam", Adam, {"lr": 1e-2}),
+    ("adamw", AdamW, {"lr": 1e-2, "eps_inside_sqrt": False}),
+    ("delta-bar-delta", DeltaBarDelta, {"lr": 1e-2, "kappa": 1e-3}),
+]
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), [c[1:] for c in COMPILED_CASES], ids=[c[0] for c in COMPILED_CASES])
+def test_compiled_kernel_equals_eager(cls, kwargs):
+    eager, compiled = _model(), _model()
+    opt_eager = cls(eager.parameters(), **kwargs, compile=False)
+    opt_compiled = cls(compiled.parameters(), **kwargs, compile=True)
+    _train(eager, opt_eager, 20)
+    _train(compiled, opt_compiled, 20)
+    for p, q in zip(eager.parameters(), compiled.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_changing_lr_does_not_recompile():
+    from torch._dynamo.utils import counters
+
+    model = _model()
+    optimizer = Adam(model.parameters(), lr=1e-2, compile=True)
+    _train(model, optimizer, 2)
+    compiled_frames = counters["stats"]["unique_graphs"]
+    for lr in (5e-3, 1e-3, 2e-4):
+        optimizer.param_groups[0]["lr"] = lr
+        _train(model, optimizer, 1)
+    assert counters["stats"]["unique_graphs"] == compiled_frames
+
+
+def test_auto_compiles_only_large_buckets(monkeypatch):
+    import regopt.optim.flat as flat
+
+    calls = []
+    monkeypatch.setattr(flat, "compiled", lambda fn: calls.append(fn) or fn)
+    monkeypatch.delenv("REGOPT_COMPILE", raising=False)
+    small = torch.nn.Parameter(torch.zeros(10))
+    small.grad = torch.ones(10)
+    SGD([small], lr=0.1).step()
+    assert calls == []
+    big = torch.nn.Parameter(torch.zeros(flat.COMPILE_THRESHOLD))
+    big.grad = torch.ones(flat.COMPILE_THRESHOLD)
+    SGD([big], lr=0.1).step()
+    assert len(calls) == 1
+    monkeypatch.setenv("REGOPT_COMPILE", "0")
+    SGD([big], lr=0.1).step()
+    assert len(calls) == 1
