@@ -82,8 +82,10 @@ def test_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch, in
         assert torch.equal(p, q), name
     full_opt = full.experiment.trainer.optimizer.state_dict()["state"]
     resumed_opt = resumed.experiment.trainer.optimizer.state_dict()["state"]
+    assert full_opt.keys() == resumed_opt.keys()
     for key in full_opt:
-        assert torch.equal(full_opt[key]["momentum_buffer"], resumed_opt[key]["momentum_buffer"])
+        for name, value in full_opt[key].items():
+            assert torch.equal(value, resumed_opt[key][name]), name
     assert resumed.summary["test_error"] == full.summary["test_error"]
 
 

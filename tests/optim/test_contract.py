@@ -3,7 +3,6 @@ argument validation, LR schedulers, closures, missing gradients, parameter group
 
 from __future__ import annotations
 
-import copy
 import re
 
 import pytest
@@ -119,7 +118,9 @@ BAD_ARGUMENTS = [
 ]
 
 
-@pytest.mark.parametrize(("cls", "kwargs", "name"), BAD_ARGUMENTS, ids=[f"{c.__name__}-{n}" for c, _, n in BAD_ARGUMENTS])
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "name"), BAD_ARGUMENTS, ids=[f"{c.__name__}-{n}" for c, _, n in BAD_ARGUMENTS]
+)
 def test_invalid_argument_names_itself_and_its_value(cls, kwargs, name):
     value = kwargs[name]
     with pytest.raises(ValueError, match=rf"^Invalid {name}: {re.escape(repr(value))} \("):
@@ -138,7 +139,7 @@ def test_torch_schedulers_drive_lr(cls, kwargs, steps):
         manual_optimizer.param_groups[0]["lr"] = kwargs["lr"] / (1.0 + k)
         _steps(manual, manual_optimizer, [k])
     _steps(constant, cls(constant.parameters(), **kwargs), range(6))
-    for p, q, c in zip(scheduled.parameters(), manual.parameters(), constant.parameters(), strict=True):
+    for p, q in zip(scheduled.parameters(), manual.parameters(), strict=True):
         assert torch.equal(p, q)  # the scheduler's lr is the one the update uses
     assert any(not torch.equal(p, c) for p, c in zip(scheduled.parameters(), constant.parameters(), strict=True))
 
@@ -150,7 +151,9 @@ def test_torch_schedulers_drive_lr(cls, kwargs, steps):
     assert optimizer.param_groups[0]["lr"] == pytest.approx(kwargs["lr"] * 0.25)
 
     optimizer = cls(_model().parameters(), **kwargs)
-    one_cycle = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=kwargs["lr"], total_steps=10, cycle_momentum=False)
+    one_cycle = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=kwargs["lr"], total_steps=10, cycle_momentum=False
+    )
     lrs = []
     for _ in range(10):
         lrs.append(optimizer.param_groups[0]["lr"])

@@ -14,37 +14,77 @@ from tests.optim.problems import mlp, quadratic, train
 
 STEPS = 200
 RATES = {
-    "constant": lambda base: (lambda k: base),
-    "changing": lambda base: (lambda k: base * (1.0 + 0.5 * math.cos(k / 7.0))),
+    "constant": lambda base: lambda k: base,
+    "changing": lambda base: lambda k: base * (1.0 + 0.5 * math.cos(k / 7.0)),
 }
 
 # (id, optimizer factory taking lr, reference taking (theta, grad, lr, steps), base lr)
 CASES = [
     ("8.1 sgd", lambda ps, lr: SGD(ps, lr=lr), lambda th, g, lr, n: reference.sgd(th, g, lr, n), 0.1),
-    ("8.1 sgd + L2", lambda ps, lr: SGD(ps, lr=lr, weight_decay=0.05),
-     lambda th, g, lr, n: reference.sgd(th, g, lr, n, weight_decay=0.05), 0.1),
-    ("8.2 momentum", lambda ps, lr: SGD(ps, lr=lr, momentum=0.9),
-     lambda th, g, lr, n: reference.momentum(th, g, lr, n, alpha=0.9), 0.02),
-    ("8.2 momentum + L2", lambda ps, lr: SGD(ps, lr=lr, momentum=0.5, weight_decay=0.1),
-     lambda th, g, lr, n: reference.momentum(th, g, lr, n, alpha=0.5, weight_decay=0.1), 0.05),
-    ("8.3 nesterov", lambda ps, lr: SGD(ps, lr=lr, momentum=0.9, nesterov=True),
-     lambda th, g, lr, n: reference.nesterov(th, g, lr, n, alpha=0.9), 0.02),
-    ("8.3 nesterov + L2", lambda ps, lr: SGD(ps, lr=lr, momentum=0.8, nesterov=True, weight_decay=0.1),
-     lambda th, g, lr, n: reference.nesterov(th, g, lr, n, alpha=0.8, weight_decay=0.1), 0.02),
+    (
+        "8.1 sgd + L2",
+        lambda ps, lr: SGD(ps, lr=lr, weight_decay=0.05),
+        lambda th, g, lr, n: reference.sgd(th, g, lr, n, weight_decay=0.05),
+        0.1,
+    ),
+    (
+        "8.2 momentum",
+        lambda ps, lr: SGD(ps, lr=lr, momentum=0.9),
+        lambda th, g, lr, n: reference.momentum(th, g, lr, n, alpha=0.9),
+        0.02,
+    ),
+    (
+        "8.2 momentum + L2",
+        lambda ps, lr: SGD(ps, lr=lr, momentum=0.5, weight_decay=0.1),
+        lambda th, g, lr, n: reference.momentum(th, g, lr, n, alpha=0.5, weight_decay=0.1),
+        0.05,
+    ),
+    (
+        "8.3 nesterov",
+        lambda ps, lr: SGD(ps, lr=lr, momentum=0.9, nesterov=True),
+        lambda th, g, lr, n: reference.nesterov(th, g, lr, n, alpha=0.9),
+        0.02,
+    ),
+    (
+        "8.3 nesterov + L2",
+        lambda ps, lr: SGD(ps, lr=lr, momentum=0.8, nesterov=True, weight_decay=0.1),
+        lambda th, g, lr, n: reference.nesterov(th, g, lr, n, alpha=0.8, weight_decay=0.1),
+        0.02,
+    ),
     ("8.4 adagrad", lambda ps, lr: AdaGrad(ps, lr=lr), lambda th, g, lr, n: reference.adagrad(th, g, lr, n), 0.1),
-    ("8.5 rmsprop", lambda ps, lr: RMSProp(ps, lr=lr, rho=0.9),
-     lambda th, g, lr, n: reference.rmsprop(th, g, lr, n, rho=0.9), 0.01),
+    (
+        "8.5 rmsprop",
+        lambda ps, lr: RMSProp(ps, lr=lr, rho=0.9),
+        lambda th, g, lr, n: reference.rmsprop(th, g, lr, n, rho=0.9),
+        0.01,
+    ),
     # 8.6 at a learning rate where the iteration is stable: at larger ones a mode of the MLP's output bias grows
     # by ~2x per step for a while, amplifying any rounding difference (the change of variables) past 1e-10.
-    ("8.6 rmsprop nesterov", lambda ps, lr: RMSProp(ps, lr=lr, rho=0.9, momentum=0.5, nesterov=True),
-     lambda th, g, lr, n: reference.rmsprop_nesterov(th, g, lr, n, rho=0.9, alpha=0.5), 0.001),
+    (
+        "8.6 rmsprop nesterov",
+        lambda ps, lr: RMSProp(ps, lr=lr, rho=0.9, momentum=0.5, nesterov=True),
+        lambda th, g, lr, n: reference.rmsprop_nesterov(th, g, lr, n, rho=0.9, alpha=0.5),
+        0.001,
+    ),
     ("8.7 adam", lambda ps, lr: Adam(ps, lr=lr), lambda th, g, lr, n: reference.adam(th, g, lr, n), 0.01),
-    ("8.7 adam + L2", lambda ps, lr: Adam(ps, lr=lr, weight_decay=0.1),
-     lambda th, g, lr, n: reference.adam(th, g, lr, n, weight_decay=0.1), 0.01),
-    ("adamw", lambda ps, lr: AdamW(ps, lr=lr, weight_decay=0.1),
-     lambda th, g, lr, n: reference.adam(th, g, lr, n, weight_decay=0.1, decoupled=True), 0.01),
-    ("delta-bar-delta", lambda ps, lr: DeltaBarDelta(ps, lr=lr, kappa=0.005, phi=0.2, theta=0.7),
-     lambda th, g, lr, n: reference.delta_bar_delta(th, g, lr, n, kappa=0.005, phi=0.2, bar_weight=0.7), 0.05),
+    (
+        "8.7 adam + L2",
+        lambda ps, lr: Adam(ps, lr=lr, weight_decay=0.1),
+        lambda th, g, lr, n: reference.adam(th, g, lr, n, weight_decay=0.1),
+        0.01,
+    ),
+    (
+        "adamw",
+        lambda ps, lr: AdamW(ps, lr=lr, weight_decay=0.1),
+        lambda th, g, lr, n: reference.adam(th, g, lr, n, weight_decay=0.1, decoupled=True),
+        0.01,
+    ),
+    (
+        "delta-bar-delta",
+        lambda ps, lr: DeltaBarDelta(ps, lr=lr, kappa=0.005, phi=0.2, theta=0.7),
+        lambda th, g, lr, n: reference.delta_bar_delta(th, g, lr, n, kappa=0.005, phi=0.2, bar_weight=0.7),
+        0.05,
+    ),
 ]
 
 

@@ -13,25 +13,46 @@ from tests.optim.problems import mlp, quadratic
 STEPS = 200
 CASES = [
     ("sgd", lambda ps: SGD(ps, lr=0.1), lambda ps: torch.optim.SGD(ps, lr=0.1)),
-    ("sgd + L2", lambda ps: SGD(ps, lr=0.1, weight_decay=0.01),
-     lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0.01)),
+    (
+        "sgd + L2",
+        lambda ps: SGD(ps, lr=0.1, weight_decay=0.01),
+        lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0.01),
+    ),
     ("momentum", lambda ps: SGD(ps, lr=0.02, momentum=0.9), lambda ps: torch.optim.SGD(ps, lr=0.02, momentum=0.9)),
     # Nesterov after the change of variables: torch's parameters are the seed's interim point theta + alpha v
-    ("nesterov", lambda ps: SGD(ps, lr=0.02, momentum=0.9, nesterov=True),
-     lambda ps: torch.optim.SGD(ps, lr=0.02, momentum=0.9, nesterov=True)),
+    (
+        "nesterov",
+        lambda ps: SGD(ps, lr=0.02, momentum=0.9, nesterov=True),
+        lambda ps: torch.optim.SGD(ps, lr=0.02, momentum=0.9, nesterov=True),
+    ),
     ("adagrad", lambda ps: AdaGrad(ps, lr=0.1, eps=1e-10), lambda ps: torch.optim.Adagrad(ps, lr=0.1, eps=1e-10)),
-    ("rmsprop", lambda ps: RMSProp(ps, lr=0.01, rho=0.99, eps=1e-8, eps_inside_sqrt=False),
-     lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.99, eps=1e-8)),
-    ("rmsprop momentum", lambda ps: RMSProp(ps, lr=0.001, rho=0.9, eps=1e-8, momentum=0.5, eps_inside_sqrt=False),
-     lambda ps: torch.optim.RMSprop(ps, lr=0.001, alpha=0.9, eps=1e-8, momentum=0.5)),
+    (
+        "rmsprop",
+        lambda ps: RMSProp(ps, lr=0.01, rho=0.99, eps=1e-8, eps_inside_sqrt=False),
+        lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.99, eps=1e-8),
+    ),
+    (
+        "rmsprop momentum",
+        lambda ps: RMSProp(ps, lr=0.001, rho=0.9, eps=1e-8, momentum=0.5, eps_inside_sqrt=False),
+        lambda ps: torch.optim.RMSprop(ps, lr=0.001, alpha=0.9, eps=1e-8, momentum=0.5),
+    ),
     ("adam", lambda ps: Adam(ps, lr=0.01, eps_inside_sqrt=False), lambda ps: torch.optim.Adam(ps, lr=0.01)),
-    ("adam + L2", lambda ps: Adam(ps, lr=0.01, weight_decay=0.1, eps_inside_sqrt=False),
-     lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1)),
-    ("adamw", lambda ps: AdamW(ps, lr=0.01, weight_decay=0.1, eps_inside_sqrt=False),
-     lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1)),
+    (
+        "adam + L2",
+        lambda ps: Adam(ps, lr=0.01, weight_decay=0.1, eps_inside_sqrt=False),
+        lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1),
+    ),
+    (
+        "adamw",
+        lambda ps: AdamW(ps, lr=0.01, weight_decay=0.1, eps_inside_sqrt=False),
+        lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1),
+    ),
     # delta-bar-delta with kappa = phi = 0 never changes its rates: SGD
-    ("dbd kappa=phi=0", lambda ps: DeltaBarDelta(ps, lr=0.1, kappa=0.0, phi=0.0),
-     lambda ps: torch.optim.SGD(ps, lr=0.1)),
+    (
+        "dbd kappa=phi=0",
+        lambda ps: DeltaBarDelta(ps, lr=0.1, kappa=0.0, phi=0.0),
+        lambda ps: torch.optim.SGD(ps, lr=0.1),
+    ),
 ]
 
 
@@ -63,10 +84,37 @@ def test_rmsprop_is_adam_with_beta1_zero_and_no_bias_correction():
     t = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
     for _ in range(50):
         g = torch.randn(100, dtype=torch.float64, generator=gen)
-        adam_update(theta_a, g, s, r_a, lr=t(0.01), rho1=t(0.0), rho2=t(0.9), delta=t(1e-6), correction1=t(1.0),
-                    correction2=t(1.0), weight_decay=t(0.0), decay=False, decoupled=False, delta_inside_sqrt=True)
-        rmsprop_update(theta_b, g, r_b, v, lr=t(0.01), rho=t(0.9), delta=t(1e-6), alpha=t(0.0), weight_decay=t(0.0),
-                       decay=False, momentum=False, nesterov=False, delta_inside_sqrt=True)
+        adam_update(
+            theta_a,
+            g,
+            s,
+            r_a,
+            lr=t(0.01),
+            rho1=t(0.0),
+            rho2=t(0.9),
+            delta=t(1e-6),
+            correction1=t(1.0),
+            correction2=t(1.0),
+            weight_decay=t(0.0),
+            decay=False,
+            decoupled=False,
+            delta_inside_sqrt=True,
+        )
+        rmsprop_update(
+            theta_b,
+            g,
+            r_b,
+            v,
+            lr=t(0.01),
+            rho=t(0.9),
+            delta=t(1e-6),
+            alpha=t(0.0),
+            weight_decay=t(0.0),
+            decay=False,
+            momentum=False,
+            nesterov=False,
+            delta_inside_sqrt=True,
+        )
     torch.testing.assert_close(theta_a, theta_b, rtol=0, atol=1e-12)
     torch.testing.assert_close(r_a, r_b, rtol=0, atol=1e-12)
 

@@ -78,7 +78,7 @@ def build_experiment(
     data = load_dataset(config.data).to(device)
     seed_everything(config.seed)
     model = build_model(config.model, data.input_shape, data.output_dim).to(device)
-    optimizer = build_optimizer(config.optimizer, model.parameters())
+    optimizer = build_optimizer(config.optimizer, model)
     steps_per_epoch = -(-len(data.x_train) // config.train.batch_size)
     scheduler = build_scheduler(config.schedule, optimizer, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch)
     trainer = Trainer(

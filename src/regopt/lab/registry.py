@@ -1,17 +1,19 @@
 """Name -> optimizer and name -> learning-rate schedule, as a config refers to them.
 
-Optimizers are torch.optim classes for now (regopt's own join them here); every config key besides ``name`` is
-checked against the constructor's signature before anything is built. Schedules are torch's
-``lr_scheduler`` classes; Algorithm 8.1's linear decay is a ``LambdaLR``.
+Plain names are regopt's own optimizers (the seed's algorithms); ``torch.<name>`` are torch.optim's, for
+comparison. Every config key besides ``name`` is checked against the constructor's signature before anything
+is built. ``coordinate`` wraps an ``inner`` optimizer in block coordinate descent, one block per layer.
+``no_decay_bias_norm`` (default true) puts biases and normalization parameters in a group without weight decay.
+Schedules are torch's ``lr_scheduler`` classes; Algorithm 8.1's linear decay is a ``LambdaLR``.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
@@ -30,18 +32,35 @@ from regopt.lab.config import (
     ScheduleConfig,
     StepSchedule,
 )
+from regopt.optim import (
+    SGD,
+    AdaGrad,
+    Adam,
+    AdamW,
+    CoordinateDescent,
+    DeltaBarDelta,
+    RMSProp,
+    decay_groups,
+    linear_decay,
+)
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "adagrad": torch.optim.Adagrad,
-    "rmsprop": torch.optim.RMSprop,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "adadelta": torch.optim.Adadelta,
-    "adamax": torch.optim.Adamax,
-    "nadam": torch.optim.NAdam,
-    "radam": torch.optim.RAdam,
+    "sgd": SGD,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSProp,
+    "adam": Adam,
+    "adamw": AdamW,
+    "delta_bar_delta": DeltaBarDelta,
+    "torch.sgd": torch.optim.SGD,
+    "torch.adagrad": torch.optim.Adagrad,
+    "torch.rmsprop": torch.optim.RMSprop,
+    "torch.adam": torch.optim.Adam,
+    "torch.adamw": torch.optim.AdamW,
+    "torch.adadelta": torch.optim.Adadelta,
+    "torch.nadam": torch.optim.NAdam,
 }
+WRAPPERS = {"coordinate": ("inner", "order", "seed")}
+"""Optimizers that wrap another: their own keys; every other key goes to the inner optimizer."""
 
 SCHEDULES: dict[str, str] = {
     "constant": "fixed learning rate",
@@ -52,37 +71,49 @@ SCHEDULES: dict[str, str] = {
 }
 
 _NOT_CONFIGURABLE = {"self", "params"}
+_LAB_KEYS = ("no_decay_bias_norm",)
 
 
 def optimizer_options(name: str) -> list[str]:
     """The keyword arguments a config may give optimizer ``name``."""
+    if name in WRAPPERS:
+        return [*WRAPPERS[name], "...options of the inner optimizer"]
     signature = inspect.signature(OPTIMIZERS[name].__init__)
-    return [p for p in signature.parameters if p not in _NOT_CONFIGURABLE]
+    return [p for p in signature.parameters if p not in _NOT_CONFIGURABLE] + list(_LAB_KEYS)
 
 
-def build_optimizer(config: OptimizerConfig, params: Iterable[Any]) -> Optimizer:
-    """Construct the configured optimizer; :class:`ConfigError` names the offending key."""
-    if config.name not in OPTIMIZERS:
-        raise ConfigError(f"optimizer.name: unknown optimizer {config.name!r}; expected one of {sorted(OPTIMIZERS)}")
-    allowed = optimizer_options(config.name)
-    kwargs = config.kwargs()
+def _construct(name: str, kwargs: dict[str, Any], model: nn.Module, params: list[Any] | None = None) -> Optimizer:
+    if name not in OPTIMIZERS:
+        known = sorted([*OPTIMIZERS, *WRAPPERS])
+        raise ConfigError(f"optimizer.name: unknown optimizer {name!r}; expected one of {known}")
+    allowed = optimizer_options(name)
     for key in kwargs:
         if key not in allowed:
-            raise ConfigError(f"optimizer.{key}: not an option of {config.name!r}; options are {allowed}")
+            raise ConfigError(f"optimizer.{key}: not an option of {name!r}; options are {allowed}")
+    kwargs = dict(kwargs)
+    separate = kwargs.pop("no_decay_bias_norm", True)
+    if params is None:
+        decay = kwargs.get("weight_decay", 0.0)
+        params = decay_groups(model, decay) if separate and decay else list(model.parameters())
     try:
-        return OPTIMIZERS[config.name](params, **kwargs)
+        return OPTIMIZERS[name](params, **kwargs)
     except (ValueError, TypeError, RuntimeError) as err:
-        raise ConfigError(f"optimizer: {config.name}: {err}") from None
+        raise ConfigError(f"optimizer: {name}: {err}") from None
 
 
-def linear_decay(tau: int, final_fraction: float):
-    """Algorithm 8.1's factor eps_k / eps_0 = (1 - k/tau) + (k/tau) * final_fraction for k <= tau, then constant."""
-
-    def factor(k: int) -> float:
-        a = min(k, tau) / tau
-        return (1.0 - a) + a * final_fraction
-
-    return factor
+def build_optimizer(config: OptimizerConfig, model: nn.Module) -> Optimizer:
+    """Construct the configured optimizer over ``model``'s parameters; :class:`ConfigError` names the bad key."""
+    kwargs = config.kwargs()
+    if config.name not in WRAPPERS:
+        return _construct(config.name, kwargs, model)
+    inner = kwargs.pop("inner", "sgd")
+    order, seed = kwargs.pop("order", "cyclic"), kwargs.pop("seed", 0)
+    blocks = CoordinateDescent.blocks_by_module(model)
+    _construct(inner, kwargs, model)  # validate the inner options once, with clear errors
+    try:
+        return CoordinateDescent(blocks, lambda ps: _construct(inner, kwargs, model, ps), order=order, seed=seed)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"optimizer: coordinate: {err}") from None
 
 
 def build_scheduler(
