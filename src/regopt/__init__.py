@@ -1,12 +1,37 @@
 """regopt: regularization and optimization for training deep models, for PyTorch.
 
-The techniques of Goodfellow, Bengio & Courville, *Deep Learning* (2016), chapters 7-8, as building blocks that
-drop into any PyTorch loop, a small lab (``regopt.lab``) that trains and compares models from a TOML config, and
-a command line (``regopt``).
+The techniques of Goodfellow, Bengio & Courville, *Deep Learning* (2016), chapters 7-8, as building blocks
+that drop into any PyTorch loop, a small lab (``regopt.lab``) that trains and compares models from a TOML
+config, and a command line (``regopt``).
 """
 
 from regopt.monitor import Monitor
+from regopt.optim import (
+    SGD,
+    AdaGrad,
+    Adam,
+    AdamW,
+    CoordinateDescent,
+    DeltaBarDelta,
+    PolyakAveraging,
+    RMSProp,
+    decay_groups,
+    linear_decay,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["Monitor", "__version__"]
+__all__ = [
+    "SGD",
+    "AdaGrad",
+    "Adam",
+    "AdamW",
+    "CoordinateDescent",
+    "DeltaBarDelta",
+    "Monitor",
+    "PolyakAveraging",
+    "RMSProp",
+    "__version__",
+    "decay_groups",
+    "linear_decay",
+]

@@ -54,8 +54,10 @@ def _interrupt_at(monkeypatch, call: int) -> None:
 @pytest.mark.parametrize("interrupt_at", [23, 26])
 def test_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch, interrupt_at):
     raw = small_raw(
-        model={"name": "mlp", "widths": [16, 16], "dropout_hidden": 0.3},  # dropout consumes the RNG
+        model={"name": "mlp", "widths": [16, 16], "dropout_hidden": 0.3, "batch_norm": True},  # dropout: RNG
+        optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True},
         schedule={"name": "step", "step_size": 4, "gamma": 0.5, "interval": "step"},
+        averaging={"decay": 0.9},  # its averages are checkpointed too
         train={"epochs": 5, "batch_size": 32, "checkpoint_every": 7},
     )
     config = validate(raw)

@@ -278,6 +278,14 @@ class TrainConfig(_Strict):
     """Also checkpoint every this many optimizer steps (a checkpoint is always written each epoch)."""
 
 
+class AveragingConfig(_Strict):
+    """Polyak averaging of the weights (sec. 8.7.3): evaluation uses the averages; ``decay`` None is the
+    arithmetic mean of all iterates since ``start_step``, a number in [0, 1) an exponential moving average."""
+
+    decay: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    start_step: Annotated[int, Field(ge=0)] = 0
+
+
 class RunConfig(_Strict):
     name: Annotated[str, Field(pattern=r"^[\w.-]+$")] = "run"
     seed: int = 0
@@ -287,6 +295,7 @@ class RunConfig(_Strict):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=lambda: ConstantSchedule(name="constant"))
     train: TrainConfig = Field(default_factory=TrainConfig)
+    averaging: AveragingConfig | None = None
 
 
 # ------------------------------------------------------------------------------------------------ loading

@@ -7,8 +7,10 @@ an optimizer option that does not exist, a model that does not fit the data.
 from __future__ import annotations
 
 import random
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +20,8 @@ from regopt.lab.config import ConfigError, RunConfig
 from regopt.lab.data import DataError, Dataset, load_dataset
 from regopt.lab.models import ModelError, build_model, count_parameters
 from regopt.lab.registry import build_optimizer, build_scheduler
-from regopt.lab.trainer import ModelAction, Trainer
+from regopt.lab.trainer import EvalView, ModelAction, Trainer
+from regopt.optim import PolyakAveraging
 
 
 @dataclass
@@ -70,6 +73,30 @@ def gradient_transforms(config: RunConfig) -> list[ModelAction]:
     return transforms
 
 
+def evaluation_hooks(
+    config: RunConfig, model: nn.Module, optimizer: torch.optim.Optimizer, data: Dataset
+) -> tuple[list[ModelAction], list[EvalView]]:
+    """Post-step actions and evaluation views: Polyak averages (with BatchNorm statistics recomputed for the
+    averaged weights) and an optimizer's own view (Nesterov's theta instead of the interim point)."""
+    post_step: list[ModelAction] = []
+    views: list[EvalView] = []
+    if hasattr(optimizer, "evaluation_view"):
+        views.append(optimizer.evaluation_view)
+    if config.averaging is not None:
+        averaging = PolyakAveraging(model, config.averaging.decay, start_step=config.averaging.start_step)
+        post_step.append(averaging)
+        has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        batch = config.train.batch_size
+
+        def averaged_view() -> AbstractContextManager[Any]:
+            if has_batch_norm and averaging.num_averaged:
+                averaging.update_bn(data.x_train[i : i + batch] for i in range(0, len(data.x_train), batch))
+            return averaging.evaluation_view()
+
+        views.append(averaged_view)
+    return post_step, views
+
+
 def build_experiment(
     config: RunConfig, *, checkpoint_path: str | Path | None = None, progress: bool = False
 ) -> Experiment:
@@ -81,6 +108,7 @@ def build_experiment(
     optimizer = build_optimizer(config.optimizer, model)
     steps_per_epoch = -(-len(data.x_train) // config.train.batch_size)
     scheduler = build_scheduler(config.schedule, optimizer, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch)
+    post_step, eval_views = evaluation_hooks(config, model, optimizer, data)
     trainer = Trainer(
         model,
         optimizer,
@@ -90,6 +118,8 @@ def build_experiment(
         scheduler=scheduler,
         scheduler_interval=config.schedule.interval,
         grad_transforms=gradient_transforms(config),
+        post_step=post_step,
+        eval_views=eval_views,
         seed=config.seed,
         checkpoint_path=checkpoint_path,
         checkpoint_every=config.train.checkpoint_every,

@@ -246,7 +246,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "monitors": [m.state_dict() for m in self.monitors],
+            "monitors": [m.state_dict() for m in self.stateful()],
             "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
             "elapsed": self.elapsed,
             "stop_reason": self.stop_reason,
@@ -268,10 +268,11 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        if len(state["monitors"]) != len(self.monitors):
-            raise ValueError(f"checkpoint has {len(state['monitors'])} monitors, trainer has {len(self.monitors)}")
-        for monitor, monitor_state in zip(self.monitors, state["monitors"], strict=True):
-            monitor.load_state_dict(monitor_state)
+        stateful = self.stateful()
+        if len(state["monitors"]) != len(stateful):
+            raise ValueError(f"checkpoint has {len(state['monitors'])} stateful hooks, trainer has {len(stateful)}")
+        for hook, hook_state in zip(stateful, state["monitors"], strict=True):
+            hook.load_state_dict(hook_state)
         position = state["position"]
         self.epoch, self.batch, self.step = position["epoch"], position["batch"], position["step"]
         self.elapsed, self.stop_reason = state["elapsed"], state["stop_reason"]
@@ -283,6 +284,13 @@ class Trainer:
         random.setstate(_literal_eval(rng["python"]))
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def stateful(self) -> list[Any]:
+        """Monitors, and every penalty, transform or post-step action with ``state_dict``/``load_state_dict``
+        (e.g. Polyak averages), in a fixed order: all of their state goes into checkpoints."""
+        hooks = [*self.penalties, *self.grad_transforms, *self.post_step]
+        extra = [h for h in hooks if hasattr(h, "state_dict") and hasattr(h, "load_state_dict")]
+        return [*self.monitors, *extra]
 
     def save_checkpoint(self) -> None:
         if self.checkpoint_path is not None:
