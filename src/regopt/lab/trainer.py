@@ -2,6 +2,7 @@
 
 One optimizer step runs these phases, in order::
 
+    batch transforms x, y = transform(x, y) for each                                 # augmentation, input noise
     forward          output = model(x)
     task loss        loss = loss_fn(output, y)
     penalties        total = loss + sum(penalty(model) for penalty in penalties)      # alpha * Omega(theta)
@@ -43,6 +44,7 @@ from regopt.lab.progress import TrainingProgress
 from regopt.monitor import Monitor
 
 Penalty = Callable[[nn.Module], Tensor]
+BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 ModelAction = Callable[[nn.Module], Any]
 EvalView = Callable[[], AbstractContextManager[Any]]
 
@@ -65,6 +67,7 @@ class Trainer:
         batch_size: examples per optimizer step (the last batch of an epoch may be smaller).
         loss_fn: task loss ``(output, target) -> scalar``; default from ``data.task``.
         scheduler: a torch LR scheduler, stepped once per ``scheduler_interval``.
+        batch_transforms: callables ``(x, y) -> (x, y)`` applied to each training batch (augmentation, noise).
         penalties: callables ``model -> scalar`` added to the task loss before backward.
         grad_transforms: callables ``model -> None`` run between backward and the optimizer step.
         post_step: callables ``model -> None`` run after each optimizer step.
@@ -87,6 +90,7 @@ class Trainer:
         loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
         scheduler: LRScheduler | None = None,
         scheduler_interval: Literal["epoch", "step"] = "epoch",
+        batch_transforms: Sequence[BatchTransform] = (),
         penalties: Sequence[Penalty] = (),
         grad_transforms: Sequence[ModelAction] = (),
         post_step: Sequence[ModelAction] = (),
@@ -105,6 +109,7 @@ class Trainer:
         self.epochs, self.batch_size = epochs, batch_size
         self.loss_fn = loss_fn or default_loss(data.task)
         self.scheduler, self.scheduler_interval = scheduler, scheduler_interval
+        self.batch_transforms = list(batch_transforms)
         self.penalties, self.grad_transforms = list(penalties), list(grad_transforms)
         self.post_step, self.monitors, self.eval_views = list(post_step), list(monitors), list(eval_views)
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
@@ -124,6 +129,8 @@ class Trainer:
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         """One optimizer step on the batch ``(x, y)``; returns the detached task loss."""
         self.optimizer.zero_grad(set_to_none=True)
+        for transform in self.batch_transforms:  # batch transforms (training only)
+            x, y = transform(x, y)
         output = self.model(x)  # forward
         loss = self.loss_fn(output, y)  # task loss
         total = loss
@@ -288,7 +295,7 @@ class Trainer:
     def stateful(self) -> list[Any]:
         """Monitors, and every penalty, transform or post-step action with ``state_dict``/``load_state_dict``
         (e.g. Polyak averages), in a fixed order: all of their state goes into checkpoints."""
-        hooks = [*self.penalties, *self.grad_transforms, *self.post_step]
+        hooks = [*self.batch_transforms, *self.penalties, *self.grad_transforms, *self.post_step]
         extra = [h for h in hooks if hasattr(h, "state_dict") and hasattr(h, "load_state_dict")]
         return [*self.monitors, *extra]
 
