@@ -99,3 +99,63 @@ def compare_table(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> Table:
             _fmt(s.get("wall_time_s"), 1),
         )
     return table
+
+
+def plot_against_steps(
+    runs: Sequence[tuple[str, Rows]],
+    path: str | Path,
+    *,
+    metric: str = "val_error",
+    ylabel: str = "validation error",
+    title: str = "",
+    chance: float | None = None,
+) -> None:
+    """One line per run of ``metric`` against optimizer steps (the ``step`` column), for runs on one budget."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, (label, history) in enumerate(runs):
+        ax.plot(
+            [row["step"] for row in history],
+            [row[metric] for row in history],
+            color=f"C{i % 10}",
+            linestyle=("-", "--")[i % 2],  # neighbours differ in style as well as color
+            marker="o",
+            markersize=3,
+            label=label,
+        )
+    if chance is not None:
+        ax.axhline(chance, color="gray", linestyle=":", linewidth=1, label=f"chance ({chance:.2f})")
+    ax.set_xlabel("optimizer steps")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", ncol=2)
+    if title:
+        ax.set_title(title)
+    save_figure(fig, path)
+
+
+def _cells(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: Mapping[str, int]) -> list[list[str]]:
+    return [[_fmt(v, digits.get(h, 4)) for h, v in zip(headers, row, strict=True)] for row in rows]
+
+
+def markdown_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, digits: Mapping[str, int] | None = None
+) -> str:
+    """A GitHub-flavoured markdown table, numeric columns right-aligned; floats get ``digits[header]`` (4)."""
+    cells = _cells(headers, rows, digits or {})
+    numeric = [all(isinstance(row[j], (int, float)) for row in rows) for j in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str = "", digits: Mapping[str, int] | None = None
+) -> Table:
+    """The same rows as :func:`markdown_table`, as a rich table for the terminal."""
+    table = Table(title=title or None)
+    for j, header in enumerate(headers):
+        right = bool(rows) and all(isinstance(row[j], (int, float)) for row in rows)
+        table.add_column(header, justify="right" if right else "left")
+    for row in _cells(headers, rows, digits or {}):
+        table.add_row(*row)
+    return table

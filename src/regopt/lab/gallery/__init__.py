@@ -48,5 +48,7 @@ def overfit(out: Path, progress: bool) -> GalleryResult:
     )
 
 
-GALLERY: dict[str, Callable[[Path, bool], GalleryResult]] = {"overfit": overfit}
+from regopt.lab.gallery.optimizer_comparison import optimizers  # noqa: E402  (it imports GalleryResult above)
+
+GALLERY: dict[str, Callable[[Path, bool], GalleryResult]] = {"overfit": overfit, "optimizers": optimizers}
 """Entry name -> function, in the order ``regopt demo`` runs them."""

@@ -1,0 +1,97 @@
+"""Config sections of ``[data]``: one class per dataset, chosen by ``name``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, PositiveInt
+
+from regopt.lab.schema.base import Fraction, Strict
+
+
+# --------------------------------------------------------------------------------------------------- data
+class SplitOptions(Strict):
+    train_size: PositiveInt | None = None
+    """Keep only this many training examples (after the validation split); small data shows overfitting."""
+    val_fraction: Fraction = 0.2
+    """Fraction of the training pool carved off as the validation split."""
+    seed: int = 0
+    """Seed of the split and subsampling, separate from the training seed so runs compare on the same data."""
+
+
+class Mnist1dData(SplitOptions):
+    """MNIST-1D (Greydanus 2020), generated locally: 4000 train / 1000 test, 40 features, 10 classes.
+
+    The validation split is carved from the 4000 (3200 / 800 at the default ``val_fraction``)."""
+
+    name: Literal["mnist1d"]
+    num_samples: PositiveInt = 5000
+    as_sequence: bool = False
+    """Shape each example (40, 1) for recurrent models instead of (40,)."""
+
+
+class DigitsData(SplitOptions):
+    """scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes)."""
+
+    name: Literal["digits"]
+    image: bool = False
+    """Examples as 1x8x8 images (for CNNs and image augmentation) instead of 64-vectors."""
+    test_fraction: Fraction = 0.2
+
+
+class MoonsData(SplitOptions):
+    """Two interleaving half circles (2-D, 2 classes)."""
+
+    name: Literal["moons"]
+    num_samples: PositiveInt = 1000
+    noise: float = Field(0.2, ge=0.0)
+    test_fraction: Fraction = 0.2
+
+
+class SpiralsData(SplitOptions):
+    """Interleaved spiral arms (2-D, one class per arm)."""
+
+    name: Literal["spirals"]
+    num_samples: PositiveInt = 1000
+    num_classes: Annotated[int, Field(ge=2)] = 3
+    noise: float = Field(0.2, ge=0.0)
+    test_fraction: Fraction = 0.2
+
+
+class PolynomialData(Strict):
+    """1-D regression y = sin(2 pi x) + noise on few points with features x, x^2, ..., x^degree (Bishop 2006)."""
+
+    name: Literal["polynomial"]
+    train_size: PositiveInt = 15
+    val_size: PositiveInt = 100
+    test_size: PositiveInt = 500
+    degree: PositiveInt = 9
+    noise: float = Field(0.2, ge=0.0)
+    seed: int = 0
+
+
+class FileData(SplitOptions):
+    path: Path
+    task: Literal["auto", "classification", "regression"] = "auto"
+    """'auto': classification when every label is an integer, else regression."""
+    test_fraction: Fraction = 0.2
+
+
+class NpzData(FileData):
+    """User data from an ``.npz`` file holding arrays ``x`` (examples first) and ``y``."""
+
+    name: Literal["npz"]
+
+
+class CsvData(FileData):
+    """User data from a ``.csv`` file with a header row; ``label_column`` is the target, the rest features."""
+
+    name: Literal["csv"]
+    label_column: str = "label"
+
+
+DataConfig = Annotated[
+    Mnist1dData | DigitsData | MoonsData | SpiralsData | PolynomialData | NpzData | CsvData,
+    Field(discriminator="name"),
+]

@@ -1,0 +1,92 @@
+"""Config sections of ``[optimizer]``, ``[schedule]``, ``[train]`` and ``[averaging]``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from regopt.lab.schema.base import Fraction, Strict
+
+
+# ------------------------------------------------------------------------------------ optimizer, schedule
+class OptimizerConfig(BaseModel):
+    """``name`` picks an optimizer from the registry (``regopt list``); every other key is passed to its
+    constructor and checked against its signature when the run is built."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = "sgd"
+    lr: float = Field(0.01, gt=0.0)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Constructor keyword arguments: everything but ``name``; TOML arrays become tuples (``betas``)."""
+        extra = {k: tuple(v) if isinstance(v, list) else v for k, v in (self.model_extra or {}).items()}
+        return {"lr": self.lr, **extra}
+
+
+class ScheduleBase(Strict):
+    interval: Literal["epoch", "step"] = "epoch"
+    """Whether the schedule advances once per epoch or once per optimizer step."""
+
+
+class ConstantSchedule(ScheduleBase):
+    name: Literal["constant"]
+
+
+class StepSchedule(ScheduleBase):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` intervals (torch ``StepLR``)."""
+
+    name: Literal["step"]
+    step_size: PositiveInt = 30
+    gamma: Fraction = 0.1
+
+
+class ExponentialSchedule(ScheduleBase):
+    """Multiply the learning rate by ``gamma`` every interval (torch ``ExponentialLR``)."""
+
+    name: Literal["exponential"]
+    gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95
+
+
+class CosineSchedule(ScheduleBase):
+    """Cosine annealing to ``eta_min`` over the whole run (torch ``CosineAnnealingLR``)."""
+
+    name: Literal["cosine"]
+    eta_min: Annotated[float, Field(ge=0.0)] = 0.0
+
+
+class LinearSchedule(ScheduleBase):
+    """Algorithm 8.1's decay: eps_k = (1 - k/tau) eps_0 + (k/tau) eps_tau for k <= tau, then eps_tau, with
+    eps_tau = ``final_fraction`` * eps_0; ``tau`` defaults to the whole run."""
+
+    name: Literal["linear"]
+    tau: PositiveInt | None = None
+    final_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+
+
+ScheduleConfig = Annotated[
+    ConstantSchedule | StepSchedule | ExponentialSchedule | CosineSchedule | LinearSchedule,
+    Field(discriminator="name"),
+]
+
+
+# --------------------------------------------------------------------------------------------------- train
+class TrainConfig(Strict):
+    epochs: PositiveInt = 20
+    batch_size: PositiveInt = 64
+    clip_grad_norm: Annotated[float, Field(gt=0.0)] | None = None
+    """Rescale the global gradient norm to at most this (torch.nn.utils.clip_grad_norm_)."""
+    clip_grad_value: Annotated[float, Field(gt=0.0)] | None = None
+    """Clamp every gradient entry to [-v, v] (torch.nn.utils.clip_grad_value_)."""
+    evaluate_test: bool = True
+    """Evaluate the test split once, at the end."""
+    checkpoint_every: PositiveInt | None = None
+    """Also checkpoint every this many optimizer steps (a checkpoint is always written each epoch)."""
+
+
+class AveragingConfig(Strict):
+    """Polyak averaging of the weights (sec. 8.7.3): evaluation uses the averages; ``decay`` None is the
+    arithmetic mean of all iterates since ``start_step``, a number in [0, 1) an exponential moving average."""
+
+    decay: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    start_step: Annotated[int, Field(ge=0)] = 0
