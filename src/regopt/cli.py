@@ -1,4 +1,4 @@
-"""Command line: ``regopt run | compare | demo | list``.
+"""Command line: ``regopt run | compare | tune | demo | list``.
 
 The CLI parses, prints and exits; training lives in :mod:`regopt.lab`. Any unusable input (config, data file,
 run directory, checkpoint) prints one line ``regopt: error: ...`` to stderr and exits with status 2, without a
@@ -49,6 +49,40 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     plot_compare([(label, history) for label, _, history in loaded], out, error_label=" / ".join(sorted(metrics)))
     console.print(f"figure: {out}")
     return 0
+
+
+def _tune(args: argparse.Namespace, console: Console) -> int:
+    from regopt.lab.config import apply_overrides, read_toml
+    from regopt.lab.tune import best_text, trial_rows, tune
+
+    raw = apply_overrides(read_toml(args.config), args.set)
+    result = tune(
+        raw,
+        args.param,
+        trials=args.trials,
+        out=args.out,
+        storage=args.storage,
+        metric=args.metric,
+        prune=not args.no_prune,
+        seed=args.seed,
+    )
+    rows = trial_rows(result.study, result.space)
+    table = Table(title=f"{result.path}: {len(rows)} trials")
+    columns = ["trial", "state", *[p.key for p in result.space], "value", "final_train_error", "final_val_error"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("state",) else "right")
+    for row in rows:
+        table.add_row(*[_cell(row.get(c)) for c in columns])
+    console.print(table)
+    console.print(best_text(result))
+    console.print(f"study: {result.path}; trials.csv" + (", curve.png" if (result.path / "curve.png").exists() else ""))
+    return 0
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
@@ -112,6 +146,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run directories")
     p.add_argument("--out", help="figure path (default: compare.png beside the first run)")
     p.set_defaults(handler=_compare)
+
+    p = sub.add_parser("tune", help="search hyperparameters (e.g. alpha) with Optuna; resumable")
+    p.add_argument("config", help="TOML config file")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=KIND:ARGS",
+        required=True,
+        help="search dimension, e.g. regularize.l2.alpha=loguniform:1e-6:1e-1 (repeatable); kinds: "
+        "loguniform:lo:hi, uniform:lo:hi, int:lo:hi, choice:a,b,c",
+    )
+    p.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default 20)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--out", default="runs", help="parent of the <name>-tune directory (default: runs)")
+    p.add_argument("--storage", help="Optuna storage URL (default: SQLite in the tune directory)")
+    p.add_argument("--metric", default="best_val_error", choices=["best_val_error", "final_val_error"])
+    p.add_argument("--no-prune", action="store_true", help="never stop hopeless trials early")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+    p.set_defaults(handler=_tune)
 
     p = sub.add_parser("demo", help="run the gallery of the seed's figures on bundled data")
     p.add_argument("--out", default="runs/demo", help="directory for the gallery (default: runs/demo)")

@@ -69,6 +69,38 @@ def plot_compare(runs: Sequence[tuple[str, Rows]], path: str | Path, *, error_la
     save_figure(fig, path)
 
 
+def plot_parameter_curve(
+    rows: Sequence[Mapping[str, Any]], path: str | Path, *, parameter: str, log: bool = False
+) -> None:
+    """Final training and validation error against a hyperparameter (e.g. alpha), one point per trial: large
+    alpha under-fits (both errors high), small alpha over-fits (a wide gap)."""
+    points = sorted(
+        (r for r in rows if r.get(parameter) is not None and r.get("final_val_error") is not None),
+        key=lambda r: r[parameter],
+    )
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = [r[parameter] for r in points]
+    ax.plot(xs, [r["final_train_error"] for r in points], "o-", color="tab:blue", label="train")
+    ax.plot(xs, [r["final_val_error"] for r in points], "o-", color="tab:red", label="validation")
+    pruned = [r for r in points if r.get("state") == "pruned"]
+    if pruned:
+        ax.scatter(
+            [r[parameter] for r in pruned],
+            [r["final_val_error"] for r in pruned],
+            marker="x",
+            color="black",
+            zorder=3,
+            label="pruned (stopped early)",
+        )
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(parameter)
+    ax.set_ylabel("final error")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
@@ -151,11 +183,13 @@ def markdown_table(
 def rich_table(
     headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str = "", digits: Mapping[str, int] | None = None
 ) -> Table:
-    """The same rows as :func:`markdown_table`, as a rich table for the terminal."""
+    """The same rows as :func:`markdown_table`, as a rich table for the terminal; on a narrow terminal numeric
+    headers wrap first, the first column never, other text columns down to 14 characters."""
     table = Table(title=title or None)
     for j, header in enumerate(headers):
-        right = bool(rows) and all(isinstance(row[j], (int, float)) for row in rows)
-        table.add_column(header, justify="right" if right else "left")
+        numeric = bool(rows) and all(isinstance(row[j], (int, float)) for row in rows)
+        text_width = None if numeric or j == 0 else 14
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=j == 0, min_width=text_width)
     for row in _cells(headers, rows, digits or {}):
         table.add_row(*row)
     return table

@@ -33,6 +33,7 @@ from regopt.lab.checkpoint import load_checkpoint
 from regopt.lab.config import ConfigError, RunConfig, read_toml, to_toml_dict, validate
 from regopt.lab.experiment import Experiment, build_experiment
 from regopt.lab.report import plot_curves
+from regopt.monitor import Monitor
 
 CONFIG, METRICS, SUMMARY, CHECKPOINT, CURVES = (
     "config.toml",
@@ -133,11 +134,13 @@ def run(
     resume: bool = False,
     force: bool = False,
     progress: bool = False,
+    extra_monitors: Sequence[Monitor] = (),
 ) -> RunResult:
     """Train ``config`` into ``out/<name>/`` and return its summary; see the module docstring."""
     path = Path(out) / config.name
     prepare_run_dir(config, path, resume=resume, force=force)
     experiment = build_experiment(config, checkpoint_path=path / CHECKPOINT, progress=progress)
+    experiment.trainer.monitors.extend(extra_monitors)
     if resume:
         try:
             experiment.trainer.load_state_dict(load_checkpoint(path / CHECKPOINT, map_location=experiment.device))
