@@ -20,8 +20,10 @@ from regopt.lab.config import ConfigError, RunConfig
 from regopt.lab.data import DataError, Dataset, load_dataset
 from regopt.lab.models import ModelError, build_model, count_parameters
 from regopt.lab.registry import build_optimizer, build_scheduler
+from regopt.lab.regularization import regularization_hooks, regularize_model
 from regopt.lab.trainer import EvalView, ModelAction, Trainer
 from regopt.optim import PolyakAveraging
+from regopt.regularize import EarlyStopping
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Experiment:
     model: nn.Module
     trainer: Trainer
     device: torch.device
+    early_stopping: EarlyStopping | None = None
 
     @property
     def parameters(self) -> int:
@@ -98,14 +101,21 @@ def evaluation_hooks(
 
 
 def build_experiment(
-    config: RunConfig, *, checkpoint_path: str | Path | None = None, progress: bool = False
+    config: RunConfig,
+    *,
+    checkpoint_path: str | Path | None = None,
+    progress: bool = False,
+    data: Dataset | None = None,
 ) -> Experiment:
-    """Build data, model, optimizer, schedule and Trainer; raises ConfigError, DataError or ModelError."""
+    """Build data (unless given), model, optimizer, schedule and Trainer; raises ConfigError, DataError or
+    ModelError."""
     device = resolve_device(config.device)
-    data = load_dataset(config.data).to(device)
+    data = (data if data is not None else load_dataset(config.data)).to(device)
     seed_everything(config.seed)
     model = build_model(config.model, data.input_shape, data.output_dim).to(device)
+    model = regularize_model(config.regularize, model)
     optimizer = build_optimizer(config.optimizer, model)
+    regularization = regularization_hooks(config.regularize, model, optimizer, data)
     steps_per_epoch = -(-len(data.x_train) // config.train.batch_size)
     scheduler = build_scheduler(config.schedule, optimizer, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch)
     post_step, eval_views = evaluation_hooks(config, model, optimizer, data)
@@ -115,17 +125,28 @@ def build_experiment(
         data,
         epochs=config.train.epochs,
         batch_size=config.train.batch_size,
+        loss_fn=regularization.loss_fn,
         scheduler=scheduler,
         scheduler_interval=config.schedule.interval,
+        batch_transforms=regularization.batch_transforms,
+        penalties=regularization.penalties,
         grad_transforms=gradient_transforms(config),
-        post_step=post_step,
+        post_step=[*regularization.post_step, *post_step],
+        monitors=regularization.monitors,
         eval_views=eval_views,
         seed=config.seed,
         checkpoint_path=checkpoint_path,
         checkpoint_every=config.train.checkpoint_every,
         progress=progress,
     )
-    return Experiment(config=config, data=data, model=model, trainer=trainer, device=device)
+    return Experiment(
+        config=config,
+        data=data,
+        model=model,
+        trainer=trainer,
+        device=device,
+        early_stopping=regularization.early_stopping,
+    )
 
 
 BUILD_ERRORS = (ConfigError, DataError, ModelError)

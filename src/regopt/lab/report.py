@@ -142,7 +142,7 @@ def plot_against_steps(
     title: str = "",
     chance: float | None = None,
 ) -> None:
-    """One line per run of ``metric`` against optimizer steps (the ``step`` column), for runs on one budget."""
+    """One line per run of ``metric`` against optimizer steps (the ``step`` column), legend beside the axes."""
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, (label, history) in enumerate(runs):
         ax.plot(
@@ -159,7 +159,7 @@ def plot_against_steps(
     ax.set_xlabel("optimizer steps")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", ncol=2)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     if title:
         ax.set_title(title)
     save_figure(fig, path)
@@ -183,13 +183,14 @@ def markdown_table(
 def rich_table(
     headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str = "", digits: Mapping[str, int] | None = None
 ) -> Table:
-    """The same rows as :func:`markdown_table`, as a rich table for the terminal; on a narrow terminal numeric
-    headers wrap first, the first column never, other text columns down to 14 characters."""
+    """The same rows as :func:`markdown_table`, as a rich table for the terminal. Numeric columns are as narrow
+    as their cells (their headers wrap), so that text columns keep the width of a narrow terminal."""
+    cells = _cells(headers, rows, digits or {})
     table = Table(title=title or None)
     for j, header in enumerate(headers):
         numeric = bool(rows) and all(isinstance(row[j], (int, float)) for row in rows)
-        text_width = None if numeric or j == 0 else 14
-        table.add_column(header, justify="right" if numeric else "left", no_wrap=j == 0, min_width=text_width)
-    for row in _cells(headers, rows, digits or {}):
+        width = max(*(len(word) for word in header.split()), *(len(row[j]) for row in cells)) if numeric else None
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=j == 0, max_width=width)
+    for row in cells:
         table.add_row(*row)
     return table

@@ -28,6 +28,7 @@ from typing import Any
 import tomli_w
 import torch
 
+from regopt.lab.after_early_stopping import continue_training, retrain
 from regopt.lab.atomic import write_text
 from regopt.lab.checkpoint import load_checkpoint
 from regopt.lab.config import ConfigError, RunConfig, read_toml, to_toml_dict, validate
@@ -154,11 +155,34 @@ def run(
         history = experiment.trainer.fit()
     finally:  # also on Ctrl-C or divergence: keep what was measured
         write_metrics(path / METRICS, experiment.trainer.history)
-    test = experiment.trainer.test() if config.train.evaluate_test else {}
+    evaluated, after = use_validation_data(config, experiment)
+    test = evaluated.trainer.test() if config.train.evaluate_test else {}
     summary = summarize(experiment, history, test)
+    if experiment.early_stopping is not None:
+        summary["early_stopping"] = {
+            "best_epoch": experiment.early_stopping.best_epoch,
+            "stopped_epoch": experiment.early_stopping.stopped_epoch,
+            "restored_best": config.regularize.early_stopping.restore_best,  # type: ignore[union-attr]
+            **({"then": after} if after else {}),
+        }
     write_text(path / SUMMARY, json.dumps(summary, indent=2) + "\n")
     plot_curves(history, path / CURVES, title=config.name, error_label=summary["error_metric"])
     return RunResult(path=path, summary=summary, history=history, experiment=experiment)
+
+
+def use_validation_data(config: RunConfig, experiment: Experiment) -> tuple[Experiment, dict[str, Any]]:
+    """After early stopping: restore the best weights if training ran to the end, then Algorithm 7.2 or 7.3
+    as configured. Returns the experiment whose model the test evaluates, and what was done."""
+    stopper, options = experiment.early_stopping, config.regularize.early_stopping
+    if stopper is None or options is None or stopper.best_epoch is None:
+        return experiment, {}
+    if options.restore_best and stopper.stopped_epoch is None and stopper.best_epoch != experiment.trainer.epoch:
+        stopper.restore()  # training used every epoch: still evaluate the best ones, as a stop would have
+    if options.then == "retrain":
+        return retrain(config, experiment, stopper)
+    if options.then == "continue":
+        return experiment, continue_training(experiment, stopper)
+    return experiment, {}
 
 
 def load_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, float]]]:

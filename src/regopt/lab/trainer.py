@@ -77,6 +77,7 @@ class Trainer:
         checkpoint_path: where to write a checkpoint after every epoch (atomically), if given.
         checkpoint_every: also checkpoint every this many optimizer steps.
         progress: show a rich progress bar with live metrics.
+        max_steps: stop after this many optimizer steps (the epoch is then cut short and evaluated).
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class Trainer:
         checkpoint_path: str | Path | None = None,
         checkpoint_every: int | None = None,
         progress: bool = False,
+        max_steps: int | None = None,
     ) -> None:
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
@@ -115,6 +117,7 @@ class Trainer:
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.checkpoint_every = checkpoint_every
         self.progress = progress
+        self.max_steps = max_steps
         self.classification = data.task == "classification"
         self.shuffle = torch.Generator().manual_seed(seed)
         self.history: list[dict[str, float]] = []
@@ -204,6 +207,9 @@ class Trainer:
                         self.elapsed += time.perf_counter() - started
                         started = time.perf_counter()
                         self.save_checkpoint()
+                    if self.max_steps is not None and self.step >= self.max_steps:
+                        self.stop_reason = f"reached {self.max_steps} steps"
+                        break
                 self.elapsed += time.perf_counter() - started
                 started = time.perf_counter()
                 row = self._end_epoch()

@@ -5,16 +5,16 @@ initialization (seed 0) with the same batch order for the same 640 steps (20 epo
 ``[optimizer]`` section differs, as given in :data:`OPTIMIZERS`. Each run is an ordinary run directory
 ``<out>/optimizers/<name>/``, so ``regopt run <out>/optimizers/adam/config.toml`` reproduces any one alone.
 
-Learning rates. Each optimizer's ``lr`` was picked from a small sweep on the validation split, the same for
-all: lr on the grid {1e-4, 3e-4, 1e-3, ..., 1, 3, 10}, over a window of four or five values around each
-optimizer's usual range, seeds 0, 1 and 2, choosing the lr with the lowest mean *final* validation error (no
-early stopping); every other hyperparameter keeps its textbook default (momentum 0.9, RMSProp's rho 0.9,
-Adam's betas (0.9, 0.999)). Delta-bar-delta also had its decrease fraction ``phi`` swept over {0.1, 0.01}: at
-Jacobs' phi = 0.1 the sign of a minibatch gradient flips so often that the per-weight rates collapse and the best
-lr reached only ~0.57 validation error; the seed warns that the method was made for full-batch training. With
-phi = 0.01 the rates shrink slowly instead, which acts as a learning-rate decay that the other optimizers (run
-at a constant lr here) do not get. Sweep results (mean final validation error over the three seeds) are quoted
-beside each entry of :data:`OPTIMIZERS`.
+Learning rates. Each optimizer's ``lr`` was picked from a small sweep on the validation split, which is fair
+to all: the same protocol for each, lr on the grid {1e-4, 3e-4, 1e-3, ..., 1, 3, 10} over a window of four or
+five values around the optimizer's usual range, seeds 0, 1 and 2, keeping the lr with the lowest mean *final*
+validation error (no early stopping); every other hyperparameter keeps its textbook default (momentum 0.9,
+RMSProp's rho 0.9, Adam's betas (0.9, 0.999)). Delta-bar-delta also had its decrease fraction ``phi`` swept over
+{0.1, 0.01}: at Jacobs' phi = 0.1 the sign of a minibatch gradient flips so often that the per-weight rates
+collapse and its best lr reached only ~0.57 validation error (the seed warns that the method was made for
+full-batch training). With phi = 0.01 the rates shrink slowly instead, which acts as a learning-rate decay that
+the other optimizers, run at a constant lr here, do not get. Sweep results (mean final validation error over
+the three seeds) are quoted beside each entry of :data:`OPTIMIZERS`.
 """
 
 from __future__ import annotations
@@ -47,10 +47,9 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
 HEADERS = ("optimizer", "settings", "best val error", "final val error", "final train loss", "wall s")
 
 
-def settings(section: dict[str, Any]) -> str:
-    """``sgd: lr=0.1, momentum=0.9, nesterov=true``: the registry name and every key a config would set."""
-    keys = ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in section.items() if k != "name")
-    return f"{section['name']}: {keys}"
+def options(section: dict[str, Any]) -> str:
+    """``lr=0.1, momentum=0.9, nesterov=true``: every key of an ``[optimizer]`` section but its name."""
+    return ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in section.items() if k != "name")
 
 
 def optimizers(out: Path, progress: bool, *, epochs: int | None = None) -> GalleryResult:
@@ -71,9 +70,16 @@ def optimizers(out: Path, progress: bool, *, epochs: int | None = None) -> Galle
         config = validate({**base, "name": name, "optimizer": section}, f"{ENTRY}.toml [{name}]")
         result = run(config, out=folder, force=True, progress=progress)
         s = result.summary
-        curves.append((f"{label} ({settings(section).split(': ', 1)[1]})", result.history))
+        curves.append((f"{label} ({options(section)})", result.history))
         rows.append(
-            (label, settings(section), s["best_val_error"], s["final_val_error"], s["final_train_loss"], s["wall_time_s"])
+            (
+                label,
+                options(section),
+                s["best_val_error"],
+                s["final_val_error"],
+                s["final_train_loss"],
+                s["wall_time_s"],
+            )
         )
 
     figure, table_path = folder / "validation_error.png", folder / "table.md"
@@ -81,10 +87,10 @@ def optimizers(out: Path, progress: bool, *, epochs: int | None = None) -> Galle
     plot_against_steps(
         curves,
         figure,
-        title=f"MLP on MNIST-1D: validation error, same model, seed and {steps} steps for every optimizer",
+        title=f"MLP on MNIST-1D: same model, data, seed and {steps} steps for every optimizer",
         chance=CHANCE_ERROR,
     )
-    digits = {"wall s": 1}
+    digits = {"best val error": 3, "final val error": 3, "final train loss": 3, "wall s": 1}
     write_text(table_path, markdown_table(HEADERS, rows, digits=digits))
     Console().print(rich_table(HEADERS, rows, title="optimizers on MNIST-1D (MLP, same budget)", digits=digits))
 
