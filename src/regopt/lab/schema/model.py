@@ -28,6 +28,8 @@ class MlpConfig(Strict):
     dropout_input: DropoutP = 0.0
     dropout_hidden: DropoutP = 0.0
     batch_norm: bool = False
+    share_hidden: bool = False
+    """Parameter sharing (sec. 7.9): consecutive hidden layers of equal width reuse one ``Linear`` module."""
 
 
 class Cnn1dConfig(Strict):
