@@ -202,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _input_errors() as err:
         print(f"regopt: error: {err}", file=sys.stderr)
         return USAGE_ERROR
+    except FloatingPointError as err:  # regopt.diagnostics.TrainingDiverged: the message says where and why
+        print(f"regopt: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("regopt: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
         return 130

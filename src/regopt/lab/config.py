@@ -36,6 +36,8 @@ from pydantic import Field, ValidationError
 from regopt.lab.schema.base import ConfigError, Strict
 from regopt.lab.schema.data import *  # noqa: F403 - the config API is flat
 from regopt.lab.schema.data import DataConfig, Mnist1dData
+from regopt.lab.schema.diagnostics import *  # noqa: F403
+from regopt.lab.schema.diagnostics import DiagnosticsConfig
 from regopt.lab.schema.model import *  # noqa: F403
 from regopt.lab.schema.model import MlpConfig, ModelConfig
 from regopt.lab.schema.regularize import *  # noqa: F403
@@ -66,6 +68,7 @@ class RunConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     averaging: AveragingConfig | None = None
     regularize: RegularizeConfig = Field(default_factory=RegularizeConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
 
 
 # ------------------------------------------------------------------------------------------------ loading

@@ -18,10 +18,11 @@ from torch import nn
 
 from regopt.lab.config import ConfigError, RunConfig
 from regopt.lab.data import DataError, Dataset, load_dataset
+from regopt.lab.diagnosis import DiagnosticMonitors, diagnostic_monitors
 from regopt.lab.models import ModelError, build_model, count_parameters
 from regopt.lab.registry import build_optimizer, build_scheduler
 from regopt.lab.regularization import regularization_hooks, regularize_model
-from regopt.lab.trainer import EvalView, ModelAction, Trainer
+from regopt.lab.trainer import EvalView, ModelAction, Trainer, default_loss
 from regopt.optim import PolyakAveraging
 from regopt.regularize import EarlyStopping
 
@@ -36,6 +37,7 @@ class Experiment:
     trainer: Trainer
     device: torch.device
     early_stopping: EarlyStopping | None = None
+    diagnostics: DiagnosticMonitors | None = None
 
     @property
     def parameters(self) -> int:
@@ -119,20 +121,22 @@ def build_experiment(
     steps_per_epoch = -(-len(data.x_train) // config.train.batch_size)
     scheduler = build_scheduler(config.schedule, optimizer, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch)
     post_step, eval_views = evaluation_hooks(config, model, optimizer, data)
+    loss_fn = regularization.loss_fn or default_loss(data.task)
+    diagnostics = diagnostic_monitors(config.diagnostics, model, optimizer, data, loss_fn)
     trainer = Trainer(
         model,
         optimizer,
         data,
         epochs=config.train.epochs,
         batch_size=config.train.batch_size,
-        loss_fn=regularization.loss_fn,
+        loss_fn=loss_fn,
         scheduler=scheduler,
         scheduler_interval=config.schedule.interval,
         batch_transforms=regularization.batch_transforms,
         penalties=regularization.penalties,
         grad_transforms=gradient_transforms(config),
         post_step=[*regularization.post_step, *post_step],
-        monitors=regularization.monitors,
+        monitors=[*diagnostics.all, *regularization.monitors],
         eval_views=eval_views,
         seed=config.seed,
         checkpoint_path=checkpoint_path,
@@ -146,6 +150,7 @@ def build_experiment(
         trainer=trainer,
         device=device,
         early_stopping=regularization.early_stopping,
+        diagnostics=diagnostics,
     )
 
 

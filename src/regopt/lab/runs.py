@@ -28,10 +28,12 @@ from typing import Any
 import tomli_w
 import torch
 
+from regopt.diagnostics import TrainingDiverged
 from regopt.lab.after_early_stopping import continue_training, retrain
 from regopt.lab.atomic import write_text
 from regopt.lab.checkpoint import load_checkpoint
 from regopt.lab.config import ConfigError, RunConfig, read_toml, to_toml_dict, validate
+from regopt.lab.diagnosis import report_diagnostics
 from regopt.lab.experiment import Experiment, build_experiment
 from regopt.lab.report import plot_curves
 from regopt.monitor import Monitor
@@ -151,13 +153,23 @@ def run(
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     write_text(path / CONFIG, tomli_w.dumps(to_toml_dict(config)))
+    found: dict[str, Any] = {}
     try:
         history = experiment.trainer.fit()
+    except TrainingDiverged as err:  # the last good checkpoint stays; say what happened beside it
+        experiment.trainer.stop_reason = str(err)
+        diverged = {**summarize(experiment, experiment.trainer.history, {}), "diverged": True}
+        write_text(path / SUMMARY, json.dumps(diverged, indent=2) + "\n")
+        raise
     finally:  # also on Ctrl-C or divergence: keep what was measured
         write_metrics(path / METRICS, experiment.trainer.history)
+        if experiment.diagnostics is not None:
+            found = report_diagnostics(experiment.diagnostics, path)
     evaluated, after = use_validation_data(config, experiment)
     test = evaluated.trainer.test() if config.train.evaluate_test else {}
     summary = summarize(experiment, history, test)
+    if found:
+        summary["diagnostics"] = found
     if experiment.early_stopping is not None:
         summary["early_stopping"] = {
             "best_epoch": experiment.early_stopping.best_epoch,

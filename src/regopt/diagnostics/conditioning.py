@@ -1,0 +1,218 @@
+r"""Ill-conditioning (Goodfellow et al. 2016, sec. 8.2.1): the seed's criterion, per step and tracked in training.
+
+A gradient step ``theta - eps g`` changes the loss, to second order, by
+
+    L(theta - eps g) - L(theta) ~ 0.5 * eps^2 * g'Hg - eps * g'g
+
+so when ``0.5 * eps^2 * g'Hg > eps * g'g`` even this small step *raises* the loss: ill-conditioning. The step
+is safe up to ``eps = 2 g'g / g'Hg``, i.e. ``2 / c`` with ``c = g'Hg / g'g`` the curvature along g (a Rayleigh
+quotient, between H's smallest and largest eigenvalues).
+
+The seed's worked example, ``f(x) = 30 x^2``: ``g = 60 x``, ``H = 60``, so ``c = 60`` and the stable learning
+rate is ``2 / 60 = 1/30`` at every x: the criterion is negative at ``eps = 0.033`` and positive at ``0.034``,
+for x = 3, 4 or 50 alike (only its magnitude, ``3600 x^2 eps (30 eps - 1)``, grows with x).
+
+>>> import torch
+>>> x = torch.tensor([3.0], dtype=torch.float64)
+>>> g, hg = 60 * x, 60 * (60 * x)
+>>> row = step_curvature(g, hg, lr=0.034)
+>>> row["curvature"], round(row["stable_lr"], 6), row["criterion"] > 0
+(60.0, 0.033333, True)
+
+:class:`IllConditioningMonitor` computes ``g`` and ``Hg`` on a fixed probe batch every few steps (one gradient
+and one Hessian-vector product, see :mod:`~regopt.diagnostics.hvp`) and raises an alarm when the criterion
+stays positive while the gradient norm grows and the loss stalls: the book's symptom of ill-conditioning.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from regopt.diagnostics.hvp import HessianOperator
+from regopt.monitor import Monitor
+
+__all__ = ["IllConditioningMonitor", "IllConditioningWarning", "step_curvature"]
+
+
+class IllConditioningWarning(RuntimeWarning):
+    """Issued by :class:`IllConditioningMonitor` with each alarm."""
+
+
+def step_curvature(g: Tensor, hg: Tensor, lr: float) -> dict[str, float]:
+    r"""The seed's ill-conditioning criterion for one gradient step of size ``lr`` (eps).
+
+    Args:
+        g: the gradient (any shape; flattened).
+        hg: the Hessian-vector product ``H g``, same shape.
+        lr: the learning rate eps (>= 0).
+
+    Returns:
+        ``gHg`` = g'Hg, ``gg`` = g'g, ``curvature`` = g'Hg / g'g (``nan`` if g = 0), ``criterion`` =
+        ``0.5 * lr^2 * gHg - lr * gg`` (> 0: the step raises the loss to second order), and ``stable_lr`` =
+        ``2 gg / gHg``, the largest lr with ``criterion <= 0`` (``inf`` if ``gHg <= 0``). Python floats,
+        computed in float64.
+    """
+    if g.shape != hg.shape:
+        raise ValueError(f"g and hg must have the same shape, got {tuple(g.shape)} and {tuple(hg.shape)}")
+    if not lr >= 0:
+        raise ValueError(f"lr must be >= 0, got {lr}")
+    g64, hg64 = g.detach().reshape(-1).double(), hg.detach().reshape(-1).double()
+    ghg, gg = float(torch.dot(g64, hg64)), float(torch.dot(g64, g64))
+    return {
+        "gHg": ghg,
+        "gg": gg,
+        "curvature": ghg / gg if gg > 0 else math.nan,
+        "criterion": 0.5 * lr**2 * ghg - lr * gg,
+        "stable_lr": 2 * gg / ghg if ghg > 0 else math.inf,
+    }
+
+
+class IllConditioningMonitor(Monitor):
+    r"""Track ``0.5 eps^2 g'Hg - eps g'g`` during training on a probe batch; warn when ill-conditioning sets in.
+
+    Every ``every`` steps (in :meth:`after_step`), ``g`` and ``Hg`` are computed on ``batch`` at the current
+    parameters (one forward, one backward with ``create_graph``, one Hessian-vector product; parameters,
+    buffers, ``.grad`` and the random number generator are left as they were, so training is unchanged), and
+    a row ``{step, lr, loss, grad_norm, gg, gHg, curvature, criterion, stable_lr}`` is appended to
+    :attr:`history`.
+
+    An *alarm* is raised when, at a check,
+
+    1. the criterion has been positive for the last ``patience`` checks,
+    2. the gradient norm rose over them (``|g|`` now > ``|g|`` at the check before the window), and
+    3. the probe loss stalled: it fell by less than ``loss_tol`` (relative) over the same window, or rose,
+
+    the three signs the book gives for ill-conditioning ("even very small steps increase the cost"; the
+    gradient norm grows while the loss does not decrease). The message is appended to :attr:`alarms` and issued
+    as an :class:`IllConditioningWarning`; one alarm per run of positive checks. :meth:`after_epoch` returns
+    ``(False, "")`` (a warning, not a stop) unless ``stop_on_alarm``, then ``(True, message)`` after an alarm.
+
+    Args:
+        model: the model being trained.
+        loss_fn: ``loss_fn(output, y) -> scalar``, the training loss (e.g. ``F.cross_entropy``).
+        batch: the probe batch ``(x, y)``, fixed so that changes reflect the parameters, not the data.
+        lr_fn: returns the current learning rate eps (e.g. ``lambda: optimizer.param_groups[0]["lr"]``).
+        every: check every this many steps (default 10).
+        patience: consecutive positive checks before an alarm (default 3).
+        loss_tol: relative loss decrease over the window below which the loss counts as stalled (default 0.01).
+        stop_on_alarm: ask training to stop after an alarm (default ``False``).
+        params: the parameters to differentiate w.r.t. (default: all with ``requires_grad``).
+
+    Note:
+        The criterion is for a plain gradient step ``theta - eps g``. With momentum ``alpha`` the steady-state
+        step is ``eps / (1 - alpha)``; pass that from ``lr_fn`` to judge momentum SGD.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Linear(1, 1, bias=False)
+        >>> with torch.no_grad():
+        ...     _ = model.weight.fill_(3.0)
+        >>> f = lambda out, y: 30 * (out**2).sum()  # f(w) = 30 w^2 with input 1
+        >>> monitor = IllConditioningMonitor(model, f, (torch.ones(1, 1), torch.zeros(1)), lambda: 0.034, every=1)
+        >>> monitor.after_step(1, torch.tensor(0.0))
+        >>> monitor.history[0]["curvature"], monitor.history[0]["criterion"] > 0
+        (60.0, True)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[[Tensor, Tensor], Tensor],
+        batch: tuple[Tensor, Tensor],
+        lr_fn: Callable[[], float],
+        every: int = 10,
+        patience: int = 3,
+        *,
+        loss_tol: float = 0.01,
+        stop_on_alarm: bool = False,
+        params: Sequence[Tensor] | None = None,
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        if not loss_tol >= 0:
+            raise ValueError(f"loss_tol must be >= 0, got {loss_tol}")
+        if len(batch) != 2:
+            raise ValueError(f"batch must be a pair (x, y), got {len(batch)} items")
+        self.model, self.loss_fn, self.lr_fn = model, loss_fn, lr_fn
+        self.x, self.y = batch
+        self.every, self.patience, self.loss_tol, self.stop_on_alarm = every, patience, loss_tol, stop_on_alarm
+        self.params = params
+        self.history: list[dict[str, float]] = []
+        self.alarms: list[str] = []
+        self.streak = 0  # consecutive checks with a positive criterion
+        self.alarmed = False  # an alarm was raised during the current streak
+
+    def after_step(self, step: int, loss: Tensor) -> None:
+        if step % self.every == 0:
+            self.check(step)
+
+    def _probe(self) -> tuple[Tensor, Tensor, float]:
+        """g, Hg and the loss on the probe batch, with no side effect on buffers or the RNG."""
+        op = HessianOperator(self.model, self.loss_fn, self.x, self.y, self.params)
+        buffers = [b.detach().clone() for b in self.model.buffers()]
+        cuda = sorted({p.device.index or 0 for p in op.params if p.device.type == "cuda"})
+        with torch.random.fork_rng(devices=cuda):
+            g = op.gradient()
+            hg = op.matvec(g)
+            loss = op.loss()
+        with torch.no_grad():
+            for b, saved in zip(self.model.buffers(), buffers, strict=True):
+                b.copy_(saved)
+        return g, hg, loss
+
+    def check(self, step: int) -> dict[str, float]:
+        """Measure now (whatever ``step``), record the row, update the alarm; returns the row."""
+        g, hg, loss = self._probe()
+        lr = float(self.lr_fn())
+        row = {"step": float(step), "lr": lr, "loss": loss, **step_curvature(g, hg, lr)}
+        row["grad_norm"] = math.sqrt(row["gg"])
+        self.history.append(row)
+        if row["criterion"] > 0:
+            self.streak += 1
+        else:
+            self.streak, self.alarmed = 0, False
+        if self.streak >= self.patience and not self.alarmed:
+            self._maybe_alarm(step, row)
+        return row
+
+    def _maybe_alarm(self, step: int, row: dict[str, float]) -> None:
+        ref = self.history[max(0, len(self.history) - 1 - self.patience)]
+        rise = row["grad_norm"] / ref["grad_norm"] if ref["grad_norm"] > 0 else math.inf
+        change = (row["loss"] - ref["loss"]) / max(abs(ref["loss"]), 1e-12)
+        if not (rise > 1 and -change < self.loss_tol):
+            return
+        self.alarmed = True
+        message = (
+            f"ill-conditioning at step {step}: 0.5*eps^2*g'Hg - eps*g'g = {row['criterion']:+.1e} > 0 for "
+            f"{self.streak} checks; gradient norm rose {rise:.1f}x while the loss changed {change:+.1%}; "
+            f"largest stable learning rate here ~{row['stable_lr']:.2g} (current {row['lr']:.2g})"
+        )
+        self.alarms.append(message)
+        warnings.warn(message, IllConditioningWarning, stacklevel=3)
+
+    def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
+        if self.stop_on_alarm and self.alarms:
+            return True, self.alarms[-1]
+        return False, ""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "history": [dict(r) for r in self.history],
+            "alarms": list(self.alarms),
+            "streak": self.streak,
+            "alarmed": self.alarmed,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.history = [dict(r) for r in state["history"]]
+        self.alarms = list(state["alarms"])
+        self.streak, self.alarmed = int(state["streak"]), bool(state["alarmed"])

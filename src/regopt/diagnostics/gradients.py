@@ -1,0 +1,336 @@
+"""Cliffs and exploding gradients (Goodfellow et al. 2016, sec. 8.2.4): gradient norms, spikes, clipping.
+
+A cliff of the loss surface shows up in training as a gradient whose norm is suddenly many times its usual size;
+one such step can throw the parameters far away. :func:`gradient_norms` measures the gradient, and
+:class:`GradientMonitor` records its norm during training and reports spikes against a robust running median.
+The remedy, gradient clipping, is torch's own (``torch.nn.utils.clip_grad_norm_``, ``clip_grad_value_``);
+:func:`clip_by_norm` and :func:`clip_by_value` wrap them as gradient transforms ``model -> Any`` for any loop
+(regopt's Trainer runs them between backward and the optimizer step, as its ``train.clip_grad_norm`` does).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from regopt.monitor import Monitor
+
+__all__ = ["GradientMonitor", "GradientSpike", "clip_by_norm", "clip_by_value", "gradient_norms"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+# ------------------------------------------------------------------------------------------------ norms
+def _grads(named: list[tuple[str, nn.Parameter]]) -> tuple[list[str], list[Tensor]]:
+    """Names and ``.grad`` tensors of the parameters that have a gradient, in model order."""
+    pairs = [(name, p.grad) for name, p in named if p.grad is not None]
+    return [name for name, _ in pairs], [g for _, g in pairs]
+
+
+def _norms(grads: list[Tensor]) -> Tensor:
+    """The L2 norm of every tensor in ``grads`` as one float64 vector: one ``_foreach_norm`` call, no sync.
+
+    Low-precision gradients are reduced in float32 so that a large norm does not overflow float16.
+    """
+    dtype = torch.float32 if any(g.dtype in _LOW_PRECISION for g in grads) else None
+    norms = torch._foreach_norm(grads, 2, dtype=dtype)
+    try:
+        stacked = torch.stack(norms)  # promotes mixed dtypes
+    except RuntimeError:  # norms on several devices: gather them on the first one
+        stacked = torch.stack([n.to(norms[0].device) for n in norms])
+    return stacked.to(torch.float64)
+
+
+def global_grad_norm(model: nn.Module) -> Tensor | None:
+    """The global L2 norm of the model's ``.grad`` as a 0-d float64 tensor (no host sync); ``None`` without grads."""
+    _, grads = _grads(list(model.named_parameters()))
+    if not grads:
+        return None
+    return torch.linalg.vector_norm(_norms(grads))
+
+
+def gradient_norms(model: nn.Module, *, by: str = "parameter") -> tuple[float, dict[str, float]]:
+    """The global L2 norm of the current gradients and the norm of each layer's part of it.
+
+    ``||g|| = sqrt(sum_l ||g_l||^2)`` over the parameters that have a ``.grad`` (others are left out). The per-
+    tensor norms come from one ``torch._foreach_norm`` call and reach the host in one transfer.
+
+    Args:
+        model: any ``nn.Module`` after ``backward()``.
+        by: ``"parameter"`` (default): one entry per named parameter (``"0.weight"``, ``"0.bias"``);
+            ``"module"``: one per module owning parameters (``"0"``), the norm of all its parameters' gradients.
+
+    Returns:
+        ``(global_norm, {name: norm})``; ``(0.0, {})`` when no parameter has a gradient.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Linear(3, 1)
+        >>> model(torch.ones(2, 3)).sum().backward()
+        >>> total, layers = gradient_norms(model)
+        >>> sorted(layers), round(total, 4)
+        (['bias', 'weight'], 4.0)
+    """
+    if by not in ("parameter", "module"):
+        raise ValueError(f"by must be 'parameter' or 'module', got {by!r}")
+    names, grads = _grads(list(model.named_parameters()))
+    if not grads:
+        return 0.0, {}
+    total, layer_norms = _host_norms(grads)
+    if by == "parameter":
+        return total, dict(zip(names, layer_norms, strict=True))
+    squares: dict[str, float] = {}
+    for name, norm in zip(names, layer_norms, strict=True):
+        module = name.rpartition(".")[0]
+        squares[module] = squares.get(module, 0.0) + norm * norm
+    return total, {module: math.sqrt(square) for module, square in squares.items()}
+
+
+def _host_norms(grads: list[Tensor]) -> tuple[float, list[float]]:
+    """The global norm and each tensor's norm as Python floats, in one host transfer."""
+    norms = _norms(grads)
+    values = torch.cat([torch.linalg.vector_norm(norms).reshape(1), norms]).tolist()
+    return values[0], values[1:]
+
+
+# ------------------------------------------------------------------------------------------------ monitor
+class GradientSpike(NamedTuple):
+    """A gradient norm far above its running median: a step at the foot of a cliff."""
+
+    step: int
+    norm: float
+    median: float
+    ratio: float  # norm / median
+
+
+class GradientMonitor(Monitor):
+    """Record the global gradient norm during training and report spikes (cliffs, exploding gradients).
+
+    Every ``every`` optimizer steps, :meth:`after_step` reads the gradients still in ``p.grad`` (regopt's
+    Trainer calls monitors after the optimizer step, before the next ``zero_grad``) and appends
+    ``(step, norm)`` -- or ``(step, norm, {layer: norm})`` with ``per_layer=True`` -- to :attr:`history`. A norm
+    is a *spike* when::
+
+        norm > spike_factor * median(the last `window` recorded finite norms)
+
+    judged once at least ``min_samples`` norms are recorded (the median is robust: one earlier spike does not
+    raise the bar for the next). A non-finite norm is always a spike. Each spike is appended to :attr:`spikes`
+    as a :class:`GradientSpike` and described in :attr:`messages`. The monitor reports and never stops training
+    (:meth:`after_epoch` returns ``(False, "")``); to stop on NaN/Inf use
+    :class:`regopt.diagnostics.guards.NonFiniteGuard`, to tame cliffs clip (:func:`clip_by_norm`).
+
+    Args:
+        model: the model whose gradients are watched.
+        every: record every this many steps, ``>= 1`` (default ``1``).
+        window: the number of recent norms the median is taken over, ``>= 1`` (default ``50``).
+        spike_factor: how many times the median a spike is, ``> 1`` (default ``10.0``).
+        per_layer: also record each named parameter's gradient norm (default ``False``).
+        min_samples: recorded norms needed before judging, ``1 <= min_samples <= window`` (default
+            ``min(5, window)``).
+
+    Example:
+        >>> from torch import nn
+        >>> model = nn.Linear(1, 1, bias=False)
+        >>> monitor = GradientMonitor(model, window=10, spike_factor=10.0)
+        >>> for step, g in enumerate([1.0, 1.1, 0.9, 1.0, 1.0, 50.0, 1.0], start=1):
+        ...     model.weight.grad = torch.full((1, 1), g)
+        ...     monitor.after_step(step, torch.tensor(0.0))
+        >>> [(s.step, s.norm, s.median) for s in monitor.spikes]
+        [(6, 50.0, 1.0)]
+
+    References:
+        Pascanu, R., Mikolov, T. & Bengio, Y. (2013). On the difficulty of training recurrent neural networks.
+        Goodfellow, I., Bengio, Y. & Courville, A. (2016). Deep Learning, sec. 8.2.4 and 10.11.1.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        every: int = 1,
+        window: int = 50,
+        spike_factor: float = 10.0,
+        per_layer: bool = False,
+        min_samples: int | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        _check_int("every", every, 1)
+        _check_int("window", window, 1)
+        if not _is_real(spike_factor) or not math.isfinite(spike_factor) or spike_factor <= 1:
+            raise ValueError(f"spike_factor must be a finite number > 1, got {spike_factor!r}")
+        if not isinstance(per_layer, bool):
+            raise ValueError(f"per_layer must be True or False, got {per_layer!r}")
+        if min_samples is None:
+            min_samples = min(5, window)
+        _check_int("min_samples", min_samples, 1)
+        if min_samples > window:
+            raise ValueError(f"min_samples must be <= window ({window}), got {min_samples!r}")
+        self.model = model
+        self.every, self.window, self.spike_factor = every, window, float(spike_factor)
+        self.per_layer, self.min_samples = per_layer, min_samples
+        self._named = list(model.named_parameters())
+        self.layer_names = [name for name, p in self._named if p.requires_grad]
+        self._steps: list[int] = []
+        self._norms: list[float] = []
+        self._layer_norms: list[list[float]] = []  # rows in layer_names order; NaN where a grad was missing
+        self._recent: deque[float] = deque(maxlen=window)  # the last `window` finite norms
+        self.spikes: list[GradientSpike] = []
+
+    # ------------------------------------------------------------------------------------------- hooks
+    def after_step(self, step: int, loss: Tensor) -> None:
+        """Record the gradient norm of this step (every ``every`` steps) and judge it against the median."""
+        if step % self.every:
+            return
+        names, grads = _grads(self._named)
+        if not grads:
+            raise RuntimeError(
+                "GradientMonitor found no gradient in the model's parameters: call after_step after backward and "
+                "the optimizer step, before zero_grad"
+            )
+        if self.per_layer:
+            total, norms = _host_norms(grads)
+            layers = dict(zip(names, norms, strict=True))
+            self._layer_norms.append([layers.get(name, math.nan) for name in self.layer_names])
+        else:
+            total = torch.linalg.vector_norm(_norms(grads)).item()
+        self._record(step, total)
+
+    def _record(self, step: int, norm: float) -> None:
+        self._steps.append(step)
+        self._norms.append(norm)
+        finite = math.isfinite(norm)
+        median = statistics.median(self._recent) if self._recent else math.nan
+        if not finite or (len(self._recent) >= self.min_samples and norm > self.spike_factor * median):
+            ratio = norm / median if median > 0 else math.inf
+            self.spikes.append(GradientSpike(step, norm, median, ratio))
+        if finite:
+            self._recent.append(norm)
+
+    def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
+        """Never stops: this monitor reports (see :attr:`spikes` and :attr:`messages`)."""
+        return False, ""
+
+    # ------------------------------------------------------------------------------------------ reports
+    @property
+    def history(self) -> list[tuple[Any, ...]]:
+        """``(step, norm)`` per recorded step, or ``(step, norm, {layer: norm})`` with ``per_layer=True``."""
+        if not self.per_layer:
+            return list(zip(self._steps, self._norms, strict=True))
+        return [
+            (step, norm, dict(zip(self.layer_names, row, strict=True)))
+            for step, norm, row in zip(self._steps, self._norms, self._layer_norms, strict=True)
+        ]
+
+    @property
+    def messages(self) -> list[str]:
+        """One line per spike, e.g. ``"gradient spike at step 6: norm 50 is 50x the running median 1 ..."``."""
+        lines = []
+        for spike in self.spikes:
+            if not math.isfinite(spike.norm):
+                lines.append(
+                    f"gradient spike at step {spike.step}: norm is {spike.norm} (non-finite; exploding gradients)"
+                )
+                continue
+            lines.append(
+                f"gradient spike at step {spike.step}: norm {spike.norm:.4g} is {spike.ratio:.3g}x the running "
+                f"median {spike.median:.4g} (threshold {self.spike_factor:g}x): a cliff of the loss surface; "
+                "consider clipping the gradient norm (train.clip_grad_norm) or a lower learning rate"
+            )
+        return lines
+
+    # -------------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """History, window and spikes as tensors (safe for ``torch.load(weights_only=True)``)."""
+        return {
+            "every": self.every,
+            "window": self.window,
+            "per_layer": self.per_layer,
+            "layer_names": list(self.layer_names),
+            "steps": torch.tensor(self._steps, dtype=torch.int64),
+            "norms": torch.tensor(self._norms, dtype=torch.float64),
+            "layer_norms": torch.tensor(self._layer_norms, dtype=torch.float64).reshape(
+                len(self._layer_norms), len(self.layer_names)
+            ),
+            "recent": torch.tensor(list(self._recent), dtype=torch.float64),
+            "spikes": torch.tensor([list(s) for s in self.spikes], dtype=torch.float64).reshape(-1, 4),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned, for a monitor with the same settings and model."""
+        for key in ("every", "window", "per_layer"):
+            if state[key] != getattr(self, key):
+                raise ValueError(f"GradientMonitor state has {key}={state[key]!r}, this monitor {getattr(self, key)!r}")
+        if self.per_layer and list(state["layer_names"]) != self.layer_names:
+            raise ValueError("GradientMonitor state was recorded on a model with other parameter names")
+        self._steps = [int(s) for s in state["steps"].tolist()]
+        self._norms = [float(n) for n in state["norms"].tolist()]
+        self._layer_norms = [list(map(float, row)) for row in state["layer_norms"].tolist()]
+        self._recent = deque(state["recent"].tolist(), maxlen=self.window)
+        self.spikes = [GradientSpike(int(s), n, m, r) for s, n, m, r in state["spikes"].tolist()]
+
+
+# ------------------------------------------------------------------------------------------------ clipping
+def clip_by_norm(max_norm: float, *, norm_type: float = 2.0) -> Callable[[nn.Module], Tensor]:
+    """A gradient transform ``model -> total_norm`` rescaling the gradient to norm ``<= max_norm``.
+
+    ``g <- g * min(1, max_norm / ||g||)`` (Pascanu et al. 2013; Goodfellow et al. 2016, eq. 10.48): the
+    direction of the step is kept, only its length is bounded, so a step off a cliff stays small. It calls
+    ``torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm, norm_type, foreach=True)`` and returns its
+    result, the total norm before clipping (a tensor; no host sync).
+
+    Example:
+        >>> from torch import nn
+        >>> model = nn.Linear(2, 1)
+        >>> model(torch.ones(1, 2)).sum().mul(100).backward()
+        >>> clip = clip_by_norm(1.0)
+        >>> round(float(clip(model)), 2), round(gradient_norms(model)[0], 4)
+        (173.21, 1.0)
+    """
+    if not _is_real(max_norm) or not math.isfinite(max_norm) or max_norm <= 0:
+        raise ValueError(f"max_norm must be a finite number > 0, got {max_norm!r}")
+    if not _is_real(norm_type) or norm_type <= 0:
+        raise ValueError(f"norm_type must be a number > 0 (or inf), got {norm_type!r}")
+
+    def clip_grad_norm(model: nn.Module) -> Tensor:
+        return torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm, norm_type, foreach=True)
+
+    clip_grad_norm.__qualname__ = f"clip_by_norm({max_norm!r})"
+    return clip_grad_norm
+
+
+def clip_by_value(value: float) -> Callable[[nn.Module], None]:
+    """A gradient transform ``model -> None`` clamping every gradient element into ``[-value, value]``.
+
+    Calls ``torch.nn.utils.clip_grad_value_(model.parameters(), value, foreach=True)``, which returns nothing
+    (hence ``None``). Unlike :func:`clip_by_norm` it changes the direction of the gradient.
+    """
+    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"value must be a finite number > 0, got {value!r}")
+
+    def clip_grad_value(model: nn.Module) -> None:
+        torch.nn.utils.clip_grad_value_(model.parameters(), value, foreach=True)
+
+    clip_grad_value.__qualname__ = f"clip_by_value({value!r})"
+    return clip_grad_value
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if not _is_int(value) or value < minimum:  # type: ignore[operator]
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

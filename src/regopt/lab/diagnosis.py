@@ -1,0 +1,89 @@
+"""Wire a ``[diagnostics]`` config section into the Trainer's monitor phase, and report what they saw.
+
+The non-finite guard runs first (on by default), so no other monitor ever sees a NaN step and the checkpoint
+of a broken step is never written; the ill-conditioning monitor's latest stable-learning-rate estimate is
+quoted in the guard's message.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+from torch.optim import Optimizer
+
+from regopt.diagnostics import GradientMonitor, IllConditioningMonitor, NonFiniteGuard, PlateauMonitor
+from regopt.lab.atomic import write_text
+from regopt.lab.config import DiagnosticsConfig
+from regopt.lab.data import Dataset
+from regopt.monitor import Monitor
+
+
+@dataclass
+class DiagnosticMonitors:
+    guard: NonFiniteGuard | None = None
+    gradients: GradientMonitor | None = None
+    conditioning: IllConditioningMonitor | None = None
+    plateau: PlateauMonitor | None = None
+    all: list[Monitor] = field(default_factory=list)
+
+
+def diagnostic_monitors(
+    config: DiagnosticsConfig, model: nn.Module, optimizer: Optimizer, data: Dataset, loss_fn: Any
+) -> DiagnosticMonitors:
+    """The configured monitors, guard first."""
+    out = DiagnosticMonitors()
+
+    def lr() -> float:
+        return float(optimizer.param_groups[0]["lr"])
+
+    if config.ill_conditioning is not None:
+        c = config.ill_conditioning
+        probe = (data.x_train[: c.probe_size], data.y_train[: c.probe_size])
+        out.conditioning = IllConditioningMonitor(model, loss_fn, probe, lr, every=c.every, patience=c.patience)
+    if config.nonfinite_guard:
+        conditioning = out.conditioning
+
+        def stable_lr() -> float | None:
+            return conditioning.history[-1]["stable_lr"] if conditioning and conditioning.history else None
+
+        out.guard = NonFiniteGuard(model, lr_fn=lr, stable_lr_fn=stable_lr)
+    if config.gradient_norms is not None:
+        g = config.gradient_norms
+        out.gradients = GradientMonitor(model, every=g.every, window=g.window, spike_factor=g.spike_factor)
+    if config.plateau is not None:
+        p = config.plateau
+        out.plateau = PlateauMonitor(model, window=p.window, loss_tol=p.loss_tol, grad_tol=p.grad_tol)
+    out.all = [m for m in (out.guard, out.gradients, out.conditioning, out.plateau) if m is not None]
+    return out
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def report_diagnostics(monitors: DiagnosticMonitors, run_dir: Path) -> dict[str, Any]:
+    """Write each monitor's history as CSV in the run directory; return its findings for ``summary.json``."""
+    found: dict[str, Any] = {}
+    if monitors.gradients is not None:
+        rows = [{"step": h[0], "grad_norm": h[1]} for h in monitors.gradients.history]
+        _write_rows(run_dir / "gradient_norms.csv", rows)
+        found["gradient_spikes"] = list(monitors.gradients.messages)
+    if monitors.conditioning is not None:
+        _write_rows(run_dir / "ill_conditioning.csv", monitors.conditioning.history)
+        found["ill_conditioning_alarms"] = list(monitors.conditioning.alarms)
+        if monitors.conditioning.history:
+            found["last_stable_lr"] = monitors.conditioning.history[-1]["stable_lr"]
+    if monitors.plateau is not None:
+        found["plateaus"] = list(monitors.plateau.messages)
+    return found

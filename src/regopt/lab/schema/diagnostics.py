@@ -1,0 +1,45 @@
+"""Config section ``[diagnostics]``: monitors that make the optimization challenges visible during training."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, PositiveInt
+
+from regopt.lab.schema.base import Strict
+
+
+class GradientNormsConfig(Strict):
+    """Global gradient norm every ``every`` steps; a spike is a norm above ``spike_factor`` x the running
+    median of the last ``window`` (cliffs and exploding gradients)."""
+
+    every: PositiveInt = 1
+    window: PositiveInt = 50
+    spike_factor: Annotated[float, Field(gt=1.0)] = 10.0
+
+
+class IllConditioningConfig(Strict):
+    """The seed's criterion 0.5 eps^2 g'Hg - eps g'g on a probe batch every ``every`` steps; an alarm after
+    ``patience`` positive checks while the gradient norm rises and the loss stalls."""
+
+    every: PositiveInt = 10
+    patience: PositiveInt = 3
+    probe_size: PositiveInt = 256
+
+
+class PlateauConfig(Strict):
+    """A plateau or saddle: over ``window`` steps the loss changes by less than ``loss_tol`` (relative) and the
+    gradient norm stays below ``grad_tol``."""
+
+    window: PositiveInt = 100
+    loss_tol: Annotated[float, Field(gt=0.0)] = 1e-3
+    grad_tol: Annotated[float, Field(gt=0.0)] = 1e-3
+
+
+class DiagnosticsConfig(Strict):
+    nonfinite_guard: bool = True
+    """Stop at the first step with a non-finite loss, gradient or weight, naming the layer; keep the last good
+    checkpoint."""
+    gradient_norms: GradientNormsConfig | None = None
+    ill_conditioning: IllConditioningConfig | None = None
+    plateau: PlateauConfig | None = None
