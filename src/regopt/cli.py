@@ -1,4 +1,4 @@
-"""Command line: ``regopt run | compare | tune | demo | list``.
+"""Command line: ``regopt run | compare | tune | diagnose | demo | list``.
 
 The CLI parses, prints and exits; training lives in :mod:`regopt.lab`. Any unusable input (config, data file,
 run directory, checkpoint) prints one line ``regopt: error: ...`` to stderr and exits with status 2, without a
@@ -76,6 +76,46 @@ def _tune(args: argparse.Namespace, console: Console) -> int:
     console.print(table)
     console.print(best_text(result))
     console.print(f"study: {result.path}; trials.csv" + (", curve.png" if (result.path / "curve.png").exists() else ""))
+    return 0
+
+
+def _diagnose(args: argparse.Namespace, console: Console) -> int:
+    if args.example:
+        from regopt.lab.gallery import GALLERY
+
+        result = GALLERY[args.example.replace("-", "_")](Path(args.out), False)
+        for key, value in result.numbers.items():
+            console.print(f"  {key}: {_cell(value)}")
+        for file in result.files:
+            console.print(f"  wrote {file}")
+        return 0
+    from regopt.lab.diagnose_run import diagnose
+
+    r = diagnose(args.run, probe_size=args.probe, top_k=args.top)
+    table = Table(
+        title=f"{r['run']} at step {r['step']} ({r['parameters']} parameters, {r['probe_examples']} examples)"
+    )
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    rows = [
+        ("loss", r["loss"]),
+        ("top eigenvalues", ", ".join(f"{v:.4g}" for v in r["top_eigenvalues"])),
+        ("min eigenvalue" + (" (saddle direction)" if r["saddle_direction"] else ""), r["min_eigenvalue"]),
+        ("trace (Hutchinson)", r["trace"]),
+        ("stable lr, any direction (2/lambda_max)", r["stable_lr_any_direction"]),
+        ("stable lr along the gradient (2 g'g/g'Hg)", r["stable_lr_along_gradient"]),
+        ("current lr", r["current_lr"]),
+        ("criterion 0.5 eps^2 g'Hg - eps g'g", r["criterion_at_current_lr"]),
+        ("gradient norm", r["gradient_norm"]),
+        ("gradient noise tr(Sigma)", r["gradient_noise_trace"]),
+        ("noise scale B_simple", r["noise_scale"]),
+        *((f"gradient SNR at batch {b}", snr) for b, snr in r["snr_by_batch_size"].items()),
+    ]
+    for name, value in rows:
+        table.add_row(name, _cell(value))
+    console.print(table)
+    for figure in r["figures"]:
+        console.print(f"wrote {figure}")
     return 0
 
 
@@ -167,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
     p.set_defaults(handler=_tune)
 
+    p = sub.add_parser("diagnose", help="curvature, gradient noise and stable lr of a run; or a seed example")
+    p.add_argument("run", nargs="?", help="run directory (with config.toml and checkpoint.pt)")
+    p.add_argument(
+        "--example",
+        choices=["ill-conditioning", "saddle", "cliff"],
+        help="reproduce one of the seed's worked examples instead",
+    )
+    p.add_argument("--probe", type=int, default=512, help="training examples the Hessian is taken on (default 512)")
+    p.add_argument("--top", type=int, default=3, help="how many top eigenvalues (default 3)")
+    p.add_argument("--out", default="runs/diagnose", help="directory for --example figures")
+    p.set_defaults(handler=_diagnose)
+
     p = sub.add_parser("demo", help="run the gallery of the seed's figures on bundled data")
     p.add_argument("--out", default="runs/demo", help="directory for the gallery (default: runs/demo)")
     p.add_argument("--only", action="append", metavar="ENTRY", help="run only this entry (repeatable)")
@@ -190,6 +242,8 @@ def _input_errors() -> tuple[type[Exception], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "diagnose" and bool(args.run) == bool(args.example):
+        parser.error("diagnose: give a run directory or --example, not both")
     if args.command == "demo":
         from regopt.lab.gallery import GALLERY
 
