@@ -48,7 +48,14 @@ def overfit(out: Path, progress: bool) -> GalleryResult:
     )
 
 
+from regopt.lab.gallery.challenges import cliff, ill_conditioning, saddle  # noqa: E402
 from regopt.lab.gallery.optimizer_comparison import optimizers  # noqa: E402  (it imports GalleryResult above)
 
-GALLERY: dict[str, Callable[[Path, bool], GalleryResult]] = {"overfit": overfit, "optimizers": optimizers}
+GALLERY: dict[str, Callable[[Path, bool], GalleryResult]] = {
+    "overfit": overfit,
+    "optimizers": optimizers,
+    "ill_conditioning": ill_conditioning,
+    "saddle": saddle,
+    "cliff": cliff,
+}
 """Entry name -> function, in the order ``regopt demo`` runs them."""
