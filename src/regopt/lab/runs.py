@@ -102,11 +102,20 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def summarize(experiment: Experiment, history: Sequence[dict[str, float]], test: dict[str, float]) -> dict[str, Any]:
-    """Best and final metrics, generalization gap, wall time and parameter count."""
+def summarize(
+    experiment: Experiment,
+    history: Sequence[dict[str, float]],
+    test: dict[str, float],
+    final_epoch: int | None = None,
+) -> dict[str, Any]:
+    """Best and final metrics, generalization gap, wall time and parameter count.
+
+    "Final" describes the weights the run ends with: those of ``final_epoch`` when early stopping restored
+    an earlier epoch's weights, else the last epoch's.
+    """
     trainer, config = experiment.trainer, experiment.config
     best = min(history, key=lambda row: row["val_error"]) if history else {}
-    final = history[-1] if history else {}
+    final = next((r for r in history if r["epoch"] == final_epoch), history[-1]) if history else {}
     return {
         "name": config.name,
         "task": experiment.data.task,
@@ -115,6 +124,7 @@ def summarize(experiment: Experiment, history: Sequence[dict[str, float]], test:
         "steps": trainer.step,
         "best_epoch": best.get("epoch"),
         "best_val_error": best.get("val_error"),
+        "final_epoch": final.get("epoch"),
         "final_train_error": final.get("train_error"),
         "final_val_error": final.get("val_error"),
         "final_train_loss": final.get("train_loss"),
@@ -167,7 +177,9 @@ def run(
             found = report_diagnostics(experiment.diagnostics, path)
     evaluated, after = use_validation_data(config, experiment)
     test = evaluated.trainer.test() if config.train.evaluate_test else {}
-    summary = summarize(experiment, history, test)
+    restored = experiment.early_stopping is not None and config.regularize.early_stopping.restore_best  # type: ignore[union-attr]
+    final_epoch = experiment.early_stopping.best_epoch if restored and not after else None  # type: ignore[union-attr]
+    summary = summarize(experiment, history, test, final_epoch)
     if found:
         summary["diagnostics"] = found
     if experiment.early_stopping is not None:
