@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from regopt import __version__
@@ -126,20 +128,32 @@ def _cell(value: object) -> str:
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
+    from regopt.lab.config import DiagnosticsConfig, RegularizeConfig
     from regopt.lab.data import DATASETS
     from regopt.lab.gallery import GALLERY
     from regopt.lab.models import MODELS
     from regopt.lab.registry import OPTIMIZERS, SCHEDULES, optimizer_options
+
+    def fields(section: type) -> dict[str, str]:
+        """One line per key: its attribute docstring, else the docstring of the section it holds."""
+        out = {}
+        for name, info in section.model_fields.items():
+            inner = [a for a in typing.get_args(info.annotation) if isinstance(a, type) and a is not type(None)]
+            doc = info.description or (inner[0].__doc__ if inner and inner[0].__module__.startswith("regopt") else "")
+            out[name] = " ".join((doc or "").split())
+        return out
 
     sections = {
         "datasets ([data] name)": DATASETS,
         "models ([model] name)": MODELS,
         "optimizers ([optimizer] name)": {n: ", ".join(optimizer_options(n)) for n in OPTIMIZERS},
         "schedules ([schedule] name)": SCHEDULES,
+        "regularizers ([regularize] keys)": fields(RegularizeConfig),
+        "diagnostics ([diagnostics] keys)": fields(DiagnosticsConfig),
         "demo gallery (regopt demo --only)": {n: (f.__doc__ or "").strip() for n, f in GALLERY.items()},
     }
     for title, entries in sections.items():
-        table = Table(title=title, title_justify="left", show_header=False)
+        table = Table(title=escape(title), title_justify="left", show_header=False)
         table.add_column("name", style="bold")
         table.add_column("description")
         for name, text in entries.items():

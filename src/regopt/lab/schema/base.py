@@ -14,7 +14,7 @@ class ConfigError(ValueError):
 class Strict(BaseModel):
     """A config section: unknown keys are errors and values are immutable once validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]

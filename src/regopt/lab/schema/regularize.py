@@ -67,14 +67,23 @@ class RegularizeConfig(Strict):
     """Regularizers, each optional; see ``regopt list``."""
 
     l2: AlphaConfig | None = None
+    """L2 penalty alpha/2 * ||w||^2 on the weights (weight decay in the loss)."""
     l1: L1Config | None = None
+    """L1 penalty alpha * ||w||_1; ``proximal = true`` soft-thresholds after each step (exact zeros)."""
     elastic_net: ElasticNetConfig | None = None
+    """alpha * (l1_ratio * ||w||_1 + (1 - l1_ratio)/2 * ||w||^2)."""
     max_norm: MaxNormConfig | None = None
+    """Project each unit's incoming weight vector onto the ball of radius c after every step."""
     input_noise: NoiseConfig | None = None
+    """Gaussian noise of standard deviation ``std`` added to training inputs."""
     hidden_noise: NoiseConfig | None = None
+    """Gaussian noise layers after every hidden activation (training only)."""
     weight_noise: NoiseConfig | None = None
+    """Gaussian noise on the weights in each training forward pass (torch parametrize)."""
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Noise at the output targets: soft targets with this smoothing (0 = off)."""
     augment_image: ImageAugmentConfig | None = None
     augment_signal: SignalAugmentConfig | None = None
     activation_l1: AlphaConfig | None = None
+    """Sparse representations: alpha * mean L1 norm of the hidden activations."""
     early_stopping: EarlyStoppingConfig | None = None
