@@ -64,6 +64,11 @@ def test_list_names_everything_a_config_accepts(capsys):
         "cosine",
         "linear",
         "overfit",
+        "delta_bar_delta",
+        "early_stopping",
+        "label_smoothing",
+        "ill_conditioning",
+        "nonfinite_guard",
     ):
         assert name in printed
 
