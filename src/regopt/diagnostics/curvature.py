@@ -153,6 +153,11 @@ def top_eigenvalues(
 
     Returns:
         float64 tensor of shape ``(k,)``.
+
+    Note:
+        Lanczos from one start vector sees each *distinct* eigenvalue once: an exactly repeated eigenvalue fills
+        one of the k slots (rounding sometimes reveals a copy later). Network Hessians rarely have exact
+        repeats; where they matter, :func:`power_iteration` with deflation resolves them, at many more products.
     """
     _check("k", k)
     _check("iterations", iterations, k)
@@ -167,8 +172,11 @@ def top_eigenvalues(
 
     alphas, betas = _lanczos_run(op, iterations, _random(op, seed), converged)
     theta = _ritz(alphas, betas)[0]
-    if theta.numel() < k:  # invariant subspace smaller than k: restart from another vector is rarely needed
-        raise RuntimeError(f"Lanczos found only {theta.numel()} eigenvalues; the start vector misses the rest")
+    if theta.numel() < k:
+        raise RuntimeError(
+            f"Lanczos found an invariant subspace with only {theta.numel()} distinct eigenvalues (k = {k}): H has "
+            "repeated eigenvalues or the start vector misses part of the spectrum; try power_iteration or another seed"
+        )
     return theta[-k:].flip(0)
 
 
@@ -188,9 +196,7 @@ def min_eigenvalue(op: LinearOperator, *, iterations: int = 100, tol: float = 1e
     return float(_ritz(alphas, betas)[0][0])
 
 
-def condition_number_estimate(
-    op: LinearOperator, *, iterations: int = 100, tol: float = 1e-5, seed: int = 0
-) -> float:
+def condition_number_estimate(op: LinearOperator, *, iterations: int = 100, tol: float = 1e-5, seed: int = 0) -> float:
     """``lambda_max / lambda_min`` for a positive definite H from one Lanczos run (both ends converge together);
     ``inf`` when the smallest eigenvalue is <= ``tol * lambda_max`` (singular or indefinite H)."""
     _check("iterations", iterations)

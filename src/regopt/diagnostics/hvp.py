@@ -11,22 +11,28 @@ Two ways to get ``Hv = d/dt grad L(theta + t v) |_{t=0}``:
 parameters (``matvec``, ``gradient``, ``dim``, ``num_products``); :mod:`regopt.diagnostics.curvature` runs
 Lanczos, Hutchinson and spectral density on it.
 
-Which is faster, and the default (``benchmarks/diagnostics.py``, CPU, torch 2.13, 2 threads, MLP
-40-512-512-10, batch 512, float32; median of repeats, in units of one gradient computation):
+Which is faster, and the default (``benchmarks/diagnostics.py``, 2026-11-25: CPU, torch 2.13, 1 thread on a
+shared 2-core machine, float32, cross-entropy, batch 512; median over 11 interleaved repeats of the time of one
+call divided by the time of one gradient, i.e. forward + backward):
 
-====================================================  =========
-one HVP from scratch, double backward (:func:`hvp`)     2.7x
-one HVP from scratch, ``torch.func`` (:func:`hvp_func`)  3.5x
-one more HVP on a kept graph (``HessianOperator``)       1.4x
-====================================================  =========
+=====================================================  ====================  =======================
+implementation                                          MLP 40-512-512-10     MLP 784-1024-1024-10
+=====================================================  ====================  =======================
+double backward from scratch (:func:`hvp`)               2.54x                 2.63x
+``torch.func`` forward-over-reverse (:func:`hvp_func`)   3.04x                 3.14x
+``torch.func`` reverse-over-forward                      2.46x                 2.69x
+one more product on a kept graph (``HessianOperator``)   **1.68x**             **1.73x**
+=====================================================  ====================  =======================
 
-``torch.func``'s forward-mode pass over the backward graph is slower on CPU than a second reverse pass (and
-it must redo forward and backward on every call), so the default ``method="reverse"`` uses double backward.
-Better still, the operator keeps the graph of ``g = grad L`` (``create_graph=True``) alive between products at
-the same parameters, so each further product is a single backward pass through that graph: Lanczos, Hutchinson
-and power iteration, which take tens of products at one point, pay forward + first backward once. The graph
-is rebuilt when a parameter is modified in place (detected by tensor version counters) or on
-:meth:`HessianOperator.refresh`.
+From scratch, the three are within the machine's noise of each other (an earlier run under heavier load gave
+3.1-3.3x for double backward and 2.8-3.0x for ``torch.func``); none reliably beats 2.5x, because an exact
+product costs about three gradients in arithmetic (for a square hidden layer, 9 matrix products against the
+gradient's 3). What wins is not the order of differentiation but reuse: the default ``method="reverse"``
+keeps the graph of ``g = grad L`` (``create_graph=True``) alive between products at the same parameters, so
+each further product is one backward pass through that graph, 1.7x a gradient. Lanczos, Hutchinson and power
+iteration take tens of products at one point and pay forward + first backward once. ``torch.func`` cannot keep
+that graph between calls (each ``jvp(grad(...))`` retraces forward and backward). The graph is rebuilt when a
+parameter is modified in place (detected by tensor version counters) or on :meth:`HessianOperator.refresh`.
 
 Example:
     >>> import torch
@@ -80,7 +86,8 @@ def hvp(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], v: Sequence[Ten
     and two backward passes, exact up to rounding.
 
     Args:
-        loss_fn: closure computing the scalar loss from the current ``params`` (e.g. ``lambda: F.mse_loss(model(x), y)``).
+        loss_fn: closure computing the scalar loss from the current ``params``
+            (e.g. ``lambda: F.mse_loss(model(x), y)``).
         params: tensors with ``requires_grad=True`` (e.g. ``list(model.parameters())``).
         v: one tensor per parameter, same shapes.
 

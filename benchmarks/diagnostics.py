@@ -1,0 +1,317 @@
+"""Overhead of regopt's curvature diagnostics: Hessian-vector products, the ill-conditioning monitor, and the
+Lanczos spectrum against PyHessian (Yao et al. 2020).
+
+1. **HVP vs gradient.** One Hessian-vector product against one gradient (forward + backward) of cross-entropy
+   on an MLP, float32, for each implementation: double backward from scratch (:func:`hvp`), ``torch.func``
+   forward-over-reverse and reverse-over-forward (:func:`hvp_func`), one more product on the graph that
+   :class:`HessianOperator` keeps, and ``g`` + ``Hg`` together (what the monitor pays per check). Goal: <= 2.5x.
+2. **Monitor overhead.** Wall time of 300 SGD steps on MNIST-1D with and without
+   :class:`IllConditioningMonitor` (every 10 steps), interleaved repeats with the order flipped every repeat,
+   a fresh model from the same seed each run. Goal: <= 25%. The runs with the monitor are checked to end with
+   weights bit-identical to the run without it.
+3. **Spectrum vs PyHessian.** Top-1 and top-3 Hessian eigenvalues of a trained MLP on one batch: PyHessian's
+   power iteration with deflation (the anchor, measured in the same run) against regopt's Lanczos, each at the
+   loosest tolerance that reaches 1e-3 relative error on all k eigenvalues (errors against a float64 Lanczos
+   run converged to 1e-10), timed as median of interleaved repeats. Goal: regopt >= 2x faster. Also
+   Hutchinson's trace with the same number of samples (same algorithm in both; checks per-product overhead).
+   PyHessian is installed for the benchmark only (``.venv/bin/python -m pip install pyhessian``); without it
+   the section is skipped.
+
+Usage::
+
+    .venv/bin/python benchmarks/diagnostics.py            # full run, ~3 minutes on 2 busy cores
+    .venv/bin/python benchmarks/diagnostics.py --quick    # smoke run, ~10 seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import importlib
+import itertools
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from datetime import date
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from regopt.diagnostics import HessianOperator, IllConditioningMonitor, hessian_trace, hvp, hvp_func, top_eigenvalues
+
+LR, MOMENTUM, TRAIN_BATCH = 0.05, 0.9, 128
+
+
+def mlp(widths: list[int], seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(widths):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+def mnist1d() -> tuple[Tensor, Tensor]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    data = make_dataset(get_dataset_args())
+    return torch.as_tensor(data["x"], dtype=torch.float32), torch.as_tensor(data["y"], dtype=torch.int64)
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each function, ``repeats`` rounds, the order reversed every other round."""
+    for f in fns.values():  # warm up
+        f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(repeats):
+        gc.collect()
+        for name in names if r % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def ratio(times: dict[str, list[float]], name: str, base: str) -> float:
+    """Median over repeats of the per-repeat ratio (cancels drift on a shared machine)."""
+    return statistics.median(a / b for a, b in zip(times[name], times[base], strict=True))
+
+
+def hvp_section(workloads: dict[str, tuple[list[int], int]], repeats: int) -> None:
+    print("\n### One Hessian-vector product vs one gradient\n")
+    print(
+        "| model (params, batch) | gradient ms | double backward | torch.func fwd-over-rev | torch.func rev-over-fwd "
+        "| kept graph, one more product | g + Hg (monitor check) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, (widths, batch) in workloads.items():
+        hvp_row(label, widths, batch, repeats)
+    print("\nRatios are medians over repeats of (time of one call / time of one gradient in the same repeat).")
+
+
+def hvp_row(label: str, widths: list[int], batch: int, repeats: int) -> None:
+    model = mlp(widths)
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(batch, widths[0], generator=gen), torch.randint(0, widths[-1], (batch,), generator=gen)
+    params = list(model.parameters())
+    v = [torch.randn(p.shape, generator=gen) for p in params]
+    op = HessianOperator(model, F.cross_entropy, x, y)
+    v_flat = op.flatten(v)
+
+    def monitor_check() -> Tensor:
+        fresh = HessianOperator(model, F.cross_entropy, x, y)
+        return fresh.matvec(fresh.gradient())
+
+    fns: dict[str, Callable[[], object]] = {
+        "grad": lambda: torch.autograd.grad(F.cross_entropy(model(x), y), params),
+        "double": lambda: hvp(lambda: F.cross_entropy(model(x), y), params, v),
+        "fwd-rev": lambda: hvp_func(model, F.cross_entropy, x, y, v),
+        "rev-fwd": lambda: hvp_func(model, F.cross_entropy, x, y, v, order="reverse-over-forward"),
+        "kept": lambda: op.matvec(v_flat),
+        "check": monitor_check,
+    }
+    times = interleaved(fns, repeats)
+    n = sum(p.numel() for p in params)
+    cells = [f"{ratio(times, k, 'grad'):.2f}x ({1e3 * statistics.median(times[k]):.1f} ms)" for k in list(fns)[1:]]
+    grad_ms = 1e3 * statistics.median(times["grad"])
+    print(f"| {label} ({n / 1e6:.2f}M, {batch}) | {grad_ms:.1f} | " + " | ".join(cells) + " |")
+
+
+def train_run(data: tuple[Tensor, Tensor], widths: list[int], steps: int, monitor_cfg: tuple[int, int] | None):
+    """``steps`` of SGD with momentum; with ``(probe_batch, every)`` an IllConditioningMonitor watches."""
+    x, y = data
+    model = mlp(widths)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    monitor = None
+    if monitor_cfg is not None:
+        probe, every = monitor_cfg
+        monitor = IllConditioningMonitor(
+            model, F.cross_entropy, (x[:probe], y[:probe]), lambda: LR / (1 - MOMENTUM), every=every
+        )
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    per_epoch = len(x) // TRAIN_BATCH
+    start = time.perf_counter()
+    for step in range(1, steps + 1):
+        i = (step - 1) % per_epoch
+        idx = order[i * TRAIN_BATCH : (i + 1) * TRAIN_BATCH]
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        if monitor is not None:
+            monitor.after_step(step, loss.detach())
+    return time.perf_counter() - start, model, monitor
+
+
+def monitor_section(data: tuple[Tensor, Tensor], widths: list[int], steps: int, repeats: int) -> nn.Module:
+    configs: dict[str, tuple[int, int] | None] = {
+        "no monitor": None,
+        "monitor, probe batch 128, every 10": (128, 10),
+        "monitor, probe batch 512, every 10": (512, 10),
+        "monitor, probe batch 128, every 20": (128, 20),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # alarms are summarized below
+        _, plain, _ = train_run(data, widths, steps, None)
+        _, watched, monitor = train_run(data, widths, steps, (128, 10))
+        identical = all(torch.equal(a, b) for a, b in zip(plain.parameters(), watched.parameters(), strict=True))
+        times = interleaved({k: (lambda c=c: train_run(data, widths, steps, c)) for k, c in configs.items()}, repeats)
+    print(f"\n### Ill-conditioning monitor: {steps} SGD steps (batch {TRAIN_BATCH}) of MLP {widths} on MNIST-1D\n")
+    print("| run | median s (min) | overhead vs no monitor |")
+    print("|---|---:|---:|")
+    for name in configs:
+        overhead = "" if name == "no monitor" else f"{100 * (ratio(times, name, 'no monitor') - 1):+.1f}%"
+        print(f"| {name} | {statistics.median(times[name]):.3f} ({min(times[name]):.3f}) | {overhead} |")
+    assert monitor is not None
+    print(
+        f"\nWeights after training with the monitor bit-identical to without: {identical}. "
+        f"{len(monitor.history)} checks; last: curvature g'Hg/g'g = {monitor.history[-1]['curvature']:.3g}, "
+        f"stable lr {monitor.history[-1]['stable_lr']:.3g} vs effective lr {LR / (1 - MOMENTUM):.3g}; "
+        f"alarms: {len(monitor.alarms)}" + (f" (first: {monitor.alarms[0]!r})." if monitor.alarms else ".")
+    )
+    return plain
+
+
+def spectrum_section(model: nn.Module, data: tuple[Tensor, Tensor], batch: int, repeats: int) -> None:
+    try:
+        import pyhessian
+
+        pyh = importlib.import_module("pyhessian.hessian")  # the module (the package re-exports the class)
+    except ImportError:
+        print(
+            "\n### Spectrum vs PyHessian\n\nPyHessian is not installed "
+            "(`.venv/bin/python -m pip install pyhessian`): section skipped."
+        )
+        return
+    x, y = data[0][:batch], data[1][:batch]
+    exact_model = copy.deepcopy(model).double()
+    exact = top_eigenvalues(
+        HessianOperator(exact_model, F.cross_entropy, x.double(), y), k=3, tol=1e-10, iterations=300
+    )
+    counter = {"n": 0}
+    original = pyh.hessian_vector_product
+
+    def counting(*args: object) -> object:
+        counter["n"] += 1
+        return original(*args)
+
+    pyh.hessian_vector_product = counting
+
+    def run_pyhessian(k: int, tol: float) -> tuple[Tensor, int]:
+        counter["n"] = 0
+        torch.manual_seed(0)
+        values, _ = pyh.hessian(model, F.cross_entropy, data=(x, y), cuda=False).eigenvalues(
+            maxIter=1000, tol=tol, top_n=k
+        )
+        model.zero_grad(set_to_none=True)  # PyHessian leaves create_graph gradients in .grad
+        return torch.tensor(values, dtype=torch.float64), counter["n"]
+
+    def run_ours(k: int, tol: float) -> tuple[Tensor, int]:
+        op = HessianOperator(model, F.cross_entropy, x, y)
+        return top_eigenvalues(op, k=k, tol=tol, iterations=300), op.num_products
+
+    def error(values: Tensor, k: int) -> float:
+        return float(((values - exact[:k]).abs() / exact[:k].abs()).max())
+
+    def loosest(run: Callable[[int, float], tuple[Tensor, int]], k: int, tols: list[float]) -> tuple[float, float, int]:
+        for tol in tols:
+            values, products = run(k, tol)
+            if error(values, k) <= 1e-3:
+                return tol, error(values, k), products
+        return math.nan, math.nan, 0
+
+    print(
+        f"\n### Top Hessian eigenvalues vs PyHessian {getattr(pyhessian, '__version__', '0.1')} (MLP trained "
+        f"{TRAIN_STEPS} steps, batch {batch}, float32)\n"
+    )
+    print(f"Exact (float64 Lanczos to 1e-10): top-3 = {', '.join(f'{v:.5g}' for v in exact.tolist())}\n")
+    print("| k | method | tolerance for 1e-3 | products | max rel. error | median s | speedup |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyHessian's backward(create_graph=True) reference-cycle warning
+        for k in (1, 3):
+            ours = loosest(run_ours, k, [1e-1, 3e-2, 1e-2, 1e-3, 1e-4])
+            theirs = loosest(run_pyhessian, k, [1e-2, 1e-3, 1e-4, 1e-5, 1e-6])
+            times = interleaved(
+                {
+                    "ours": lambda k=k, t=ours[0]: run_ours(k, t),
+                    "pyhessian": lambda k=k, t=theirs[0]: run_pyhessian(k, t),
+                },
+                repeats,
+            )
+            speedup = ratio(times, "pyhessian", "ours")
+            for name, (tol, err, products) in (("PyHessian power iteration", theirs), ("regopt Lanczos", ours)):
+                key = "pyhessian" if name.startswith("Py") else "ours"
+                cell = f"**{speedup:.1f}x**" if key == "ours" else "1.0x"
+                print(
+                    f"| {k} | {name} | {tol:g} | {products} | {err:.1e} | {statistics.median(times[key]):.3f} "
+                    f"| {cell} |"
+                )
+        # defaults, as a user would call them
+        for k in (1, 3):
+            v_theirs, p_theirs = run_pyhessian(k, 1e-3)
+            v_ours, p_ours = run_ours(k, 1e-5)
+            print(
+                f"| {k} | defaults: PyHessian tol=1e-3 / regopt tol=1e-5 | - | {p_theirs} / {p_ours} | "
+                f"{error(v_theirs, k):.1e} / {error(v_ours, k):.1e} | - | - |"
+            )
+        samples = 50
+
+        def trace_theirs() -> float:
+            torch.manual_seed(0)
+            out = pyh.hessian(model, F.cross_entropy, data=(x, y), cuda=False).trace(maxIter=samples, tol=0.0)
+            model.zero_grad(set_to_none=True)
+            return float(sum(out) / len(out))
+
+        def trace_ours() -> float:
+            return hessian_trace(HessianOperator(model, F.cross_entropy, x, y), samples=samples)
+
+        times = interleaved({"ours": trace_ours, "pyhessian": trace_theirs}, max(3, repeats // 2))
+    pyh.hessian_vector_product = original
+    print(
+        f"\nHutchinson trace, {samples} Rademacher samples each (same algorithm): PyHessian "
+        f"{statistics.median(times['pyhessian']):.3f} s, regopt {statistics.median(times['ours']):.3f} s "
+        f"(PyHessian / regopt {ratio(times, 'pyhessian', 'ours'):.2f}x; estimates {trace_theirs():.4g} and "
+        f"{trace_ours():.4g} from different random vectors)."
+    )
+
+
+TRAIN_STEPS = 300
+
+
+def main() -> None:
+    global TRAIN_STEPS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: small models, few repeats")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on a shared box)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    repeats = 3 if args.quick else 11
+    TRAIN_STEPS = 60 if args.quick else 300
+    workloads = {"MLP 40-512-512-10": ([40, 512, 512, 10], 512), "MLP 784-1024-1024-10": ([784, 1024, 1024, 10], 512)}
+    if args.quick:
+        workloads = {"MLP 40-128-128-10": ([40, 128, 128, 10], 128)}
+    widths = [40, 128, 128, 10] if args.quick else [40, 512, 512, 10]
+    print(f"## Diagnostics overhead, {date.today().isoformat()}\n")
+    print(
+        f"- machine: torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, "
+        f"os.cpu_count() = {os.cpu_count()}, Python {sys.version.split()[0]}, {platform.platform()}"
+    )
+    print(f"- {repeats} interleaved repeats (order reversed every other repeat); float32")
+    total = time.perf_counter()
+    hvp_section(workloads, repeats)
+    data = mnist1d()
+    trained = monitor_section(data, widths, TRAIN_STEPS, 3 if args.quick else 9)
+    spectrum_section(trained, data, 128 if args.quick else 512, 3 if args.quick else 5)
+    print(f"\n(total {time.perf_counter() - total:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
