@@ -9,6 +9,10 @@ import torch
 
 from regopt.lab.config import RunConfig, validate
 
+# pytest runs one process per core (-n 2): a second intra-op thread per process only oversubscribes the cores,
+# and on these tiny models two threads contending can be 10x slower than one.
+torch.set_num_threads(1)
+
 
 def small_raw(**sections: Any) -> dict[str, Any]:
     """A tiny moons/MLP config as raw TOML data, with sections overridden by keyword."""

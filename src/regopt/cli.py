@@ -164,11 +164,13 @@ def _list(args: argparse.Namespace, console: Console) -> int:
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
     from regopt.lab.gallery import GALLERY
+    from regopt.lab.gallery.common import one_thread
 
     out = Path(args.out)
     for name in args.only or list(GALLERY):
         console.print(f"[bold]demo[/] {name}: {(GALLERY[name].__doc__ or '').strip()}")
-        result = GALLERY[name](out, not args.quiet)
+        with one_thread():  # the gallery's models are tiny: a second thread only contends (see one_thread)
+            result = GALLERY[name](out, not args.quiet)
         for key, value in result.numbers.items():
             console.print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
         for file in result.files:
