@@ -88,3 +88,13 @@ def test_weight_decay_skips_biases_by_default_and_on_request_does_not():
     raw["optimizer"]["no_decay_bias_norm"] = False
     (group,) = build_experiment(validate(raw)).trainer.optimizer.param_groups
     assert group["weight_decay"] == 0.1
+
+
+def test_init_policy_from_config_sets_every_layer():
+    raw = small_raw(model={"name": "mlp", "widths": [512, 512]}, init={"policy": "he_normal", "bias": 0.1})
+    model = build_experiment(validate(raw)).model
+    hidden = model.fc2.weight
+    assert abs(hidden.std().item() - (2 / 512) ** 0.5) < 0.003  # He: std sqrt(2 / fan_in)
+    assert torch.all(model.fc1.bias == 0.1) and torch.all(model.head.bias == 0.1)
+    with pytest.raises(ConfigError, match=r"init\.policy"):
+        validate(small_raw(init={"policy": "magic"}))

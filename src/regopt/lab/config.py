@@ -46,6 +46,7 @@ from regopt.lab.schema.training import *  # noqa: F403
 from regopt.lab.schema.training import (
     AveragingConfig,
     ConstantSchedule,
+    InitConfig,
     OptimizerConfig,
     ScheduleConfig,
     TrainConfig,
@@ -67,6 +68,7 @@ class RunConfig(Strict):
     schedule: ScheduleConfig = Field(default_factory=lambda: ConstantSchedule(name="constant"))
     train: TrainConfig = Field(default_factory=TrainConfig)
     averaging: AveragingConfig | None = None
+    init: InitConfig | None = None
     regularize: RegularizeConfig = Field(default_factory=RegularizeConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from regopt.init import initialize
 from regopt.lab.config import ConfigError, RunConfig
 from regopt.lab.data import DataError, Dataset, load_dataset
 from regopt.lab.diagnosis import DiagnosticMonitors, diagnostic_monitors
@@ -115,6 +116,10 @@ def build_experiment(
     data = (data if data is not None else load_dataset(config.data)).to(device)
     seed_everything(config.seed)
     model = build_model(config.model, data.input_shape, data.output_dim).to(device)
+    if config.init is not None:
+        activation = getattr(config.model, "activation", "relu")
+        nonlinearity = activation if activation in ("relu", "tanh", "sigmoid", "leaky_relu") else "relu"
+        initialize(model, config.init.policy, bias=config.init.bias, nonlinearity=nonlinearity)
     model = regularize_model(config.regularize, model)
     optimizer = build_optimizer(config.optimizer, model)
     regularization = regularization_hooks(config.regularize, model, optimizer, data)

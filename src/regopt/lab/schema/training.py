@@ -90,3 +90,13 @@ class AveragingConfig(Strict):
 
     decay: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
     start_step: Annotated[int, Field(ge=0)] = 0
+
+
+class InitConfig(Strict):
+    """Initialization policy over the whole model (regopt.init.initialize; sec. 8.4)."""
+
+    policy: Literal[
+        "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "lecun_normal", "orthogonal", "sparse", "default"
+    ] = "default"
+    bias: float | Literal["zero", "default"] = "zero"
+    """Bias rule: "zero", a constant (e.g. 0.1 for ReLU units), or torch's "default"."""
