@@ -5,6 +5,8 @@ that drop into any PyTorch loop, a small lab (``regopt.lab``) that trains and co
 config, and a command line (``regopt``).
 """
 
+from regopt.curriculum import Curriculum, continuation_schedule, smoothed_loss
+from regopt.init import initialize
 from regopt.monitor import Monitor
 from regopt.optim import (
     SGD,
@@ -18,6 +20,7 @@ from regopt.optim import (
     decay_groups,
     linear_decay,
 )
+from regopt.pretraining import freeze, greedy_supervised_pretraining, grow_mlp, unfreeze
 
 __version__ = "0.1.0"
 
@@ -27,11 +30,19 @@ __all__ = [
     "Adam",
     "AdamW",
     "CoordinateDescent",
+    "Curriculum",
     "DeltaBarDelta",
     "Monitor",
     "PolyakAveraging",
     "RMSProp",
     "__version__",
+    "continuation_schedule",
     "decay_groups",
+    "freeze",
+    "greedy_supervised_pretraining",
+    "grow_mlp",
+    "initialize",
     "linear_decay",
+    "smoothed_loss",
+    "unfreeze",
 ]
