@@ -35,6 +35,14 @@ from regopt.regularize.noise import (
 from regopt.regularize.penalties import L1, L2, ElasticNet, Penalty, Tying
 from regopt.regularize.selection import Selector, select_parameters
 from regopt.regularize.sparsity import ActivationKL, ActivationL1, ActivationPenalty, activation_sparsity
+from regopt.regularize.tangent import (
+    TangentProp,
+    signal_shift_tangent,
+    tangent_distance,
+    tangent_distance_classify,
+    tangent_distance_matrix,
+    tangent_vectors,
+)
 from regopt.regularize.underconstrained import (
     RidgePoint,
     gram_condition_number,
@@ -63,6 +71,7 @@ __all__ = [
     "RidgePoint",
     "Selector",
     "SignalAugment",
+    "TangentProp",
     "Tying",
     "WeightNoise",
     "activation_sparsity",
@@ -80,9 +89,14 @@ __all__ = [
     "ridge_path",
     "ridge_solution",
     "select_parameters",
+    "signal_shift_tangent",
     "smoothed_cross_entropy",
     "soft_targets",
     "stack_targets",
+    "tangent_distance",
+    "tangent_distance_classify",
+    "tangent_distance_matrix",
+    "tangent_vectors",
     "unstack_targets",
     "weight_scaling_predict",
 ]
