@@ -48,8 +48,19 @@ def overfit(out: Path, progress: bool) -> GalleryResult:
     )
 
 
+from regopt.lab.gallery.adversarial import adversarial  # noqa: E402
+from regopt.lab.gallery.alpha_selection import alpha_curve  # noqa: E402
+from regopt.lab.gallery.augmentation_comparison import augmentation  # noqa: E402
+from regopt.lab.gallery.bagging import bagging_digits  # noqa: E402
 from regopt.lab.gallery.challenges import cliff, ill_conditioning, saddle  # noqa: E402
+from regopt.lab.gallery.dropout_comparison import dropout  # noqa: E402
+from regopt.lab.gallery.early_stopping_curve import early_stopping  # noqa: E402
+from regopt.lab.gallery.l1_l2_histograms import l1_vs_l2  # noqa: E402
+from regopt.lab.gallery.meta import batch_norm, curriculum, initialization, pretraining  # noqa: E402
+from regopt.lab.gallery.multitask_learning import multitask  # noqa: E402
 from regopt.lab.gallery.optimizer_comparison import optimizers  # noqa: E402  (it imports GalleryResult above)
+from regopt.lab.gallery.tangent import tangent_prop  # noqa: E402
+from regopt.lab.gallery.underconstrained_ridge import underconstrained  # noqa: E402
 
 GALLERY: dict[str, Callable[[Path, bool], GalleryResult]] = {
     "overfit": overfit,
@@ -57,5 +68,22 @@ GALLERY: dict[str, Callable[[Path, bool], GalleryResult]] = {
     "ill_conditioning": ill_conditioning,
     "saddle": saddle,
     "cliff": cliff,
+    # chapter 7
+    "l1_vs_l2": l1_vs_l2,
+    "alpha_curve": alpha_curve,
+    "dropout": dropout,
+    "augmentation": augmentation,
+    "early_stopping": early_stopping,
+    "multitask": multitask,
+    "underconstrained": underconstrained,
+    # chapter 8: initialization and meta-algorithms
+    "initialization": initialization,
+    "batch_norm": batch_norm,
+    "pretraining": pretraining,
+    "curriculum": curriculum,
+    "bagging": bagging_digits,
+    # chapter 7: adversarial training and tangent methods
+    "adversarial": adversarial,
+    "tangent_prop": tangent_prop,
 }
 """Entry name -> function, in the order ``regopt demo`` runs them."""
