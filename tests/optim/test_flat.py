@@ -117,3 +117,17 @@ def test_auto_compiles_only_large_buckets(monkeypatch):
     monkeypatch.setenv("REGOPT_COMPILE", "0")
     SGD([big], lr=0.1).step()
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), [c[1:] for c in COMPILED_CASES], ids=[c[0] for c in COMPILED_CASES])
+def test_eager_slices_give_the_same_update(cls, kwargs, monkeypatch):
+    import regopt.optim.flat as flat
+
+    whole, sliced = _model(), _model()
+    opt_whole = cls(whole.parameters(), **kwargs, compile=False)
+    _train(whole, opt_whole, 5)
+    monkeypatch.setattr(flat, "EAGER_CHUNK", 7)  # slices that cut across tensors
+    opt_sliced = cls(sliced.parameters(), **kwargs, compile=False)
+    _train(sliced, opt_sliced, 5)
+    for p, q in zip(whole.parameters(), sliced.parameters(), strict=True):
+        assert torch.equal(p, q)

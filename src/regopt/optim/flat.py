@@ -34,6 +34,14 @@ from torch.optim import Optimizer
 COMPILE_THRESHOLD = 1 << 20
 """Buckets with at least this many elements are updated by a compiled kernel when ``compile=None`` (auto)."""
 
+EAGER_CHUNK = 1 << 16
+"""The eager path runs the update over slices of this many elements. Each op of the update makes a temporary
+the size of its input; glibc serves large blocks with fresh mmap'd pages that fault on first touch and go back
+to the system on free, so whole-bucket temporaries made a 500K-element Adam step ~40x slower than torch's
+foreach path (17.5 ms vs 0.46 ms here). In 64K-element slices the temporaries stay on the heap and in cache
+(1.2 ms; 0.30 ms vs foreach's 0.14 ms at 122K elements); buckets past COMPILE_THRESHOLD run compiled."""
+
+
 _COMPILED: dict[Callable[..., None], Callable[..., None]] = {}
 
 
@@ -42,6 +50,17 @@ def compiled(fn: Callable[..., None]) -> Callable[..., None]:
     if fn not in _COMPILED:
         _COMPILED[fn] = torch.compile(fn, dynamic=True, fullgraph=True)
     return _COMPILED[fn]
+
+
+def chunked(fn: Callable[..., None]) -> Callable[..., None]:
+    """``fn`` applied slice by slice: positional arguments are the flat tensors, keywords the scalars."""
+
+    def run(*flat: Tensor, **scalars: Any) -> None:
+        n = flat[0].numel()
+        for start in range(0, n, EAGER_CHUNK):
+            fn(*(t[start : start + EAGER_CHUNK] for t in flat), **scalars)
+
+    return run
 
 
 def check(name: str, value: Any, ok: bool, requirement: str) -> None:
@@ -96,12 +115,15 @@ class FlatOptimizer(Optimizer):
         raise NotImplementedError
 
     def kernel(self, fn: Callable[..., None], theta: Tensor) -> Callable[..., None]:
-        """``fn`` itself, or its compiled form for large buckets (see ``compile``)."""
+        """``fn`` compiled for large buckets (see ``compile``), else ``fn`` itself, run slice by slice beyond
+        :data:`EAGER_CHUNK` elements."""
         use = self.compile
         if use is None:
             env = os.environ.get("REGOPT_COMPILE")
             use = env == "1" if env in ("0", "1") else theta.numel() >= COMPILE_THRESHOLD
-        return compiled(fn) if use else fn
+        if use:
+            return compiled(fn)
+        return chunked(fn) if theta.numel() > EAGER_CHUNK else fn
 
     @staticmethod
     def scalar(value: float, like: Tensor) -> Tensor:
