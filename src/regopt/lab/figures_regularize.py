@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-from regopt.lab.report import save_figure
+from regopt.lab.report import draw_train_val, save_figure
 
 Rows = Sequence[Mapping[str, float]]
 
@@ -95,20 +95,8 @@ def plot_on_off(
     draws a third panel (e.g. examples of the augmentation)."""
     fig, axes = plt.subplots(1, 3 if extra else 2, figsize=(15 if extra else 10.5, 4.3), squeeze=False)
     for ax, metric, ylabel in ((axes[0][0], "error", error_label), (axes[0][1], "loss", "loss")):
-        for i, (label, history) in enumerate(runs):
-            epochs = [row["epoch"] for row in history]
-            ax.plot(epochs, [row[f"val_{metric}"] for row in history], color=f"C{i}", label=f"{label}: validation")
-            ax.plot(
-                epochs,
-                [row[f"train_{metric}"] for row in history],
-                "--",
-                color=f"C{i}",
-                alpha=0.7,
-                label=f"{label}: train",
-            )
-        ax.set_xlabel("epoch")
+        draw_train_val(ax, runs, metric)
         ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     if extra:
         extra(axes[0][2])

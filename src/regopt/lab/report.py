@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from rich.table import Table
 
 from regopt.lab.atomic import atomic_write
@@ -47,24 +48,24 @@ def plot_curves(history: Rows, path: str | Path, *, title: str = "", error_label
     save_figure(fig, path)
 
 
-def plot_compare(runs: Sequence[tuple[str, Rows]], path: str | Path, *, error_label: str = "error rate") -> None:
-    """Overlay train (dashed) and validation (solid) error curves of several runs, one color per run."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def draw_train_val(ax: Axes, runs: Sequence[tuple[str, Rows]], metric: str = "error") -> None:
+    """On ``ax``: each run's validation (solid) and train (dashed) ``metric`` against epoch, one color per run."""
     for i, (label, history) in enumerate(runs):
         color = f"C{i % 10}"
         epochs = [row["epoch"] for row in history]
-        ax.plot(epochs, [row["val_error"] for row in history], color=color, label=f"{label} (validation)")
+        ax.plot(epochs, [row[f"val_{metric}"] for row in history], color=color, label=f"{label}: validation")
         ax.plot(
-            epochs,
-            [row["train_error"] for row in history],
-            color=color,
-            linestyle="--",
-            alpha=0.7,
-            label=f"{label} (train)",
+            epochs, [row[f"train_{metric}"] for row in history], "--", color=color, alpha=0.7, label=f"{label}: train"
         )
     ax.set_xlabel("epoch")
-    ax.set_ylabel(error_label)
     ax.grid(alpha=0.3)
+
+
+def plot_compare(runs: Sequence[tuple[str, Rows]], path: str | Path, *, error_label: str = "error rate") -> None:
+    """Overlay train (dashed) and validation (solid) error curves of several runs, one color per run."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    draw_train_val(ax, runs)
+    ax.set_ylabel(error_label)
     ax.legend(fontsize="small")
     save_figure(fig, path)
 

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from regopt.lab.report import save_figure
+from regopt.lab.report import draw_train_val, save_figure
 
 STYLES = ("-", "--", "-.", ":")
 
@@ -135,20 +135,8 @@ def plot_train_val(
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
     for ax, metric in zip(axes, ("error", "loss"), strict=True):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        for i, (label, history) in enumerate(runs):
-            epochs = [row["epoch"] for row in history]
-            ax.plot(epochs, [row[f"val_{metric}"] for row in history], color=f"C{i}", label=f"{label}: validation")
-            ax.plot(
-                epochs,
-                [row[f"train_{metric}"] for row in history],
-                "--",
-                color=f"C{i}",
-                alpha=0.7,
-                label=f"{label}: train",
-            )
-        ax.set_xlabel("epoch")
+        draw_train_val(ax, runs, metric)
         ax.set_ylabel(f"{metric} (train dashed)")
-        ax.grid(alpha=0.3)
     axes[1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.suptitle(title)
     fig.tight_layout()
