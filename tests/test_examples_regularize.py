@@ -66,3 +66,19 @@ def test_multitask_learns_every_task():
     accuracy = example("multitask")["main"](steps=200)
     assert list(accuracy) == ["digit", "parity", "greater_than_4"]
     assert accuracy["digit"] > 0.7 and accuracy["parity"] > 0.8 and accuracy["greater_than_4"] > 0.8
+
+
+def test_tying_sharing_sparsity_and_ridge_example():
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "regularize_tying_sparsity.py"
+    numbers = runpy.run_path(str(script))["main"](steps=150)
+    assert numbers["tying: ||w_A - w_B|| tied (alpha 0.1)"] < 0.5 * numbers["tying: ||w_A - w_B|| untied"]
+    assert numbers["sharing: parameters with one shared 32x32 layer"] == 10 * 32 + 32 + 32 * 32 + 32 + 32 + 1
+    assert (
+        numbers["sparsity: zero activations with ActivationL1(0.01)"]
+        > numbers["sparsity: zero activations without penalty"]
+    )
+    assert numbers["ridge: cond(X'X)"] > 1e10 > numbers["ridge: cond(X'X + 0.1 I)"]
+    assert numbers["ridge(alpha=1e-8) distance to the pseudo-inverse solution"] < 1e-4
