@@ -24,7 +24,8 @@ class IllConditioningConfig(Strict):
 
     every: PositiveInt = 10
     patience: PositiveInt = 3
-    probe_size: PositiveInt = 256
+    probe_size: PositiveInt = 128
+    """Examples in the fixed probe batch; each check costs ~2.8 gradients on it (benchmarks/diagnostics.py)."""
 
 
 class PlateauConfig(Strict):
