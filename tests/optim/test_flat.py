@@ -131,3 +131,17 @@ def test_eager_slices_give_the_same_update(cls, kwargs, monkeypatch):
     _train(sliced, opt_sliced, 5)
     for p, q in zip(whole.parameters(), sliced.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_many_compiled_variants_of_one_update_do_not_exhaust_the_recompile_limit():
+    # RMSProp's update has 12 flag combinations per dtype; dynamo allows 8 recompiles per code object.
+    p = torch.nn.Parameter(torch.zeros(64))
+    variants = 0
+    for weight_decay in (0.0, 0.1):
+        for momentum, nesterov in ((0.0, False), (0.9, False), (0.9, True)):
+            for inside in (True, False):
+                p.grad = torch.ones(64)
+                kwargs = {"momentum": momentum, "nesterov": nesterov, "eps_inside_sqrt": inside}
+                RMSProp([p], lr=1e-3, weight_decay=weight_decay, **kwargs, compile=True).step()
+                variants += 1
+    assert variants == 12 and torch.isfinite(p).all()

@@ -42,7 +42,6 @@ from regopt.lab.checkpoint import save_checkpoint
 from regopt.lab.data import Dataset
 from regopt.lab.progress import TrainingProgress
 from regopt.monitor import Monitor
-from regopt.optim import FlatOptimizer
 
 Penalty = Callable[[nn.Module], Tensor]
 BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -120,9 +119,6 @@ class Trainer:
         self.progress = progress
         self.max_steps = max_steps
         self.classification = data.task == "classification"
-        # regopt's optimizers keep gradients as views of one flat buffer: zeroing it in place lets backward
-        # accumulate straight into it, where fresh gradient tensors would each be copied in (8 B/param more).
-        self.set_to_none = not isinstance(optimizer, FlatOptimizer)
         self.shuffle = torch.Generator().manual_seed(seed)
         self.history: list[dict[str, float]] = []
         self.epoch = 0  # completed epochs
@@ -135,7 +131,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- phases
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         """One optimizer step on the batch ``(x, y)``; returns the detached task loss."""
-        self.optimizer.zero_grad(set_to_none=self.set_to_none)
+        self.optimizer.zero_grad(set_to_none=True)
         for transform in self.batch_transforms:  # batch transforms (training only)
             x, y = transform(x, y)
         output = self.model(x)  # forward
