@@ -6,22 +6,12 @@ import runpy
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def example(name: str) -> dict:
     return runpy.run_path(str(ROOT / "examples" / f"regularize_{name}.py"))
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster and unaffected by other jobs on the machine (as the scripts' __main__)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 def test_penalties_l1_zeros_max_norm_bound_and_all_learn(capsys):

@@ -14,15 +14,6 @@ from regopt.adversarial import FGSM, PGD, eval_mode, fgsm, input_gradient, pgd
 TOL = 1e-6
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster than two that wait on each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_model(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.Dropout(0.2), nn.Tanh(), nn.Linear(32, 4))

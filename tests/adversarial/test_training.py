@@ -23,15 +23,6 @@ from regopt.lab.config import DigitsData
 from regopt.lab.data import load_dataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster than two that wait on each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset(DigitsData(name="digits", image=True, train_size=600))

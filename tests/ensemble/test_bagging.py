@@ -25,15 +25,6 @@ def mlp(inputs: int = 64, hidden: int = 32, classes: int = 10, dtype: torch.dtyp
     return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, classes)).to(dtype)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: on a shared 2-core machine, two intra-op threads only wait on each other."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 @pytest.fixture(scope="module")
 def digits():
     """300 training digits and 1497 held-out ones, as 64-vectors in [0, 1]."""

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from regopt.lab.gallery import GALLERY
 from regopt.lab.gallery.adversarial import adversarial
 from regopt.lab.gallery.tangent import tangent_prop
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster than two that wait on each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
