@@ -32,7 +32,8 @@ Also reported: the bytes allocated by one warm step (``torch.profiler`` with ``p
 of positive per-op self allocations) and the growth of peak RSS over one warm step, on the one-tensor layout;
 first in the process, the first step of each optimizer on an MLP of about 100K parameters, which takes
 regopt's eager path (no compile); and, outside the goals, SGD momentum and Adam with a fresh gradient tensor
-before every step (as after ``zero_grad(set_to_none=True)``), which regopt copies into its flat buffer. The
+before every step (as after ``zero_grad(set_to_none=True)``), which regopt uses in place (tensors of at least
+``DIRECT_MIN`` elements; smaller ones are copied into its flat buffer). The
 inductor cache starts empty (a fresh temporary directory) unless ``--warm-cache`` is given, so the first-step
 times are those of a user's first run. The last line says how much of the machine's CPU time other processes
 took during the timed steps: above a few percent, the 2-thread timings are not trustworthy.
@@ -378,7 +379,7 @@ def measure_pair(
 
 def fresh_grad_pair(algo: Algo, numel: int, seed: int, repeats: int, torch_first: bool) -> tuple[float, float]:
     """Median ms per step of regopt and torch when every step brings a fresh gradient tensor, as after
-    ``zero_grad(set_to_none=True)`` (the Trainer's setting): regopt then copies it into its flat buffer."""
+    ``zero_grad(set_to_none=True)`` (the Trainer's setting): regopt updates from it in place (it is large)."""
     assert algo.torch is not None
     medians = {}
     order = [("regopt", algo.regopt), ("torch", algo.torch)]
@@ -550,8 +551,9 @@ def main() -> None:
     if fresh:
         print(
             f"Fresh gradients (outside the goals): {first_layout}, a new gradient tensor before every step, as "
-            "after `zero_grad(set_to_none=True)` (torch's default and the Trainer's); regopt copies it into its "
-            "flat gradient buffer (+8 B/param), torch uses it in place. Median over rounds of per-round medians.\n"
+            "after `zero_grad(set_to_none=True)` (torch's default and the Trainer's); both use it in place (regopt "
+            "copies only fresh gradients under DIRECT_MIN elements into its flat buffer). "
+            "Median over rounds of per-round medians.\n"
         )
         print("| algorithm | regopt ms | torch ms | torch / regopt speed |")
         print("|---|---:|---:|---:|")

@@ -101,6 +101,7 @@ def test_changing_lr_does_not_recompile():
 
 
 def test_auto_compiles_only_large_buckets(monkeypatch):
+    """Plain SGD without decay is one in-place axpy at any size; the other updates compile past the threshold."""
     import regopt.optim.flat as flat
 
     calls = []
@@ -108,14 +109,14 @@ def test_auto_compiles_only_large_buckets(monkeypatch):
     monkeypatch.delenv("REGOPT_COMPILE", raising=False)
     small = torch.nn.Parameter(torch.zeros(10))
     small.grad = torch.ones(10)
-    SGD([small], lr=0.1).step()
+    SGD([small], lr=0.1, momentum=0.9).step()
     assert calls == []
     big = torch.nn.Parameter(torch.zeros(flat.COMPILE_THRESHOLD))
     big.grad = torch.ones(flat.COMPILE_THRESHOLD)
-    SGD([big], lr=0.1).step()
+    SGD([big], lr=0.1, momentum=0.9).step()
     assert len(calls) == 1
     monkeypatch.setenv("REGOPT_COMPILE", "0")
-    SGD([big], lr=0.1).step()
+    SGD([big], lr=0.1, momentum=0.9).step()
     assert len(calls) == 1
 
 
@@ -145,3 +146,31 @@ def test_many_compiled_variants_of_one_update_do_not_exhaust_the_recompile_limit
                 RMSProp([p], lr=1e-3, weight_decay=weight_decay, **kwargs, compile=True).step()
                 variants += 1
     assert variants == 12 and torch.isfinite(p).all()
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), [c[1:] for c in COMPILED_CASES], ids=[c[0] for c in COMPILED_CASES])
+def test_large_fresh_gradients_are_used_in_place_with_the_same_result(cls, kwargs, monkeypatch):
+    """Fresh gradients of at least DIRECT_MIN elements are not copied into the flat buffer; the update is the same."""
+    import regopt.optim.flat as flat
+
+    def run(direct_min: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        monkeypatch.setattr(flat, "DIRECT_MIN", direct_min)
+        model = _model()
+        optimizer = cls(model.parameters(), **kwargs)
+        gen = torch.Generator().manual_seed(1)
+        for step in range(6):
+            optimizer.zero_grad(set_to_none=True)
+            model(torch.randn(16, 4, generator=gen)).pow(2).mean().backward()
+            if step == 3:
+                model[0].bias.grad = None  # a parameter without a gradient splits the runs
+            optimizer.step()
+        return model, optimizer
+
+    copied, _ = run(1 << 30)
+    direct, optimizer = run(8)  # the 4x8 and 8x2 weights and the 8-element bias go direct; the 2-element bias is copied
+    for p, q in zip(copied.parameters(), direct.parameters(), strict=True):
+        assert torch.equal(p, q)
+    (buckets,) = optimizer.flat_buckets()
+    flat_ptr = buckets[0].grad.untyped_storage().data_ptr()
+    shares = [p.grad.untyped_storage().data_ptr() == flat_ptr for p in direct.parameters()]
+    assert shares == [False, False, False, True]

@@ -29,8 +29,9 @@ def adam_update(
     delta_inside_sqrt: bool,
 ) -> None:
     """Algorithm 8.7, one step; ``correction1 = 1 - rho1^t`` and ``correction2 = 1 - rho2^t``."""
+    shrunk = theta
     if decay and decoupled:
-        theta.copy_(theta - lr * weight_decay * theta)  # AdamW: shrink theta apart from the gradient
+        shrunk = theta - lr * weight_decay * theta  # AdamW: shrink theta apart from the gradient
     elif decay:
         g = g + weight_decay * theta  # coupled L2: alpha * theta added to g
     s.copy_(rho1 * s + (1 - rho1) * g)  # update biased first moment: s <- rho1 s + (1 - rho1) g
@@ -38,7 +39,7 @@ def adam_update(
     s_hat = s / correction1  # correct bias in first moment: s_hat <- s / (1 - rho1^t)
     r_hat = r / correction2  # correct bias in second moment: r_hat <- r / (1 - rho2^t)
     root = torch.sqrt(r_hat + delta) if delta_inside_sqrt else torch.sqrt(r_hat) + delta
-    theta.copy_(theta - lr * s_hat / root)  # delta_theta = -eps s_hat / sqrt(r_hat + delta); theta += delta_theta
+    theta.copy_(shrunk - lr * s_hat / root)  # delta_theta = -eps s_hat / sqrt(r_hat + delta); theta += delta_theta
 
 
 class Adam(FlatOptimizer):

@@ -99,7 +99,9 @@ class SGD(FlatOptimizer):
     def update(self, group: dict[str, Any], theta: Tensor, g: Tensor, state: dict[str, Tensor], t: int) -> None:
         wd, alpha = group["weight_decay"], group["momentum"]
         common = {"lr": self.scalar(group["lr"], theta), "weight_decay": self.scalar(wd, theta), "decay": wd != 0}
-        if alpha == 0:
+        if alpha == 0 and wd == 0:
+            theta.add_(g, alpha=-group["lr"])  # Algorithm 8.1 is itself one in-place axpy: no kernel to compile
+        elif alpha == 0:
             self.kernel(sgd_update, theta)(theta, g, **common)
         else:
             self.kernel(momentum_update, theta)(
