@@ -106,6 +106,19 @@ def test_batches_cover_the_training_set_once_per_epoch(small_config):
     assert rows == {tuple(r.tolist()) for r in experiment.data.x_train}
 
 
+def test_shuffle_false_takes_consecutive_slices_in_the_same_order_every_epoch():
+    train = {"epochs": 2, "batch_size": 32, "shuffle": False}
+    experiment = build_experiment(validate(small_raw(train=train)))
+    trainer, x_train = experiment.trainer, experiment.data.x_train
+    first = [x for x, _ in trainer._batches()]
+    assert torch.equal(torch.cat(first), x_train)
+    assert [len(x) for x in first[:-1]] == [32] * (len(first) - 1)
+    trainer.fit()
+    assert torch.equal(torch.cat([x for x, _ in trainer._batches()]), x_train)  # the next epoch: same order
+    shuffled = build_experiment(validate(small_raw(train={"epochs": 2, "batch_size": 32}))).trainer
+    assert not torch.equal(torch.cat([x for x, _ in shuffled._batches()]), x_train)
+
+
 def test_scheduler_steps_per_interval(small_config):
     for interval, expected_steps in (("epoch", 3), ("step", 3 * 10)):
         config = validate(small_raw(schedule={"name": "exponential", "gamma": 0.5, "interval": interval}))

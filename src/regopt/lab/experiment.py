@@ -134,6 +134,7 @@ def build_experiment(
         data,
         epochs=config.train.epochs,
         batch_size=config.train.batch_size,
+        shuffle=config.train.shuffle,
         loss_fn=loss_fn,
         scheduler=scheduler,
         scheduler_interval=config.schedule.interval,

@@ -65,6 +65,8 @@ class Trainer:
         data: a :class:`regopt.lab.data.Dataset` whose tensors are already on the training device.
         epochs: number of passes over the training split.
         batch_size: examples per optimizer step (the last batch of an epoch may be smaller).
+        shuffle: a fresh seeded order of the training examples every epoch; ``False`` takes consecutive slices
+            of the data's own order every epoch (the MNIST-1D paper's loop).
         loss_fn: task loss ``(output, target) -> scalar``; default from ``data.task``.
         scheduler: a torch LR scheduler, stepped once per ``scheduler_interval``.
         batch_transforms: callables ``(x, y) -> (x, y)`` applied to each training batch (augmentation, noise).
@@ -88,6 +90,7 @@ class Trainer:
         *,
         epochs: int,
         batch_size: int,
+        shuffle: bool = True,
         loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
         scheduler: LRScheduler | None = None,
         scheduler_interval: Literal["epoch", "step"] = "epoch",
@@ -119,6 +122,7 @@ class Trainer:
         self.progress = progress
         self.max_steps = max_steps
         self.classification = data.task == "classification"
+        self.reshuffle = shuffle
         self.shuffle = torch.Generator().manual_seed(seed)
         self.history: list[dict[str, float]] = []
         self.epoch = 0  # completed epochs
@@ -176,10 +180,13 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------------- loop
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
-        """The current epoch's batches from its seeded permutation, skipping those already done."""
-        self.shuffle.set_state(self._epoch_shuffle_state)
+        """The current epoch's batches from its seeded permutation (or in the data's order), skipping those done."""
         n = len(self.data.x_train)
-        order = torch.randperm(n, generator=self.shuffle).to(self.data.x_train.device)
+        if self.reshuffle:
+            self.shuffle.set_state(self._epoch_shuffle_state)
+            order = torch.randperm(n, generator=self.shuffle).to(self.data.x_train.device)
+        else:
+            order = torch.arange(n, device=self.data.x_train.device)
         for start in range(self.batch * self.batch_size, n, self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.data.x_train[index], self.data.y_train[index]

@@ -74,6 +74,9 @@ ScheduleConfig = Annotated[
 class TrainConfig(Strict):
     epochs: PositiveInt = 20
     batch_size: PositiveInt = 64
+    shuffle: bool = True
+    """Draw a fresh order of the training examples every epoch; ``false`` takes batches as consecutive slices of
+    one fixed order every epoch, as the MNIST-1D paper's loop does."""
     clip_grad_norm: Annotated[float, Field(gt=0.0)] | None = None
     """Rescale the global gradient norm to at most this (torch.nn.utils.clip_grad_norm_)."""
     clip_grad_value: Annotated[float, Field(gt=0.0)] | None = None
