@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import nn
 
-from regopt.regularize.tangent import TangentProp, tangent_distance_classify, transform_images
+from regopt.regularize.tangent import TangentProp, transform_images
+from regopt.regularize.tangent_distances import tangent_distance_classify
 
 
 def load_data(train_size: int = 200):

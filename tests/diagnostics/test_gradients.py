@@ -9,13 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from regopt.diagnostics.gradients import (
-    GradientMonitor,
-    GradientSpike,
-    clip_by_norm,
-    clip_by_value,
-    gradient_norms,
-)
+from regopt.diagnostics.clipping import clip_by_norm, clip_by_value
+from regopt.diagnostics.gradients import GradientMonitor, GradientSpike, gradient_norms
 from regopt.monitor import Monitor
 
 

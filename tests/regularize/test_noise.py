@@ -11,17 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from regopt.regularize.noise import (
-    GaussianNoise,
-    InputNoise,
-    WeightNoise,
-    add_hidden_noise,
-    add_weight_noise,
-    remove_weight_noise,
-    smoothed_cross_entropy,
-    soft_targets,
-)
+from regopt.regularize.noise import GaussianNoise, InputNoise, add_hidden_noise
 from regopt.regularize.selection import Selector
+from regopt.regularize.target_noise import smoothed_cross_entropy, soft_targets
+from regopt.regularize.weight_noise import WeightNoise, add_weight_noise, remove_weight_noise
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -10,15 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regopt.regularize.tangent import (
-    TangentProp,
-    signal_shift_tangent,
-    tangent_distance,
-    tangent_distance_classify,
-    tangent_distance_matrix,
-    tangent_vectors,
-    transform_images,
-)
+from regopt.regularize.tangent import TangentProp, signal_shift_tangent, tangent_vectors, transform_images
+from regopt.regularize.tangent_distances import tangent_distance, tangent_distance_classify, tangent_distance_matrix
 
 
 @pytest.fixture(scope="module")

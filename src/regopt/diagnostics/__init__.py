@@ -17,6 +17,7 @@ Everything here works on a plain ``nn.Module``, a loss function and a batch, in 
   interpolation and 2-D filter-normalized loss surfaces.
 """
 
+from regopt.diagnostics.clipping import clip_by_norm, clip_by_value
 from regopt.diagnostics.conditioning import IllConditioningMonitor, IllConditioningWarning, step_curvature
 from regopt.diagnostics.curvature import (
     condition_number_estimate,
@@ -28,7 +29,7 @@ from regopt.diagnostics.curvature import (
     spectral_quadrature,
     top_eigenvalues,
 )
-from regopt.diagnostics.gradients import GradientMonitor, GradientSpike, clip_by_norm, clip_by_value, gradient_norms
+from regopt.diagnostics.gradients import GradientMonitor, GradientSpike, gradient_norms
 from regopt.diagnostics.guards import NonFiniteGuard, TrainingDiverged
 from regopt.diagnostics.hvp import HessianOperator, hvp, hvp_func
 from regopt.diagnostics.landscape import filter_normalized_direction, interpolate, loss_surface_2d

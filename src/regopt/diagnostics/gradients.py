@@ -3,9 +3,7 @@
 A cliff of the loss surface shows up in training as a gradient whose norm is suddenly many times its usual size;
 one such step can throw the parameters far away. :func:`gradient_norms` measures the gradient, and
 :class:`GradientMonitor` records its norm during training and reports spikes against a robust running median.
-The remedy, gradient clipping, is torch's own (``torch.nn.utils.clip_grad_norm_``, ``clip_grad_value_``);
-:func:`clip_by_norm` and :func:`clip_by_value` wrap them as gradient transforms ``model -> Any`` for any loop
-(regopt's Trainer runs them between backward and the optimizer step, as its ``train.clip_grad_norm`` does).
+The remedy, gradient clipping, is in :mod:`regopt.diagnostics.clipping`.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -21,7 +19,7 @@ from torch import Tensor, nn
 
 from regopt.monitor import Monitor
 
-__all__ = ["GradientMonitor", "GradientSpike", "clip_by_norm", "clip_by_value", "gradient_norms"]
+__all__ = ["GradientMonitor", "GradientSpike", "gradient_norms"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -275,51 +273,6 @@ class GradientMonitor(Monitor):
         self._layer_norms = [list(map(float, row)) for row in state["layer_norms"].tolist()]
         self._recent = deque(state["recent"].tolist(), maxlen=self.window)
         self.spikes = [GradientSpike(int(s), n, m, r) for s, n, m, r in state["spikes"].tolist()]
-
-
-# ------------------------------------------------------------------------------------------------ clipping
-def clip_by_norm(max_norm: float, *, norm_type: float = 2.0) -> Callable[[nn.Module], Tensor]:
-    """A gradient transform ``model -> total_norm`` rescaling the gradient to norm ``<= max_norm``.
-
-    ``g <- g * min(1, max_norm / ||g||)`` (Pascanu et al. 2013; Goodfellow et al. 2016, eq. 10.48): the
-    direction of the step is kept, only its length is bounded, so a step off a cliff stays small. It calls
-    ``torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm, norm_type, foreach=True)`` and returns its
-    result, the total norm before clipping (a tensor; no host sync).
-
-    Example:
-        >>> from torch import nn
-        >>> model = nn.Linear(2, 1)
-        >>> model(torch.ones(1, 2)).sum().mul(100).backward()
-        >>> clip = clip_by_norm(1.0)
-        >>> round(float(clip(model)), 2), round(gradient_norms(model)[0], 4)
-        (173.21, 1.0)
-    """
-    if not _is_real(max_norm) or not math.isfinite(max_norm) or max_norm <= 0:
-        raise ValueError(f"max_norm must be a finite number > 0, got {max_norm!r}")
-    if not _is_real(norm_type) or norm_type <= 0:
-        raise ValueError(f"norm_type must be a number > 0 (or inf), got {norm_type!r}")
-
-    def clip_grad_norm(model: nn.Module) -> Tensor:
-        return torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm, norm_type, foreach=True)
-
-    clip_grad_norm.__qualname__ = f"clip_by_norm({max_norm!r})"
-    return clip_grad_norm
-
-
-def clip_by_value(value: float) -> Callable[[nn.Module], None]:
-    """A gradient transform ``model -> None`` clamping every gradient element into ``[-value, value]``.
-
-    Calls ``torch.nn.utils.clip_grad_value_(model.parameters(), value, foreach=True)``, which returns nothing
-    (hence ``None``). Unlike :func:`clip_by_norm` it changes the direction of the gradient.
-    """
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"value must be a finite number > 0, got {value!r}")
-
-    def clip_grad_value(model: nn.Module) -> None:
-        torch.nn.utils.clip_grad_value_(model.parameters(), value, foreach=True)
-
-    clip_grad_value.__qualname__ = f"clip_by_value({value!r})"
-    return clip_grad_value
 
 
 # ------------------------------------------------------------------------------------------------ helpers

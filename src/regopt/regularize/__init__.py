@@ -22,27 +22,13 @@ from regopt.regularize.multitask import (
     stack_targets,
     unstack_targets,
 )
-from regopt.regularize.noise import (
-    GaussianNoise,
-    InputNoise,
-    WeightNoise,
-    add_hidden_noise,
-    add_weight_noise,
-    remove_weight_noise,
-    smoothed_cross_entropy,
-    soft_targets,
-)
+from regopt.regularize.noise import GaussianNoise, InputNoise, add_hidden_noise
 from regopt.regularize.penalties import L1, L2, ElasticNet, Penalty, Tying
 from regopt.regularize.selection import Selector, select_parameters
 from regopt.regularize.sparsity import ActivationKL, ActivationL1, ActivationPenalty, activation_sparsity
-from regopt.regularize.tangent import (
-    TangentProp,
-    signal_shift_tangent,
-    tangent_distance,
-    tangent_distance_classify,
-    tangent_distance_matrix,
-    tangent_vectors,
-)
+from regopt.regularize.tangent import TangentProp, signal_shift_tangent, tangent_vectors
+from regopt.regularize.tangent_distances import tangent_distance, tangent_distance_classify, tangent_distance_matrix
+from regopt.regularize.target_noise import smoothed_cross_entropy, soft_targets
 from regopt.regularize.underconstrained import (
     RidgePoint,
     gram_condition_number,
@@ -51,6 +37,7 @@ from regopt.regularize.underconstrained import (
     ridge_path,
     ridge_solution,
 )
+from regopt.regularize.weight_noise import WeightNoise, add_weight_noise, remove_weight_noise
 
 __all__ = [
     "DIGIT_TASK_CLASSES",

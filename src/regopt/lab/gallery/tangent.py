@@ -141,7 +141,7 @@ def tangent_prop_rows(data, epochs: int, alphas: Sequence[float]) -> list[tuple]
 
 
 def nearest_neighbour_rows(data, sizes: Sequence[int | None]) -> list[tuple]:
-    from regopt.regularize.tangent import tangent_distance_classify
+    from regopt.regularize.tangent_distances import tangent_distance_classify
 
     rows = []
     for size in sizes:
