@@ -112,7 +112,9 @@ PAPER_MODELS: dict[str, dict[str, Any]] = {
 
 
 def paper_config(key: str, seed: int, epochs: int) -> RunConfig:
-    """The paper's recipe for model ``key``: torch's Adam, lr 1e-2, batch 100, constant lr, no regularization."""
+    """The paper's recipe for model ``key``: torch's Adam, lr 1e-2, batch 100, constant lr, no regularization, and
+    the paper's batch order: consecutive slices of one fixed order of the training set, the same every epoch
+    (``train.shuffle = false``), as ``train_model`` in github.com/greydanus/mnist1d takes them."""
     return validate(
         {
             "name": f"mnist1d-{key}-paper",
@@ -120,7 +122,7 @@ def paper_config(key: str, seed: int, epochs: int) -> RunConfig:
             "data": {"name": "mnist1d", "val_fraction": VAL_FRACTION, "as_sequence": key == "gru"},
             "model": PAPER_MODELS[key],
             "optimizer": {"name": "torch.adam", "lr": PAPER_LR},
-            "train": {"epochs": epochs, "batch_size": PAPER_BATCH},
+            "train": {"epochs": epochs, "batch_size": PAPER_BATCH, "shuffle": False},
         },
         f"paper recipe ({key})",
     )
