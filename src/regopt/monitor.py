@@ -12,6 +12,13 @@ know nothing of its Trainer: they receive plain numbers and tensors. Any trainin
         if any(m.after_epoch(epoch, metrics)[0] for m in monitors):
             break
 
+A monitor may also run a step's backward pass itself (:meth:`Monitor.backward`, e.g. the ill-conditioning
+monitor keeps the gradient's graph at its check steps to reuse it for a Hessian-vector product); a loop that
+supports this replaces ``loss.backward()`` by::
+
+    if not any(m.backward(step, loss) for m in monitors):
+        loss.backward()
+
 Decisions are returned as ``(stop, reason)`` so a log can say why training ended, and monitors expose
 ``state_dict()``/``load_state_dict()`` so a resumed run decides exactly as an uninterrupted one.
 """
@@ -32,6 +39,15 @@ class Monitor:
 
         May raise to abort training at once (e.g. on a non-finite loss).
         """
+
+    def backward(self, step: int, loss: Tensor) -> bool:
+        """Optionally run the backward pass of step ``step`` (1-based) on ``loss``, the objective minimized (task
+        loss plus penalties), in place of ``loss.backward()``; return whether it did.
+
+        A monitor that does must leave in ``p.grad`` exactly what ``loss.backward()`` would have. Loops ask the
+        monitors in order and stop at the first that ran it. The default does nothing and returns ``False``.
+        """
+        return False
 
     def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
         """Called after each epoch's evaluation (``epoch`` is 1-based); return ``(stop, reason)``."""

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from regopt.diagnostics.hvp import HessianOperator, hvp, hvp_func
+from regopt.diagnostics.hvp import HessianOperator, backward_with_hvp, hvp, hvp_func
 
 # torch's forward-mode AD scripts its decompositions on first use
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -130,3 +130,22 @@ def test_bad_arguments(setup):
     frozen = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="no parameters with requires_grad"):
         HessianOperator(frozen, F.mse_loss, x, y)
+
+
+def test_backward_with_hvp_fills_grad_and_returns_g_and_hg(setup):
+    model, x, y, hessian, _ = setup
+    params = list(model.parameters())
+    F.cross_entropy(model(x), y).backward()
+    expected = [p.grad.clone() for p in params]
+    model.zero_grad(set_to_none=True)
+    g, hg = backward_with_hvp(F.cross_entropy(model(x), y), params)
+    assert all(torch.equal(p.grad, e) for p, e in zip(params, expected, strict=True))
+    assert torch.equal(flat(g), flat(expected))
+    torch.testing.assert_close(flat(hg), hessian @ flat(expected), rtol=1e-10, atol=1e-12)
+    model.zero_grad(set_to_none=True)
+    g, hg = backward_with_hvp(F.cross_entropy(model(x), y), params, params[2:4])  # H restricted to the subset
+    sub = slice(sum(p.numel() for p in params[:2]), sum(p.numel() for p in params[:4]))
+    torch.testing.assert_close(flat(hg), hessian[sub, sub] @ flat(g), rtol=1e-10, atol=1e-12)
+    assert all(torch.equal(p.grad, e) for p, e in zip(params, expected, strict=True))  # all of params filled
+    with pytest.raises(ValueError, match="subset must be drawn from params"):
+        backward_with_hvp(F.cross_entropy(model(x), y), params[:2], params[2:3])

@@ -19,9 +19,14 @@ for x = 3, 4 or 50 alike (only its magnitude, ``3600 x^2 eps (30 eps - 1)``, gro
 >>> row["curvature"], round(row["stable_lr"], 6), row["criterion"] > 0
 (60.0, 0.033333, True)
 
-:class:`IllConditioningMonitor` computes ``g`` and ``Hg`` on a fixed probe batch every few steps (one gradient
-and one Hessian-vector product, see :mod:`~regopt.diagnostics.hvp`) and raises an alarm when the criterion
-stays positive while the gradient norm grows and the loss stalls: the book's symptom of ill-conditioning.
+:class:`IllConditioningMonitor` evaluates the criterion every few steps, for the training step just taken (its
+own gradient ``g``, kept with its graph, and one Hessian-vector product ``Hg`` on it, see
+:mod:`~regopt.diagnostics.hvp`) or on a fixed probe batch, and raises an alarm when the criterion stays
+positive while the gradient norm grows and the loss stalls: the book's symptom of ill-conditioning.
+
+References:
+    Goodfellow, I., Bengio, Y. & Courville, A. (2016). Deep Learning, sec. 8.2.1 (ill-conditioning).
+    Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian. Neural Computation 6(1).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from regopt.diagnostics.hvp import HessianOperator
+from regopt.diagnostics.hvp import HessianOperator, backward_with_hvp
 from regopt.monitor import Monitor
 
 __all__ = ["IllConditioningMonitor", "IllConditioningWarning", "step_curvature"]
@@ -63,7 +68,16 @@ def step_curvature(g: Tensor, hg: Tensor, lr: float) -> dict[str, float]:
     if not lr >= 0:
         raise ValueError(f"lr must be >= 0, got {lr}")
     g64, hg64 = g.detach().reshape(-1).double(), hg.detach().reshape(-1).double()
-    ghg, gg = float(torch.dot(g64, hg64)), float(torch.dot(g64, g64))
+    return _criterion(float(torch.dot(g64, hg64)), float(torch.dot(g64, g64)), lr)
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """``a . b`` in float64 from the products in the inputs' dtype, summed there by torch's cascade summation
+    (accurate to a few units of that dtype's rounding; no float64 copies of a and b)."""
+    return (a * b).sum().double()
+
+
+def _criterion(ghg: float, gg: float, lr: float) -> dict[str, float]:
     return {
         "gHg": ghg,
         "gg": gg,
@@ -74,19 +88,29 @@ def step_curvature(g: Tensor, hg: Tensor, lr: float) -> dict[str, float]:
 
 
 class IllConditioningMonitor(Monitor):
-    r"""Track ``0.5 eps^2 g'Hg - eps g'g`` during training on a probe batch; warn when ill-conditioning sets in.
+    r"""Track ``0.5 eps^2 g'Hg - eps g'g`` during training; warn when ill-conditioning sets in.
 
-    Every ``every`` steps (in :meth:`after_step`), ``g`` and ``Hg`` are computed on ``batch`` at the current
-    parameters (one forward, one backward with ``create_graph``, one Hessian-vector product; parameters,
-    buffers, ``.grad`` and the random number generator are left as they were, so training is unchanged), and
-    a row ``{step, lr, loss, grad_norm, gg, gHg, curvature, criterion, stable_lr}`` is appended to
-    :attr:`history`.
+    Every ``every`` steps a row ``{step, lr, loss, grad_norm, gg, gHg, curvature, criterion, stable_lr}`` is
+    appended to :attr:`history`, measured in one of two ways:
+
+    - **the training step's own gradient** (``batch=None``): at a check step the loop lets the monitor run the
+      backward pass (:meth:`backward`; regopt's Trainer calls it in place of ``loss.backward()``), which takes
+      ``g`` with ``create_graph=True``, leaves in ``p.grad`` exactly what ``loss.backward()`` would, and takes
+      one Hessian-vector product ``Hg`` on that graph (:func:`~regopt.diagnostics.hvp.backward_with_hvp`).
+      The row is the seed's criterion for the step actually taken (minibatch gradient, penalties included) at
+      that step's lr; ``loss`` is the mean training loss since the last check. About 2 gradients per check; no
+      extra forward, so dropout masks, batch-norm statistics and the RNG are those of training.
+    - **a fixed probe batch** (``batch=(x, y)``): in :meth:`after_step`, ``g`` and ``Hg`` on the probe batch
+      at the current parameters (about 3 gradients on it), leaving parameters, buffers, ``.grad`` and the RNG
+      as they were. Smoother across checks; the step it judges is a hypothetical one on the probe batch.
+
+    Either way training ends with the same weights, bit for bit, as without the monitor.
 
     An *alarm* is raised when, at a check,
 
     1. the criterion has been positive for the last ``patience`` checks,
     2. the gradient norm rose over them (``|g|`` now > ``|g|`` at the check before the window), and
-    3. the probe loss stalled: it fell by less than ``loss_tol`` (relative) over the same window, or rose,
+    3. the loss stalled: it fell by less than ``loss_tol`` (relative) over the same window, or rose,
 
     the three signs the book gives for ill-conditioning ("even very small steps increase the cost"; the
     gradient norm grows while the loss does not decrease). The message is appended to :attr:`alarms` and issued
@@ -95,18 +119,31 @@ class IllConditioningMonitor(Monitor):
 
     Args:
         model: the model being trained.
-        loss_fn: ``loss_fn(output, y) -> scalar``, the training loss (e.g. ``F.cross_entropy``).
-        batch: the probe batch ``(x, y)``, fixed so that changes reflect the parameters, not the data.
+        loss_fn: ``loss_fn(output, y) -> scalar``, the training loss (e.g. ``F.cross_entropy``); needed with a
+            probe ``batch`` only.
+        batch: the probe batch ``(x, y)``, fixed so that changes reflect the parameters, not the data; ``None``
+            (default) to reuse the training step's gradient.
         lr_fn: returns the current learning rate eps (e.g. ``lambda: optimizer.param_groups[0]["lr"]``).
         every: check every this many steps (default 10).
         patience: consecutive positive checks before an alarm (default 3).
         loss_tol: relative loss decrease over the window below which the loss counts as stalled (default 0.01).
         stop_on_alarm: ask training to stop after an alarm (default ``False``).
-        params: the parameters to differentiate w.r.t. (default: all with ``requires_grad``).
+        params: the parameters g and H refer to (default: all of the model's with ``requires_grad``). With
+            ``batch=None`` every parameter of the model with ``requires_grad`` still gets its ``.grad``.
+
+    In a hand-written loop, training-step mode needs the backward pass routed through the monitor::
+
+        loss = loss_fn(model(x), y)
+        if not monitor.backward(step, loss):  # True at check steps: it did the backward itself
+            loss.backward()
+        optimizer.step()
+        monitor.after_step(step, loss.detach())
 
     Note:
         The criterion is for a plain gradient step ``theta - eps g``. With momentum ``alpha`` the steady-state
-        step is ``eps / (1 - alpha)``; pass that from ``lr_fn`` to judge momentum SGD.
+        step is ``eps / (1 - alpha)``; pass that from ``lr_fn`` to judge momentum SGD. With ``batch=None`` the
+        gradient is taken w.r.t. the model's parameters only (as ``loss.backward(inputs=...)``): a loss with
+        trainable tensors outside the model needs a probe batch.
 
     Example:
         >>> import torch
@@ -115,18 +152,25 @@ class IllConditioningMonitor(Monitor):
         >>> with torch.no_grad():
         ...     _ = model.weight.fill_(3.0)
         >>> f = lambda out, y: 30 * (out**2).sum()  # f(w) = 30 w^2 with input 1
-        >>> monitor = IllConditioningMonitor(model, f, (torch.ones(1, 1), torch.zeros(1)), lambda: 0.034, every=1)
-        >>> monitor.after_step(1, torch.tensor(0.0))
+        >>> monitor = IllConditioningMonitor(model, lr_fn=lambda: 0.034, every=1)
+        >>> loss = f(model(torch.ones(1, 1)), None)
+        >>> monitor.backward(1, loss), model.weight.grad  # the gradient 60 w, as loss.backward() leaves it
+        (True, tensor([[180.]]))
+        >>> monitor.after_step(1, loss.detach())
         >>> monitor.history[0]["curvature"], monitor.history[0]["criterion"] > 0
         (60.0, True)
+        >>> probe = IllConditioningMonitor(model, f, (torch.ones(1, 1), torch.zeros(1)), lambda: 0.033, every=1)
+        >>> probe.after_step(1, torch.tensor(0.0))
+        >>> probe.history[0]["curvature"], probe.history[0]["criterion"] > 0
+        (60.0, False)
     """
 
     def __init__(
         self,
         model: nn.Module,
-        loss_fn: Callable[[Tensor, Tensor], Tensor],
-        batch: tuple[Tensor, Tensor],
-        lr_fn: Callable[[], float],
+        loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+        batch: tuple[Tensor, Tensor] | None = None,
+        lr_fn: Callable[[], float] | None = None,
         every: int = 10,
         patience: int = 3,
         *,
@@ -134,29 +178,55 @@ class IllConditioningMonitor(Monitor):
         stop_on_alarm: bool = False,
         params: Sequence[Tensor] | None = None,
     ) -> None:
+        if lr_fn is None:
+            raise TypeError("IllConditioningMonitor needs lr_fn, a callable returning the current learning rate")
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
         if not loss_tol >= 0:
             raise ValueError(f"loss_tol must be >= 0, got {loss_tol}")
-        if len(batch) != 2:
+        if batch is not None and len(batch) != 2:
             raise ValueError(f"batch must be a pair (x, y), got {len(batch)} items")
+        if batch is not None and loss_fn is None:
+            raise ValueError("a probe batch needs loss_fn")
         self.model, self.loss_fn, self.lr_fn = model, loss_fn, lr_fn
-        self.x, self.y = batch
+        self.x, self.y = batch if batch is not None else (None, None)
         self.every, self.patience, self.loss_tol, self.stop_on_alarm = every, patience, loss_tol, stop_on_alarm
         self.params = params
         self.history: list[dict[str, float]] = []
         self.alarms: list[str] = []
         self.streak = 0  # consecutive checks with a positive criterion
         self.alarmed = False  # an alarm was raised during the current streak
+        self._measured: tuple[int, float, float, float] | None = None  # (step, g'Hg, g'g, lr) from backward()
+        self._losses: list[Tensor] = []  # training losses since the last check (batch=None)
+
+    @property
+    def uses_probe(self) -> bool:
+        """Whether checks run on the fixed probe batch (else on the training step's own gradient)."""
+        return self.x is not None
+
+    def backward(self, step: int, loss: Tensor) -> bool:
+        """At a check step without a probe batch: ``loss.backward()`` plus ``Hg`` on its graph; returns
+        whether it ran (``False``: the caller runs ``loss.backward()`` itself)."""
+        if self.uses_probe or step % self.every != 0:
+            return False
+        model_params = [p for p in self.model.parameters() if p.requires_grad]
+        chosen = None if self.params is None else [p for p in self.params if p.requires_grad]
+        g, hg = backward_with_hvp(loss, model_params, chosen)
+        ghg, gg = sum(map(_dot, g, hg)), sum(map(_dot, g, g))  # per tensor: no concatenated float64 copies
+        self._measured = (step, float(ghg), float(gg), float(self.lr_fn()))
+        return True
 
     def after_step(self, step: int, loss: Tensor) -> None:
+        if not self.uses_probe:
+            self._losses.append(torch.as_tensor(loss).detach())  # no device sync: summed at the check
         if step % self.every == 0:
             self.check(step)
 
     def _probe(self) -> tuple[Tensor, Tensor, float]:
         """g, Hg and the loss on the probe batch, with no side effect on buffers or the RNG."""
+        assert self.loss_fn is not None and self.x is not None and self.y is not None
         op = HessianOperator(self.model, self.loss_fn, self.x, self.y, self.params)
         buffers = [b.detach().clone() for b in self.model.buffers()]
         cuda = sorted({p.device.index or 0 for p in op.params if p.device.type == "cuda"})
@@ -170,10 +240,24 @@ class IllConditioningMonitor(Monitor):
         return g, hg, loss
 
     def check(self, step: int) -> dict[str, float]:
-        """Measure now (whatever ``step``), record the row, update the alarm; returns the row."""
-        g, hg, loss = self._probe()
-        lr = float(self.lr_fn())
-        row = {"step": float(step), "lr": lr, "loss": loss, **step_curvature(g, hg, lr)}
+        """Record the row of ``step`` and update the alarm; returns the row. With a probe batch it measures
+        now (whatever ``step``); without, it uses what :meth:`backward` measured at ``step``."""
+        if self.uses_probe:
+            g, hg, loss = self._probe()
+            lr = float(self.lr_fn())
+            curvature = step_curvature(g, hg, lr)
+        else:
+            if self._measured is None or self._measured[0] != step:
+                raise RuntimeError(
+                    f"IllConditioningMonitor has no gradient of step {step}: without a probe batch the training "
+                    "loop must call `if not monitor.backward(step, loss): loss.backward()` (regopt's Trainer does)"
+                )
+            _, ghg, gg, lr = self._measured
+            losses = [v.reshape(()).to(torch.float64).cpu() for v in self._losses]
+            loss = float(torch.stack(losses).mean()) if losses else math.nan
+            self._measured, self._losses = None, []
+            curvature = _criterion(ghg, gg, lr)
+        row = {"step": float(step), "lr": lr, "loss": loss, **curvature}
         row["grad_norm"] = math.sqrt(row["gg"])
         self.history.append(row)
         if row["criterion"] > 0:
@@ -210,9 +294,11 @@ class IllConditioningMonitor(Monitor):
             "alarms": list(self.alarms),
             "streak": self.streak,
             "alarmed": self.alarmed,
+            "window_losses": [float(v) for v in self._losses],
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.history = [dict(r) for r in state["history"]]
         self.alarms = list(state["alarms"])
         self.streak, self.alarmed = int(state["streak"]), bool(state["alarmed"])
+        self._losses = [torch.tensor(v, dtype=torch.float64) for v in state.get("window_losses", [])]

@@ -12,27 +12,31 @@ parameters (``matvec``, ``gradient``, ``dim``, ``num_products``); :mod:`regopt.d
 Lanczos, Hutchinson and spectral density on it.
 
 Which is faster, and the default (``benchmarks/diagnostics.py``, 2026-11-25: CPU, torch 2.13, 1 thread on a
-shared 2-core machine, float32, cross-entropy, batch 512; median over 11 interleaved repeats of the time of one
-call divided by the time of one gradient, i.e. forward + backward):
+2-core machine at load ~1, float32, cross-entropy, batch 512; median over 11 interleaved repeats of the time of
+one call divided by the time of one gradient, i.e. forward + backward; last row: multiply-adds of the matrix
+products, exact HVP / gradient):
 
 =====================================================  ====================  =======================
 implementation                                          MLP 40-512-512-10     MLP 784-1024-1024-10
 =====================================================  ====================  =======================
-double backward from scratch (:func:`hvp`)               2.54x                 2.63x
-``torch.func`` forward-over-reverse (:func:`hvp_func`)   3.04x                 3.14x
-``torch.func`` reverse-over-forward                      2.46x                 2.69x
-one more product on a kept graph (``HessianOperator``)   **1.68x**             **1.73x**
+double backward from scratch (:func:`hvp`)               2.99x                 2.68x
+``torch.func`` forward-over-reverse (:func:`hvp_func`)   3.41x                 3.13x
+``torch.func`` reverse-over-forward                      3.01x                 2.69x
+one more product on a kept graph (``HessianOperator``)   **1.94x**             **1.68x**
+arithmetic floor, from scratch / kept graph              2.95x / 1.95x         2.66x / 1.66x
 =====================================================  ====================  =======================
 
-From scratch, the three are within the machine's noise of each other (an earlier run under heavier load gave
-3.1-3.3x for double backward and 2.8-3.0x for ``torch.func``); none reliably beats 2.5x, because an exact
-product costs about three gradients in arithmetic (for a square hidden layer, 9 matrix products against the
-gradient's 3). What wins is not the order of differentiation but reuse: the default ``method="reverse"``
-keeps the graph of ``g = grad L`` (``create_graph=True``) alive between products at the same parameters, so
-each further product is one backward pass through that graph, 1.7x a gradient. Lanczos, Hutchinson and power
-iteration take tens of products at one point and pay forward + first backward once. ``torch.func`` cannot keep
-that graph between calls (each ``jvp(grad(...))`` retraces forward and backward). The graph is rebuilt when a
-parameter is modified in place (detected by tensor version counters) or on :meth:`HessianOperator.refresh`.
+From scratch, double backward and reverse-over-forward sit on the arithmetic floor and no exact product can
+beat it: per hidden layer a gradient takes 3 matrix products (forward, ``grad W``, ``grad x``) and an HVP 9
+(the second backward differentiates each of the three w.r.t. both operands); the first layer, whose input needs
+no gradient, takes 2 and 4, which is why the wide-input model is cheaper. (A run under heavy machine load gave
+2.5-2.6x: then the gradient's non-matrix work weighs more.) What wins is reuse: the default
+``method="reverse"`` keeps the graph of ``g = grad L`` (``create_graph=True``) alive between products at the
+same parameters, so each further product is one backward pass through that graph, 1.7-1.9x a gradient.
+Lanczos, Hutchinson and power iteration take tens of products at one point and pay forward + first backward
+once; :func:`backward_with_hvp` reuses a training step's own backward. ``torch.func`` cannot keep that graph
+between calls (each ``jvp(grad(...))`` retraces forward and backward). The graph is rebuilt when a parameter is
+modified in place (detected by tensor version counters) or on :meth:`HessianOperator.refresh`.
 
 Example:
     >>> import torch
@@ -60,7 +64,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp
 
-__all__ = ["HessianOperator", "hvp", "hvp_func"]
+__all__ = ["HessianOperator", "backward_with_hvp", "hvp", "hvp_func"]
 
 LossOfOutput = Callable[[Tensor, Tensor], Tensor]
 
@@ -69,13 +73,15 @@ def _zeros_for_none(tensors: Sequence[Tensor | None], like: Sequence[Tensor]) ->
     return [torch.zeros_like(p) if t is None else t for t, p in zip(tensors, like, strict=True)]
 
 
-def _grad_of_grads(grads: Sequence[Tensor | None], params: Sequence[Tensor], v: Sequence[Tensor]) -> list[Tensor]:
-    """``grad(g . v, params)`` for ``grads`` built with ``create_graph=True``; the graph is retained."""
+def _grad_of_grads(
+    grads: Sequence[Tensor | None], params: Sequence[Tensor], v: Sequence[Tensor], *, retain_graph: bool = True
+) -> list[Tensor]:
+    """``grad(g . v, params)`` for ``grads`` built with ``create_graph=True``; the graph is kept if asked."""
     pairs = [(g, vi) for g, vi in zip(grads, v, strict=True) if g is not None and g.requires_grad]
     if not pairs:  # the loss is (at most) linear in params: H = 0
         return [torch.zeros_like(p) for p in params]
     outs, vs = zip(*pairs, strict=True)
-    hv = torch.autograd.grad(outs, params, grad_outputs=vs, retain_graph=True, allow_unused=True)
+    hv = torch.autograd.grad(outs, params, grad_outputs=vs, retain_graph=retain_graph, allow_unused=True)
     return _zeros_for_none(hv, params)
 
 
@@ -106,6 +112,45 @@ def hvp(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], v: Sequence[Ten
         loss = loss_fn()
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
         return _grad_of_grads(grads, params, list(v))
+
+
+def backward_with_hvp(
+    loss: Tensor, params: Sequence[Tensor], subset: Sequence[Tensor] | None = None
+) -> tuple[list[Tensor], list[Tensor]]:
+    r"""``loss.backward()`` into ``params``, and the gradient ``g`` with ``Hg`` (v = g) on that same graph.
+
+    ``g`` is taken with ``create_graph=True`` and stored in ``p.grad`` as ``loss.backward()`` would (assigned
+    or accumulated; same values bit for bit, no graph attached); one more backward through its graph gives
+    ``Hg`` and frees it. In place of ``loss.backward()``, training is unchanged; ``Hg`` costs ~2 gradients.
+
+    Args:
+        loss: the scalar being minimized.
+        params: every tensor ``loss.backward()`` would fill (e.g. the model's parameters with ``requires_grad``).
+        subset: the parameters ``g`` and ``Hg`` refer to (default: ``params``); all must be in ``params``.
+
+    Returns:
+        ``(g, Hg)``, lists shaped like ``subset`` (detached; zeros where ``loss`` does not depend on one).
+    """
+    params = list(params)
+    subset = params if subset is None else list(subset)
+    with torch.enable_grad():
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    by_id = {id(p): gr for p, gr in zip(params, grads, strict=True)}
+    if any(id(p) not in by_id for p in subset):
+        raise ValueError("subset must be drawn from params")
+    sub = [by_id[id(p)] for p in subset]
+    g = [torch.zeros_like(p) if gr is None else gr.detach() for gr, p in zip(sub, subset, strict=True)]
+    hg = _grad_of_grads(sub, subset, g, retain_graph=False)  # frees the graph
+    with torch.no_grad():
+        for p, gr in zip(params, grads, strict=True):
+            if gr is None:
+                continue
+            gr = gr.detach()
+            if p.grad is not None:
+                p.grad.add_(gr)
+            else:  # backward() gives .grad the parameter's strides
+                p.grad = gr if gr.stride() == p.stride() else torch.empty_like(p).copy_(gr)
+    return g, hg
 
 
 def hvp_func(

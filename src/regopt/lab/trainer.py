@@ -6,7 +6,7 @@ One optimizer step runs these phases, in order::
     forward          output = model(x)
     task loss        loss = loss_fn(output, y)
     penalties        total = loss + sum(penalty(model) for penalty in penalties)      # alpha * Omega(theta)
-    backward         total.backward()
+    backward         total.backward()                                                 # or a monitor's backward
     grad transforms  transform(model) for each                                       # e.g. clipping
     optimizer step   optimizer.step()
     post-step        action(model) for each                                          # projection, averaging
@@ -143,7 +143,9 @@ class Trainer:
         total = loss
         for penalty in self.penalties:  # penalties: J~ = J + alpha * Omega
             total = total + penalty(self.model)
-        total.backward()  # backward
+        step = self.step + 1  # a monitor may run the backward itself (to reuse the gradient's graph)
+        if not any(m.backward(step, total) for m in self.monitors if hasattr(m, "backward")):
+            total.backward()  # backward
         for transform in self.grad_transforms:  # gradient transforms
             transform(self.model)
         self.optimizer.step()  # optimizer step
