@@ -1,25 +1,30 @@
-"""Speed of vectorized bagging: K models trained at once with ``torch.func.vmap`` vs one model vs K in a loop.
+"""Speed of vectorized bagging: K models trained at once (stacked weights) vs one model vs K in a loop.
 
-Workload: MLPs [100, 100] (ReLU) on MNIST-1D (3200 training examples, 40 features, 10 classes), regopt's SGD
-with momentum (lr 0.05, momentum 0.9; ``--optimizer adam``: regopt's Adam, lr 1e-3), the same batch size and
-number of epochs for every variant, so every variant takes the same number of optimizer steps (n / batch per
-epoch):
+Workload: MLPs [100, 100] and [32] (ReLU) on MNIST-1D (3200 training examples, 40 features, 10 classes),
+regopt's SGD with momentum (lr 0.05, momentum 0.9; ``--optimizer adam``: regopt's Adam, lr 1e-3;
+``--optimizer torch-sgd``: ``torch.optim.SGD(foreach=True)``, to see the optimizer's share), the same batch size
+and number of epochs for every variant, so every variant takes the same number of optimizer steps (n / batch
+per epoch):
 
 * ``one model``: a hand-written loop over one model (a ``randperm`` per epoch, ``x[idx]``, forward,
-  cross-entropy, backward, step);
-* ``bagging (vmap)``: :class:`regopt.ensemble.Bagging` with K members, ``fit`` (each member on its own bootstrap
-  resample: the K minibatches are gathered as ``x[idx]`` with ``idx`` of shape (K, batch));
+  cross-entropy, ``zero_grad(set_to_none=False)``, backward, step);
+* ``bagging (stacked)``: :class:`regopt.ensemble.Bagging` with K members, ``fit`` (each member on its own
+  bootstrap resample, one gather of the K minibatches per step), on its fast route for MLPs: one ``baddbmm``
+  per layer over the stacked weights;
+* ``bagging (vmap)``: the same on the general route, ``vmap(functional_call(...))``;
 * ``K models in a loop``: the hand-written loop run K times, each model on its own bootstrap resample;
 * ``one model, batch K*b``: one model with K times the batch, i.e. the same arithmetic per step as the ensemble
-  in one ``mm`` per layer: a floor for any vectorization on this machine, shown for reference.
+  in one ``mm`` per layer: about the floor for any vectorization on this machine, shown for reference.
 
-Runs are interleaved (the order rotates every repeat to cancel drift), each with fresh models and optimizers,
-and the table shows medians and the ratio of medians to ``one model``. Goal: bagging of K=8 within 2.5x one
-model (the loop costs about 8x).
+Every configuration is timed at each ``--threads`` setting (``torch.set_num_threads``; default 1 and 2, torch's
+default here), all variants at the same setting. Runs are interleaved (the order rotates every repeat to cancel
+drift), each with fresh models and optimizers, and the table shows medians and the ratio of medians to ``one
+model`` at the same setting; the summary also compares with one model at its fastest setting. Goal: bagging of
+K=8 within 2.5x one model (the loop costs about 8x).
 
 Usage::
 
-    .venv/bin/python benchmarks/ensemble.py              # full run, ~2 minutes on 2 busy cores
+    .venv/bin/python benchmarks/ensemble.py              # full run, ~4 minutes on 2 quiet cores
     .venv/bin/python benchmarks/ensemble.py --quick      # smoke run, a few seconds
 """
 
@@ -48,6 +53,10 @@ from regopt.optim import SGD, Adam
 OPTIMIZERS: dict[str, tuple[str, Callable[[list[nn.Parameter]], torch.optim.Optimizer]]] = {
     "sgd": ("regopt SGD lr=0.05 momentum=0.9", lambda p: SGD(p, lr=0.05, momentum=0.9)),
     "adam": ("regopt Adam lr=1e-3", lambda p: Adam(p, lr=1e-3)),
+    "torch-sgd": (
+        "torch.optim.SGD lr=0.05 momentum=0.9 foreach=True",
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, foreach=True),
+    ),
 }
 Factory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 
@@ -63,7 +72,7 @@ def loop(
         for start in range(0, len(order), batch):
             idx = order[start : start + batch]
             loss = F.cross_entropy(model(x[idx]), y[idx])
-            optimizer.zero_grad()
+            optimizer.zero_grad(set_to_none=False)  # as Bagging.fit does (and a little faster with regopt's)
             loss.backward()
             optimizer.step()
 
@@ -79,7 +88,10 @@ def variants(
         loop(make(), x, y, every, epochs=epochs, batch=batch, seed=0, factory=factory)
 
     def bagging() -> None:
-        Bagging(make, k).fit(x, y, epochs=epochs, batch_size=batch, optimizer_factory=factory)
+        Bagging(make, k, vectorize="stacked").fit(x, y, epochs=epochs, batch_size=batch, optimizer_factory=factory)
+
+    def bagging_vmap() -> None:
+        Bagging(make, k, vectorize="vmap").fit(x, y, epochs=epochs, batch_size=batch, optimizer_factory=factory)
 
     def sequential() -> None:
         for i in range(k):
@@ -90,7 +102,8 @@ def variants(
 
     return {
         "one model": one,
-        f"bagging (vmap), K={k}": bagging,
+        f"bagging (stacked), K={k}": bagging,
+        f"bagging (vmap), K={k}": bagging_vmap,
         f"{k} models in a loop": sequential,
         f"one model, batch {k}*b": wide_batch,
     }
@@ -98,9 +111,25 @@ def variants(
 
 def machine_header() -> str:
     return (
-        f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, "
+        f"torch {torch.__version__}, default torch.get_num_threads() = {torch.get_num_threads()}, "
         f"os.cpu_count() = {os.cpu_count()}, Python {platform.python_version()}, {platform.platform()}"
     )
+
+
+def time_runs(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each run: a warm-up run of each, then ``repeats`` interleaved rounds in rotated order."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for run in runs.values():  # warm-up: first-call costs (vmap, allocator) outside the timings
+        run()
+    names = list(runs)
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            gc.collect()
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,12 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 32], help="default: 100 32")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timed runs of each variant")
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd", help="default: sgd")
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 repeats of 1 epoch, batch 100")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2], help="torch.set_num_threads settings to time (default 1 2)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 repeats of 1 epoch, batch 100, 1 thread")
     args = parser.parse_args(argv)
     if args.quick:
-        args.repeats, args.epochs, args.batch_sizes = 2, 1, [100]
-    torch.set_num_threads(args.threads)
+        args.repeats, args.epochs, args.batch_sizes, args.threads = 2, 1, [100], [1]
     optimizer_name, factory = OPTIMIZERS[args.optimizer]
 
     data = load_dataset(Mnist1dData(name="mnist1d"))
@@ -128,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"- machine: {machine_header()}")
     print(f"- data: {data.summary()}; {optimizer_name}; {args.epochs} epochs; K={args.k}")
     print(f"- {args.repeats} interleaved repeats (order rotated every repeat), warm-up run of each variant first\n")
-    print("| model | batch b | steps per model | variant | median s (min) | / one model (medians) |")
-    print("|---|---:|---:|---|---:|---:|")
-    ratios: dict[str, float] = {}
+    print("| model | batch b | steps per model | threads | variant | median s (min) | / one model (medians) |")
+    print("|---|---:|---:|---:|---|---:|---:|")
+    medians: dict[tuple[str, int], dict[int, dict[str, float]]] = {}
     for spec in args.widths:
         config = MlpConfig(name="mlp", widths=[int(w) for w in spec.split(",")])
 
@@ -140,31 +170,30 @@ def main(argv: list[str] | None = None) -> int:
         model = f"mlp {config.widths} ({sum(p.numel() for p in make().parameters())} params)"
         for batch in args.batch_sizes:
             runs = variants(make, x, y, k=args.k, epochs=args.epochs, batch=batch, factory=factory)
-            times: dict[str, list[float]] = {name: [] for name in runs}
-            for run in runs.values():  # warm-up: first-call costs (vmap, allocator) outside the timings
-                run()
-            names = list(runs)
-            for repeat in range(args.repeats):
-                shift = repeat % len(names)
-                for name in names[shift:] + names[:shift]:
-                    gc.collect()
-                    start = time.perf_counter()
-                    runs[name]()
-                    times[name].append(time.perf_counter() - start)
-            base = statistics.median(times["one model"])
             steps = args.epochs * -(-len(x) // batch)
-            for name in names:
-                median = statistics.median(times[name])
-                print(
-                    f"| {model} | {batch} | {steps} | {name} | {median:.3f} ({min(times[name]):.3f}) "
-                    f"| {median / base:.2f} |"
-                )
-                if name.startswith("bagging"):
-                    ratios[f"{model}, batch {batch}"] = median / base
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                times = time_runs(runs, args.repeats)
+                base = statistics.median(times["one model"])
+                row = medians.setdefault((model, batch), {})[threads] = {}
+                for name, seconds in times.items():
+                    row[name] = median = statistics.median(seconds)
+                    print(
+                        f"| {model} | {batch} | {steps} | {threads} | {name} | {median:.3f} ({min(seconds):.3f}) "
+                        f"| {median / base:.2f} |"
+                    )
     print()
-    for where, ratio in ratios.items():
-        verdict = "meets" if ratio <= 2.5 else "misses"
-        print(f"{where}: bagging K={args.k} costs {ratio:.2f}x one model ({verdict} the 2.5x goal)")
+    stacked = f"bagging (stacked), K={args.k}"
+    for (model, batch), by_threads in medians.items():
+        fastest = min(by_threads, key=lambda t: by_threads[t]["one model"])
+        for threads, row in by_threads.items():
+            ratio = row[stacked] / row["one model"]
+            best = row[stacked] / by_threads[fastest]["one model"]
+            print(
+                f"{model}, batch {batch}, {threads} thread(s): bagging K={args.k} costs {ratio:.2f}x one model "
+                f"({'meets' if ratio <= 2.5 else 'misses'} the 2.5x goal); {best:.2f}x one model at its fastest "
+                f"setting ({fastest} thread(s))"
+            )
     return 0
 
 

@@ -104,18 +104,26 @@ def batchnorm_mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(12, 16), nn.BatchNorm1d(16), nn.Tanh(), nn.Linear(16, 3)).double()
 
 
+def float64_mlp() -> nn.Module:
+    return mlp(12, 16, 3, torch.float64)
+
+
 @pytest.mark.parametrize(
-    ("make", "factory"),
-    [(lambda: mlp(12, 16, 3, torch.float64), f) for f in OPTIMIZERS.values()]
-    + [(batchnorm_mlp, OPTIMIZERS["torch SGD momentum"])],
-    ids=[*OPTIMIZERS, "batchnorm, torch SGD momentum"],
+    ("make", "factory", "route"),
+    [(float64_mlp, f, "stacked") for f in OPTIMIZERS.values()]
+    + [
+        (float64_mlp, OPTIMIZERS["regopt SGD nesterov"], "vmap"),
+        (batchnorm_mlp, OPTIMIZERS["torch SGD momentum"], "vmap"),
+    ],
+    ids=[*OPTIMIZERS, "vmap route, regopt SGD nesterov", "batchnorm (vmap route), torch SGD momentum"],
 )
-def test_vectorized_training_equals_k_sequential_trainings(make, factory):
+def test_vectorized_training_equals_k_sequential_trainings(make, factory, route):
     n, k, epochs, batch_size = 90, 4, 3, 16
     data = torch.Generator().manual_seed(0)
     x = torch.randn(n, 12, generator=data, dtype=torch.float64)
     y = torch.randint(3, (n,), generator=data)
-    bag = Bagging(make, k=k, seed=5)
+    bag = Bagging(make, k=k, seed=5, vectorize="vmap" if route == "vmap" else "auto")
+    assert bag.vectorize == route
     members = [bag.member(i) for i in range(k)]
     for i, model in enumerate(members):  # member i is make() under seed + i
         torch.manual_seed(5 + i)
@@ -209,8 +217,9 @@ def test_state_dict_round_trip_and_modes(trained, digits):
     bag.train()
 
 
-def test_dropout_members_get_independent_masks():
-    bag = Bagging(lambda: nn.Sequential(nn.Linear(5, 50), nn.Dropout(0.5)), k=3)
+@pytest.mark.parametrize("route", ["stacked", "vmap"])
+def test_dropout_members_get_independent_masks(route):
+    bag = Bagging(lambda: nn.Sequential(nn.Linear(5, 50), nn.Dropout(0.5)), k=3, vectorize=route)
     shared = torch.ones(3, 1, 5)
     out = bag(shared * torch.ones(3, 1, 1))
     base = bag.forward_shared(torch.ones(1, 5))

@@ -1,4 +1,4 @@
-"""Ensembles (sec. 7.11): bagging with K models trained at once by ``torch.func.vmap``, voting, model averaging.
+"""Ensembles (sec. 7.11): bagging with K models trained at once (stacked weights), voting, model averaging.
 
 Example::
 

@@ -55,6 +55,19 @@ def majority_vote(predictions: Tensor, num_classes: int, *, proba: Tensor | None
     return score.argmax(dim=1)  # argmax returns the first (lowest) index among equal maxima
 
 
+def masked_scores(proba: Tensor, mask: Tensor, how: str) -> Tensor:
+    """``(B, C)`` class scores of each example from only the members with ``mask[i, b]`` True (e.g. out-of-bag).
+
+    ``how="mean"``: their summed probabilities; ``"vote"``: their votes, ties broken by their mean probability.
+    ``proba`` is ``(k, B, C)``, ``mask`` ``(k, B)``; ``.argmax(-1)`` of the result gives the prediction.
+    """
+    masked = (proba * mask[..., None]).sum(dim=0)
+    if how == "mean":
+        return masked
+    votes = (F.one_hot(proba.argmax(-1), proba.shape[-1]) * mask[..., None]).sum(dim=0).to(proba.dtype)
+    return votes + 0.5 * masked / mask.sum(0).clamp(min=1)[:, None]
+
+
 def average_models(models: Sequence[nn.Module], x: Tensor) -> Tensor:
     """Plain model averaging: the mean of the softmax probabilities of independently trained classifiers.
 
