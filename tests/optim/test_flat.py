@@ -65,6 +65,7 @@ def test_replaced_parameters_are_rebuilt_with_their_state():
 
 COMPILED_CASES = [
     ("sgd", SGD, {"lr": 0.1}),
+    ("sgd+L2", SGD, {"lr": 0.1, "weight_decay": 0.01}),
     ("momentum+L2", SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
     ("nesterov", SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
     ("adagrad", AdaGrad, {"lr": 0.1}),

@@ -5,21 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, check
+from regopt.optim.flat import FlatOptimizer, Scalar, check
 
 
 def adagrad_update(
-    theta: Tensor, g: Tensor, r: Tensor, *, lr: Tensor, delta: Tensor, weight_decay: Tensor, decay: bool
+    theta: Tensor, g: Tensor, r: Tensor, *, lr: Scalar, delta: Scalar, weight_decay: Scalar, decay: bool
 ) -> None:
     """Algorithm 8.4, one step."""
     if decay:
         g = g + weight_decay * theta  # coupled L2
-    r.copy_(r + g * g)  # accumulate squared gradient: r <- r + g ⊙ g
-    delta_theta = -lr * g / (delta + torch.sqrt(r))  # compute update: -eps / (delta + sqrt(r)) ⊙ g
-    theta.copy_(theta + delta_theta)  # apply update: theta <- theta + delta_theta
+    r.add_(g * g)  # accumulate squared gradient: r <- r + g ⊙ g
+    delta_theta = -lr * g / r.sqrt().add_(delta)  # compute update: -eps / (delta + sqrt(r)) ⊙ g
+    theta.add_(delta_theta)  # apply update: theta <- theta + delta_theta
 
 
 class AdaGrad(FlatOptimizer):
@@ -73,9 +72,9 @@ class AdaGrad(FlatOptimizer):
             theta,
             g,
             state["r"],
-            lr=self.scalar(group["lr"], theta),
-            delta=self.scalar(group["eps"], theta),
-            weight_decay=self.scalar(group["weight_decay"], theta),
+            lr=group["lr"],
+            delta=group["eps"],
+            weight_decay=group["weight_decay"],
             decay=group["weight_decay"] != 0,
         )
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, check
+from regopt.optim.flat import FlatOptimizer, Scalar, check
 
 
 def adam_update(
@@ -17,29 +16,28 @@ def adam_update(
     s: Tensor,
     r: Tensor,
     *,
-    lr: Tensor,
-    rho1: Tensor,
-    rho2: Tensor,
-    delta: Tensor,
-    correction1: Tensor,
-    correction2: Tensor,
-    weight_decay: Tensor,
+    lr: Scalar,
+    rho1: Scalar,
+    rho2: Scalar,
+    delta: Scalar,
+    correction1: Scalar,
+    correction2: Scalar,
+    weight_decay: Scalar,
     decay: bool,
     decoupled: bool,
     delta_inside_sqrt: bool,
 ) -> None:
     """Algorithm 8.7, one step; ``correction1 = 1 - rho1^t`` and ``correction2 = 1 - rho2^t``."""
-    shrunk = theta
     if decay and decoupled:
-        shrunk = theta - lr * weight_decay * theta  # AdamW: shrink theta apart from the gradient
+        theta.mul_(1 - lr * weight_decay)  # AdamW: shrink theta apart from the gradient
     elif decay:
         g = g + weight_decay * theta  # coupled L2: alpha * theta added to g
-    s.copy_(rho1 * s + (1 - rho1) * g)  # update biased first moment: s <- rho1 s + (1 - rho1) g
-    r.copy_(rho2 * r + (1 - rho2) * g * g)  # update biased second moment: r <- rho2 r + (1 - rho2) g ⊙ g
+    s.lerp_(g, 1 - rho1)  # update biased first moment: s <- rho1 s + (1 - rho1) g
+    r.lerp_(g * g, 1 - rho2)  # update biased second moment: r <- rho2 r + (1 - rho2) g ⊙ g
     s_hat = s / correction1  # correct bias in first moment: s_hat <- s / (1 - rho1^t)
     r_hat = r / correction2  # correct bias in second moment: r_hat <- r / (1 - rho2^t)
-    root = torch.sqrt(r_hat + delta) if delta_inside_sqrt else torch.sqrt(r_hat) + delta
-    theta.copy_(shrunk - lr * s_hat / root)  # delta_theta = -eps s_hat / sqrt(r_hat + delta); theta += delta_theta
+    root = r_hat.add_(delta).sqrt_() if delta_inside_sqrt else r_hat.sqrt_().add_(delta)  # sqrt(r_hat + delta)
+    theta.sub_(lr * s_hat / root)  # delta_theta = -eps s_hat / sqrt(r_hat + delta); theta <- theta + delta_theta
 
 
 class Adam(FlatOptimizer):
@@ -109,19 +107,18 @@ class Adam(FlatOptimizer):
 
     def update(self, group: dict[str, Any], theta: Tensor, g: Tensor, state: dict[str, Tensor], t: int) -> None:
         rho1, rho2 = group["betas"]
-        s = self.scalar
         self.kernel(adam_update, theta)(
             theta,
             g,
             state["s"],
             state["r"],
-            lr=s(group["lr"], theta),
-            rho1=s(rho1, theta),
-            rho2=s(rho2, theta),
-            delta=s(group["eps"], theta),
-            correction1=s(1 - rho1**t, theta),
-            correction2=s(1 - rho2**t, theta),
-            weight_decay=s(group["weight_decay"], theta),
+            lr=group["lr"],
+            rho1=rho1,
+            rho2=rho2,
+            delta=group["eps"],
+            correction1=1 - rho1**t,
+            correction2=1 - rho2**t,
+            weight_decay=group["weight_decay"],
             decay=group["weight_decay"] != 0,
             decoupled=group["decoupled"],
             delta_inside_sqrt=group["eps_inside_sqrt"],

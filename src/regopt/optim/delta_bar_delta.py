@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, check
+from regopt.optim.flat import FlatOptimizer, Scalar, check
 
 
 def delta_bar_delta_update(
@@ -17,11 +17,11 @@ def delta_bar_delta_update(
     rate: Tensor,
     bar: Tensor,
     *,
-    lr_scale: Tensor,
-    kappa: Tensor,
-    phi: Tensor,
-    bar_weight: Tensor,
-    weight_decay: Tensor,
+    lr_scale: Scalar,
+    kappa: Scalar,
+    phi: Scalar,
+    bar_weight: Scalar,
+    weight_decay: Scalar,
     decay: bool,
 ) -> None:
     """One step of Jacobs' rule; ``rate`` holds the per-weight learning rates, ``bar`` the average bar-delta."""
@@ -31,8 +31,8 @@ def delta_bar_delta_update(
     rate.copy_(
         torch.where(agreement > 0, rate + kappa, torch.where(agreement < 0, rate - phi * rate, rate))
     )  # additive increase kappa on agreement, multiplicative decrease by phi on disagreement
-    theta.copy_(theta - lr_scale * rate * g)  # theta <- theta - eps_i * delta
-    bar.copy_((1 - bar_weight) * g + bar_weight * bar)  # delta_bar(t) = (1 - theta) delta(t) + theta delta_bar(t-1)
+    theta.sub_(lr_scale * rate * g)  # theta <- theta - eps_i * delta
+    bar.lerp_(g, 1 - bar_weight)  # delta_bar(t) = (1 - theta) delta(t) + theta delta_bar(t-1)
 
 
 class DeltaBarDelta(FlatOptimizer):
@@ -98,16 +98,15 @@ class DeltaBarDelta(FlatOptimizer):
         flat.fill_(group["initial_rate"] if name == "rate" else 0.0)
 
     def update(self, group: dict[str, Any], theta: Tensor, g: Tensor, state: dict[str, Tensor], t: int) -> None:
-        s = self.scalar
         self.kernel(delta_bar_delta_update, theta)(
             theta,
             g,
             state["rate"],
             state["bar"],
-            lr_scale=s(group["lr"] / group.setdefault("initial_rate", group["lr"]), theta),
-            kappa=s(group["kappa"], theta),
-            phi=s(group["phi"], theta),
-            bar_weight=s(group["theta"], theta),
-            weight_decay=s(group["weight_decay"], theta),
+            lr_scale=group["lr"] / group.setdefault("initial_rate", group["lr"]),
+            kappa=group["kappa"],
+            phi=group["phi"],
+            bar_weight=group["theta"],
+            weight_decay=group["weight_decay"],
             decay=group["weight_decay"] != 0,
         )

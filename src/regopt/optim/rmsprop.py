@@ -6,10 +6,9 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, check
+from regopt.optim.flat import FlatOptimizer, Scalar, check
 from regopt.optim.sgd import nesterov_theta
 
 
@@ -19,11 +18,11 @@ def rmsprop_update(
     r: Tensor,
     v: Tensor,
     *,
-    lr: Tensor,
-    rho: Tensor,
-    delta: Tensor,
-    alpha: Tensor,
-    weight_decay: Tensor,
+    lr: Scalar,
+    rho: Scalar,
+    delta: Scalar,
+    alpha: Scalar,
+    weight_decay: Scalar,
     decay: bool,
     momentum: bool,
     nesterov: bool,
@@ -32,17 +31,17 @@ def rmsprop_update(
     """Algorithms 8.5 and 8.6, one step (``v`` is unused without momentum)."""
     if decay:
         g = g + weight_decay * theta  # coupled L2
-    r.copy_(rho * r + (1 - rho) * g * g)  # accumulate squared gradient: r <- rho r + (1 - rho) g ⊙ g
-    root = torch.sqrt(delta + r) if delta_inside_sqrt else torch.sqrt(r) + delta
+    r.mul_(rho).add_((1 - rho) * g * g)  # accumulate squared gradient: r <- rho r + (1 - rho) g ⊙ g
+    root = (r + delta).sqrt_() if delta_inside_sqrt else r.sqrt().add_(delta)  # sqrt(delta + r)
     if not momentum:
-        theta.copy_(theta - lr * g / root)  # 8.5: delta_theta = -eps / sqrt(delta + r) ⊙ g; theta += delta_theta
-    elif nesterov:
-        theta_k = theta - alpha * v  # parameters hold theta~ = theta + alpha v; recover theta
-        v.copy_(alpha * v - lr * g / root)  # 8.6: v <- alpha v - eps / sqrt(r) ⊙ g (g taken at theta~)
-        theta.copy_(theta_k + v + alpha * v)  # theta <- theta + v, then the next interim point theta + alpha v
-    else:
-        v.copy_(alpha * v - lr * g / root)  # v <- alpha v - eps / sqrt(delta + r) ⊙ g
-        theta.copy_(theta + v)  # theta <- theta + v
+        theta.sub_(lr * g / root)  # 8.5: delta_theta = -eps / sqrt(delta + r) ⊙ g; theta <- theta + delta_theta
+        return
+    if nesterov:
+        theta.sub_(alpha * v)  # parameters hold theta~ = theta + alpha v; recover theta
+    v.mul_(alpha).sub_(lr * g / root)  # v <- alpha v - eps / sqrt(delta + r) ⊙ g (8.6: g taken at theta~)
+    theta.add_(v)  # theta <- theta + v
+    if nesterov:
+        theta.add_(alpha * v)  # next interim point theta~ <- theta + alpha v
 
 
 class RMSProp(FlatOptimizer):
@@ -119,17 +118,16 @@ class RMSProp(FlatOptimizer):
         super().__init__(params, defaults, compile=compile)
 
     def update(self, group: dict[str, Any], theta: Tensor, g: Tensor, state: dict[str, Tensor], t: int) -> None:
-        s = self.scalar
         self.kernel(rmsprop_update, theta)(
             theta,
             g,
             state["r"],
             state["v"],
-            lr=s(group["lr"], theta),
-            rho=s(group["rho"], theta),
-            delta=s(group["eps"], theta),
-            alpha=s(group["momentum"], theta),
-            weight_decay=s(group["weight_decay"], theta),
+            lr=group["lr"],
+            rho=group["rho"],
+            delta=group["eps"],
+            alpha=group["momentum"],
+            weight_decay=group["weight_decay"],
             decay=group["weight_decay"] != 0,
             momentum=group["momentum"] > 0,
             nesterov=group["nesterov"],

@@ -9,18 +9,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, check
+from regopt.optim.flat import FlatOptimizer, Scalar, check
 
 
-def sgd_update(theta: Tensor, g: Tensor, *, lr: Tensor, weight_decay: Tensor, decay: bool) -> None:
+def sgd_update(theta: Tensor, g: Tensor, *, lr: Scalar, weight_decay: Scalar, decay: bool) -> None:
     """Algorithm 8.1: theta <- theta - eps * g."""
     if decay:
         g = g + weight_decay * theta  # coupled L2: gradient of alpha/2 ||theta||^2 added to g
-    theta.copy_(theta - lr * g)
+    theta.sub_(lr * g)  # apply update: theta <- theta - eps g
 
 
 def momentum_update(
-    theta: Tensor, g: Tensor, v: Tensor, *, lr: Tensor, alpha: Tensor, weight_decay: Tensor, decay: bool, nesterov: bool
+    theta: Tensor, g: Tensor, v: Tensor, *, lr: Scalar, alpha: Scalar, weight_decay: Scalar, decay: bool, nesterov: bool
 ) -> None:
     """Algorithms 8.2 and 8.3: v <- alpha v - eps g; theta <- theta + v.
 
@@ -30,13 +30,11 @@ def momentum_update(
     if decay:
         g = g + weight_decay * theta
     if nesterov:
-        theta_k = theta - alpha * v  # parameters hold theta~ = theta + alpha v; recover theta
-        v.copy_(alpha * v - lr * g)  # compute velocity update: v <- alpha v - eps g (g taken at theta~)
-        theta_next = theta_k + v  # apply update: theta <- theta + v
-        theta.copy_(theta_next + alpha * v)  # next interim point theta~ <- theta + alpha v
-    else:
-        v.copy_(alpha * v - lr * g)  # compute velocity update: v <- alpha v - eps g
-        theta.copy_(theta + v)  # apply update: theta <- theta + v
+        theta.sub_(alpha * v)  # parameters hold theta~ = theta + alpha v; recover theta
+    v.mul_(alpha).sub_(lr * g)  # compute velocity update: v <- alpha v - eps g (8.3: g taken at theta~)
+    theta.add_(v)  # apply update: theta <- theta + v
+    if nesterov:
+        theta.add_(alpha * v)  # next interim point theta~ <- theta + alpha v
 
 
 class SGD(FlatOptimizer):
@@ -98,14 +96,14 @@ class SGD(FlatOptimizer):
 
     def update(self, group: dict[str, Any], theta: Tensor, g: Tensor, state: dict[str, Tensor], t: int) -> None:
         wd, alpha = group["weight_decay"], group["momentum"]
-        common = {"lr": self.scalar(group["lr"], theta), "weight_decay": self.scalar(wd, theta), "decay": wd != 0}
+        common = {"lr": group["lr"], "weight_decay": wd, "decay": wd != 0}
         if alpha == 0 and wd == 0:
             theta.add_(g, alpha=-group["lr"])  # Algorithm 8.1 is itself one in-place axpy: no kernel to compile
         elif alpha == 0:
             self.kernel(sgd_update, theta)(theta, g, **common)
         else:
             self.kernel(momentum_update, theta)(
-                theta, g, state["v"], alpha=self.scalar(alpha, theta), nesterov=group["nesterov"], **common
+                theta, g, state["v"], alpha=alpha, nesterov=group["nesterov"], **common
             )
 
     @contextlib.contextmanager
