@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, Scalar, check
+from regopt.optim.flat import FlatOptimizer, Scalar, add_scaled_ratio_, check
 
 
 def adagrad_update(
@@ -17,8 +17,8 @@ def adagrad_update(
     if decay:
         g = g + weight_decay * theta  # coupled L2
     r.add_(g * g)  # accumulate squared gradient: r <- r + g ⊙ g
-    delta_theta = -lr * g / r.sqrt().add_(delta)  # compute update: -eps / (delta + sqrt(r)) ⊙ g
-    theta.add_(delta_theta)  # apply update: theta <- theta + delta_theta
+    root = r.sqrt().add_(delta)  # delta + sqrt(r)
+    add_scaled_ratio_(theta, -lr, g, root)  # theta <- theta + delta_theta, delta_theta = -eps / (delta + sqrt(r)) ⊙ g
 
 
 class AdaGrad(FlatOptimizer):

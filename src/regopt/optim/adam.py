@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, Scalar, check
+from regopt.optim.flat import FlatOptimizer, Scalar, add_scaled_ratio_, check
 
 
 def adam_update(
@@ -37,7 +37,7 @@ def adam_update(
     s_hat = s / correction1  # correct bias in first moment: s_hat <- s / (1 - rho1^t)
     r_hat = r / correction2  # correct bias in second moment: r_hat <- r / (1 - rho2^t)
     root = r_hat.add_(delta).sqrt_() if delta_inside_sqrt else r_hat.sqrt_().add_(delta)  # sqrt(r_hat + delta)
-    theta.sub_(lr * s_hat / root)  # delta_theta = -eps s_hat / sqrt(r_hat + delta); theta <- theta + delta_theta
+    add_scaled_ratio_(theta, -lr, s_hat, root)  # delta_theta = -eps s_hat / sqrt(r_hat + delta); theta += delta_theta
 
 
 class Adam(FlatOptimizer):

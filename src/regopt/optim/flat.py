@@ -58,6 +58,19 @@ Scalar = float | Tensor
 """A step-dependent scalar of an update: a Python float when the update runs eagerly, a 0-dim tensor when it runs
 compiled (so that a new value is an input of the kernel, not a constant that forces a recompile)."""
 
+
+def add_scaled_(target: Tensor, scale: Scalar, x: Tensor) -> Tensor:
+    """``target += scale * x`` in place: one fused pass with no temporary when ``scale`` is a Python number
+    (eager), ``target.add_(scale * x)`` when it is a 0-dim tensor (compiled, where it fuses anyway)."""
+    return target.add_(x, alpha=scale) if isinstance(scale, (int, float)) else target.add_(scale * x)
+
+
+def add_scaled_ratio_(target: Tensor, scale: Scalar, num: Tensor, den: Tensor) -> Tensor:
+    """``target += scale * num / den`` in place, like :func:`add_scaled_` (eagerly one ``addcdiv_``)."""
+    if isinstance(scale, (int, float)):
+        return target.addcdiv_(num, den, value=scale)
+    return target.add_(scale * num / den)
+
 _COMPILED: dict[Callable[..., None], Callable[..., None]] = {}
 
 

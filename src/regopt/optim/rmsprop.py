@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, Scalar, check
+from regopt.optim.flat import FlatOptimizer, Scalar, add_scaled_, add_scaled_ratio_, check
 from regopt.optim.sgd import nesterov_theta
 
 
@@ -34,14 +34,14 @@ def rmsprop_update(
     r.mul_(rho).add_((1 - rho) * g * g)  # accumulate squared gradient: r <- rho r + (1 - rho) g ⊙ g
     root = (r + delta).sqrt_() if delta_inside_sqrt else r.sqrt().add_(delta)  # sqrt(delta + r)
     if not momentum:
-        theta.sub_(lr * g / root)  # 8.5: delta_theta = -eps / sqrt(delta + r) ⊙ g; theta <- theta + delta_theta
+        add_scaled_ratio_(theta, -lr, g, root)  # 8.5: theta <- theta + delta_theta, delta_theta = -eps g / root
         return
     if nesterov:
-        theta.sub_(alpha * v)  # parameters hold theta~ = theta + alpha v; recover theta
-    v.mul_(alpha).sub_(lr * g / root)  # v <- alpha v - eps / sqrt(delta + r) ⊙ g (8.6: g taken at theta~)
+        add_scaled_(theta, -alpha, v)  # parameters hold theta~ = theta + alpha v; recover theta
+    add_scaled_ratio_(v.mul_(alpha), -lr, g, root)  # v <- alpha v - eps / sqrt(delta + r) ⊙ g (8.6: g at theta~)
     theta.add_(v)  # theta <- theta + v
     if nesterov:
-        theta.add_(alpha * v)  # next interim point theta~ <- theta + alpha v
+        add_scaled_(theta, alpha, v)  # next interim point theta~ <- theta + alpha v
 
 
 class RMSProp(FlatOptimizer):

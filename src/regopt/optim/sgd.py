@@ -9,14 +9,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, Scalar, check
+from regopt.optim.flat import FlatOptimizer, Scalar, add_scaled_, check
 
 
 def sgd_update(theta: Tensor, g: Tensor, *, lr: Scalar, weight_decay: Scalar, decay: bool) -> None:
     """Algorithm 8.1: theta <- theta - eps * g."""
     if decay:
         g = g + weight_decay * theta  # coupled L2: gradient of alpha/2 ||theta||^2 added to g
-    theta.sub_(lr * g)  # apply update: theta <- theta - eps g
+    add_scaled_(theta, -lr, g)  # apply update: theta <- theta - eps g
 
 
 def momentum_update(
@@ -30,11 +30,11 @@ def momentum_update(
     if decay:
         g = g + weight_decay * theta
     if nesterov:
-        theta.sub_(alpha * v)  # parameters hold theta~ = theta + alpha v; recover theta
-    v.mul_(alpha).sub_(lr * g)  # compute velocity update: v <- alpha v - eps g (8.3: g taken at theta~)
+        add_scaled_(theta, -alpha, v)  # parameters hold theta~ = theta + alpha v; recover theta
+    add_scaled_(v.mul_(alpha), -lr, g)  # compute velocity update: v <- alpha v - eps g (8.3: g taken at theta~)
     theta.add_(v)  # apply update: theta <- theta + v
     if nesterov:
-        theta.add_(alpha * v)  # next interim point theta~ <- theta + alpha v
+        add_scaled_(theta, alpha, v)  # next interim point theta~ <- theta + alpha v
 
 
 class SGD(FlatOptimizer):
