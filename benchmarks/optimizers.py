@@ -19,14 +19,15 @@ time / measured time (a fused kernel that streams several tensors at once can dr
 two-input axpy, so it can exceed 1).
 
 Method: in each round, every pair gets fresh parameters and optimizers (same seed for both), one first step
-(timed separately: for regopt on the one-tensor layout it includes the ``torch.compile`` of the update), then
-for regopt, the axpy and torch in turn (the order reversed from one pair and round to the next) ``WARMUP``
-untimed and ``--repeats`` timed steps. Reported ms are the median over rounds of each round's median; the
-ratio torch / regopt is the median over rounds of the per-round ratio, so each ratio compares runs taken
-seconds apart; the ratio of the fastest steps is printed beside it, as a check that is less sensitive to
-other processes taking a core. Both implementations take the same number of steps from the same start, so
-after each round their parameters are compared (max |delta theta|) to show that the pair computes the same
-thing.
+(timed separately: for regopt on the one-tensor layout it includes the ``torch.compile`` of the update),
+``WARMUP`` untimed steps each, then ``--repeats`` timed steps of regopt, the axpy and torch interleaved step by
+step (the order reversed every step), so that the three see the same machine state: this machine's memory
+bandwidth moves by up to 1.7x between seconds, and blocks of steps timed one after the other measured that,
+not the code. Reported ms are the median over rounds of each round's median; the ratio torch / regopt is the
+median over rounds of the per-round ratio; the ratio of the fastest steps is printed beside it, as a check
+that is less sensitive to other processes taking a core. Both implementations take the same number of steps
+from the same start, so after each round their parameters are compared (max |delta theta|) to show that the
+pair computes the same thing.
 
 Also reported: the bytes allocated by one warm step (``torch.profiler`` with ``profile_memory=True``: the sum
 of positive per-op self allocations) and the growth of peak RSS over one warm step, on the one-tensor layout;
@@ -219,13 +220,18 @@ def make_params(sizes: list[int], seed: int) -> Params:
 CPU_DURING_TIMING = {"busy": 0, "own": 0}  # jiffies over the timed steps: machine busy, this process
 
 
-def timed_steps(optimizer: Optimizer | Axpy, repeats: int) -> list[float]:
+def timed_steps(optimizers: list[Optimizer | Axpy], repeats: int) -> list[list[float]]:
+    """``repeats`` timed steps of each optimizer, interleaved step by step (the order reversed every step), so
+    that all of them see the same machine state: this machine's memory bandwidth moves by up to 1.7x from one
+    second to the next, and blocks of steps taken one after the other compared those states, not the code."""
     busy, own = cpu_jiffies()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
+    times: list[list[float]] = [[] for _ in optimizers]
+    indexed = list(enumerate(optimizers))
+    for i in range(repeats):
+        for j, optimizer in indexed if i % 2 == 0 else indexed[::-1]:
+            start = time.perf_counter()
+            optimizer.step()
+            times[j].append(time.perf_counter() - start)
     busy_after, own_after = cpu_jiffies()
     CPU_DURING_TIMING["busy"] += busy_after - busy
     CPU_DURING_TIMING["own"] += own_after - own
@@ -321,7 +327,7 @@ def small_model_check(algos: list[Algo], steps: int) -> list[str]:
             first = first_step(optimizer)
             for _ in range(WARMUP):
                 optimizer.step()
-            cells += [fmt(first * 1e3), fmt(statistics.median(timed_steps(optimizer, steps)) * 1e3, 3)]
+            cells += [fmt(first * 1e3), fmt(statistics.median(timed_steps([optimizer], steps)[0]) * 1e3, 3)]
             if factory is algo.regopt:
                 cells.append(fmt(allocated_mb(optimizer.step) * 1e3, 0))
         row = [algo.name, *cells[:3], algo.torch_label or "-", *cells[3:]]
@@ -351,14 +357,14 @@ def measure_pair(
     order: list[tuple[str, Optimizer | Axpy | None]] = [("regopt", regopt_opt), ("axpy", axpy), ("torch", torch_opt)]
     if torch_first:
         order.reverse()
+    present = [(label, optimizer) for label, optimizer in order if optimizer is not None]
+    for _, optimizer in present:
+        for _ in range(WARMUP):
+            optimizer.step()
     medians: dict[str, float] = {}
-    for label, optimizer in order:
-        if optimizer is not None:
-            for _ in range(WARMUP):
-                optimizer.step()
-            times = timed_steps(optimizer, repeats)
-            medians[label] = statistics.median(times) * 1e3
-            res.fastest[label] = min(res.fastest.get(label, float("inf")), min(times) * 1e3)
+    for (label, _), times in zip(present, timed_steps([o for _, o in present], repeats), strict=True):
+        medians[label] = statistics.median(times) * 1e3
+        res.fastest[label] = min(res.fastest.get(label, float("inf")), min(times) * 1e3)
     res.regopt_ms.append(medians["regopt"])
     res.axpy_ms.append(medians["axpy"])
     if torch_opt is not None:
