@@ -40,12 +40,14 @@ COMPILE_THRESHOLD = 1 << 20
 
 EAGER_CHUNK = 1 << 17
 """The eager path runs the update over slices of this many elements. The in-place update still makes a few
-temporaries the size of its input (``lr * g``, the root); glibc serves large blocks with fresh mmap'd pages that
-fault on first touch and go back to the system on free, so whole-bucket temporaries made a 500K-element Adam
-step ~40x slower than torch's foreach path (17.5 ms vs 0.46 ms here). Slices of 128K elements (512 KB
-temporaries) measured fastest: Adam 0.10 / 0.43 / 0.89 ms at 100K / 500K / 1M elements, against 0.14 / 0.53 /
-1.12 ms in 64K slices and 0.10 / 1.07 / 0.82 ms in 256K slices (torch's foreach: 0.09 / 0.26 / 0.52 ms; fused:
-0.04 / 0.11 / 0.20 ms). Buckets past COMPILE_THRESHOLD run compiled."""
+temporaries the size of its input (Adam's ``g * g``, ``s_hat``, the root); glibc serves large blocks with fresh
+mmap'd pages that fault on first touch and go back to the system on free, so whole-bucket temporaries made a
+500K-element Adam step ~40x slower than torch's foreach path (17.5 ms vs 0.46 ms here). In a quiet process
+(``benchmarks/optimizer_probes.py``) Adam takes 0.11 / 0.43 / 0.82 ms at 100K / 500K / 1M elements in 128K
+slices, 0.15 / 0.59 / 1.19 ms in 64K slices and 0.11 / 0.34 / 0.72 ms in 256K slices (torch's foreach: 0.11 /
+0.26 / 0.47 ms; fused: 0.04 / 0.10 / 0.19 ms). Larger slices win there but make larger temporaries, which do
+page-fault in a busy process (inside a bagging fit one 488 KB temporary cost 40 us a step), so 128K (512 KB
+temporaries) is the compromise. Buckets past COMPILE_THRESHOLD run compiled."""
 
 DIRECT_MIN = 1 << 18
 """A fresh gradient tensor (made by backward after ``zero_grad(set_to_none=True)``) with at least this many
