@@ -39,6 +39,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -132,6 +133,31 @@ def time_runs(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, 
     return times
 
 
+def profile_fits(args: argparse.Namespace, data: Any, factory: Callable[..., torch.optim.Optimizer]) -> int:
+    """Where a stacked bagging fit spends its time: torch.profiler's ops by self CPU time (first batch size and
+    thread setting), after one warm-up fit."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(args.threads[0])
+    for spec in args.widths:
+        config = MlpConfig(name="mlp", widths=[int(w) for w in spec.split(",")])
+
+        def make(config: MlpConfig = config) -> nn.Module:
+            return build_model(config, data.input_shape, data.output_dim)
+
+        def fit() -> None:
+            bag = Bagging(make, args.k, vectorize="stacked")
+            batch = args.batch_sizes[0]
+            bag.fit(data.x_train, data.y_train, epochs=args.epochs, batch_size=batch, optimizer_factory=factory)
+
+        fit()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fit()
+        print(f"\n{config.widths}, batch {args.batch_sizes[0]}, {args.threads[0]} thread(s), {args.epochs} epochs:\n")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -146,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, nargs="+", default=[1, 2], help="torch.set_num_threads settings to time (default 1 2)"
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 repeats of 1 epoch, batch 100, 1 thread")
+    parser.add_argument(
+        "--profile", action="store_true", help="print torch.profiler's op table of one stacked fit per width instead"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.epochs, args.batch_sizes, args.threads = 2, 1, [100], [1]
@@ -153,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
 
     data = load_dataset(Mnist1dData(name="mnist1d"))
     x, y = data.x_train, data.y_train
+    if args.profile:
+        return profile_fits(args, data, factory)
 
     print(f"Bagging speed, {date.today().isoformat()}:\n")
     print(f"- machine: {machine_header()}")

@@ -46,8 +46,9 @@ mmap'd pages that fault on first touch and go back to the system on free, so who
 (``benchmarks/optimizer_probes.py``) Adam takes 0.11 / 0.43 / 0.82 ms at 100K / 500K / 1M elements in 128K
 slices, 0.15 / 0.59 / 1.19 ms in 64K slices and 0.11 / 0.34 / 0.72 ms in 256K slices (torch's foreach: 0.11 /
 0.26 / 0.47 ms; fused: 0.04 / 0.10 / 0.19 ms). Larger slices win there but make larger temporaries, which do
-page-fault in a busy process (inside a bagging fit one 488 KB temporary cost 40 us a step), so 128K (512 KB
-temporaries) is the compromise. Buckets past COMPILE_THRESHOLD run compiled."""
+page-fault in a busy process (inside a bagging fit one 488 KB temporary cost 40 us a step;
+``benchmarks/ensemble.py --profile``), so 128K (512 KB temporaries) is the compromise. Buckets past
+COMPILE_THRESHOLD run compiled."""
 
 DIRECT_MIN = 1 << 18
 """A fresh gradient tensor (made by backward after ``zero_grad(set_to_none=True)``) with at least this many
