@@ -175,3 +175,19 @@ def test_large_fresh_gradients_are_used_in_place_with_the_same_result(cls, kwarg
     flat_ptr = buckets[0].grad.untyped_storage().data_ptr()
     shares = [p.grad.untyped_storage().data_ptr() == flat_ptr for p in direct.parameters()]
     assert shares == [False, False, False, True]
+
+
+def test_large_fresh_gradients_in_place_through_the_compiled_kernel(monkeypatch):
+    """The compiled update takes a fresh gradient tensor (its own storage) as well as the flat buffer's views."""
+    import regopt.optim.flat as flat
+
+    def run(direct_min: int) -> torch.nn.Module:
+        monkeypatch.setattr(flat, "DIRECT_MIN", direct_min)
+        model = _model()
+        optimizer = Adam(model.parameters(), lr=1e-2, compile=True)
+        _train(model, optimizer, 4)
+        return model
+
+    copied, direct = run(1 << 30), run(8)
+    for p, q in zip(copied.parameters(), direct.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
