@@ -27,13 +27,15 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(PY) -m mypy
 	$(PY) -m pytest -q -n 2
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(PY) -m mypy
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/trainer_overhead.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

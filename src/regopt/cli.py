@@ -19,6 +19,9 @@ from rich.table import Table
 
 from regopt import __version__
 
+if typing.TYPE_CHECKING:
+    from pydantic import BaseModel
+
 USAGE_ERROR = 2
 
 
@@ -134,7 +137,7 @@ def _list(args: argparse.Namespace, console: Console) -> int:
     from regopt.lab.models import MODELS
     from regopt.lab.registry import OPTIMIZERS, SCHEDULES, optimizer_options
 
-    def fields(section: type) -> dict[str, str]:
+    def fields(section: type[BaseModel]) -> dict[str, str]:
         """One line per key: its attribute docstring, else the docstring of the section it holds."""
         out = {}
         for name, info in section.model_fields.items():

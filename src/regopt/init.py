@@ -84,12 +84,13 @@ def _init_weight(
 ) -> None:
     fan_in, _ = _fans(weight)
     if policy in ("xavier_uniform", "xavier_normal"):
-        fn = nn.init.xavier_uniform_ if policy == "xavier_uniform" else nn.init.xavier_normal_
-        fn(weight, gain=1.0 if gain is None else gain, generator=generator)
+        xavier = nn.init.xavier_uniform_ if policy == "xavier_uniform" else nn.init.xavier_normal_
+        xavier(weight, gain=1.0 if gain is None else gain, generator=generator)
     elif policy in ("he_uniform", "he_normal") and gain is None:  # gain from the nonlinearity, as He et al.
-        fn = nn.init.kaiming_uniform_ if policy == "he_uniform" else nn.init.kaiming_normal_
-        fn(weight, mode="fan_in", nonlinearity=nonlinearity, generator=generator)
+        kaiming = nn.init.kaiming_uniform_ if policy == "he_uniform" else nn.init.kaiming_normal_
+        kaiming(weight, mode="fan_in", nonlinearity=nonlinearity, generator=generator)  # type: ignore[arg-type]
     elif policy == "he_uniform":
+        assert gain is not None  # the branch above took gain None
         bound = gain * math.sqrt(3.0 / fan_in)
         nn.init.uniform_(weight, -bound, bound, generator=generator)
     elif policy in ("he_normal", "lecun_normal"):

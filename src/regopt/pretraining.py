@@ -114,17 +114,18 @@ def grow_mlp(
         last = type(children[-1][1]).__name__ if children else "nothing"
         raise ValueError(f"model: the last child must be the nn.Linear output layer, got {last}")
     head_name, head = children[-1]
+    assert isinstance(head, nn.Linear)  # checked above; narrows the type
     body = children[:-1]
     if freeze_existing:
         for _, child in body:
             freeze(child)
     names = {name for name, _ in body}
     depth = 1 + sum(isinstance(child, nn.Linear) for _, child in body)
-    factory = {"device": head.weight.device, "dtype": head.weight.dtype}
+    device, dtype = head.weight.device, head.weight.dtype
     layers: OrderedDict[str, nn.Module] = OrderedDict(body)
-    layers[_free_name(names, "fc", depth)] = nn.Linear(head.in_features, width, **factory)
+    layers[_free_name(names, "fc", depth)] = nn.Linear(head.in_features, width, device=device, dtype=dtype)
     layers[_free_name(names, "act", depth)] = activation()
-    layers[head_name] = nn.Linear(width, head.out_features, bias=head.bias is not None, **factory)
+    layers[head_name] = nn.Linear(width, head.out_features, bias=head.bias is not None, device=device, dtype=dtype)
     return nn.Sequential(layers)
 
 

@@ -191,7 +191,8 @@ class IllConditioningMonitor(Monitor):
         if batch is not None and loss_fn is None:
             raise ValueError("a probe batch needs loss_fn")
         self.model, self.loss_fn, self.lr_fn = model, loss_fn, lr_fn
-        self.x, self.y = batch if batch is not None else (None, None)
+        self.x: Tensor | None = batch[0] if batch is not None else None
+        self.y: Tensor | None = batch[1] if batch is not None else None
         self.every, self.patience, self.loss_tol, self.stop_on_alarm = every, patience, loss_tol, stop_on_alarm
         self.params = params
         self.history: list[dict[str, float]] = []

@@ -202,7 +202,8 @@ def condition_number_estimate(op: LinearOperator, *, iterations: int = 100, tol:
     _check("iterations", iterations)
 
     def converged(theta: Tensor, res: Tensor, norm: float) -> bool:
-        return bool(res[0] <= max(tol * abs(theta[0]), _floor(op, norm)) and res[-1] <= tol * abs(theta[-1]))
+        low, high = float(theta[0]), float(theta[-1])
+        return bool(float(res[0]) <= max(tol * abs(low), _floor(op, norm)) and float(res[-1]) <= tol * abs(high))
 
     alphas, betas = _lanczos_run(op, iterations, _random(op, seed), converged)
     theta = _ritz(alphas, betas)[0]

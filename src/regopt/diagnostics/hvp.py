@@ -198,7 +198,7 @@ def hvp_func(
         return loss_of_output(functional_call(model, dict(zip(names, theta, strict=True)), (x,)), y)
 
     if order == "forward-over-reverse":
-        _, hv = jvp(grad(loss), (primals,), (tangents,))
+        hv = jvp(grad(loss), (primals,), (tangents,))[1]
     elif order == "reverse-over-forward":
         hv = grad(lambda theta: jvp(loss, (theta,), (tangents,))[1])(primals)
     else:

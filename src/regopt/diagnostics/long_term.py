@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -71,7 +72,7 @@ def hidden_state_gradient_norms(
     if x.dim() == 2:  # unbatched: a batch of one, and so the state
         x = x.unsqueeze(0 if rnn.batch_first else 1)
         if h0 is not None:
-            h0 = tuple(s.unsqueeze(1) for s in h0) if isinstance(h0, tuple) else h0.unsqueeze(1)
+            h0 = (h0[0].unsqueeze(1), h0[1].unsqueeze(1)) if isinstance(h0, tuple) else h0.unsqueeze(1)
     if x.dim() != 3:
         raise ValueError(f"x must have 2 or 3 dimensions, got shape {tuple(x.shape)}")
     time_dim = 1 if rnn.batch_first else 0
@@ -79,7 +80,7 @@ def hidden_state_gradient_norms(
     if steps < 1:
         raise ValueError("x must hold at least one time step")
     lstm = isinstance(rnn, nn.LSTM)
-    state = h0
+    state: Any = h0  # h, or (h, c) for an LSTM
     states: list[tuple[Tensor, ...]] = []
     with torch.enable_grad():
         for t in range(steps):
@@ -94,7 +95,7 @@ def hidden_state_gradient_norms(
     per_step = len(states[0])
     norms = []
     for t in range(steps):
-        squares = sum(g.square().sum(dim=(0, 2)) for g in grads[t * per_step : (t + 1) * per_step])
+        squares = torch.stack([g.square().sum(dim=(0, 2)) for g in grads[t * per_step : (t + 1) * per_step]]).sum(0)
         norms.append(squares.sqrt().mean())
     return torch.stack(norms).detach()
 

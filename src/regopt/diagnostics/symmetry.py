@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -74,7 +74,7 @@ def permute_hidden_units(model: nn.Sequential, layer_index: int, permutation: Se
         permutation: a permutation of ``range(model[layer_index].out_features)``.
     """
     first, between, nxt = _hidden_block(model, layer_index)
-    width = model[first].out_features
+    width = _linear(model, first).out_features
     perm = torch.as_tensor(permutation, dtype=torch.long).flatten()
     if perm.numel() != width or not torch.equal(torch.sort(perm).values, torch.arange(width)):
         raise ValueError(f"permutation must be a permutation of range({width}), got {perm.tolist()}")
@@ -85,15 +85,16 @@ def permute_hidden_units(model: nn.Sequential, layer_index: int, permutation: Se
             raise ValueError(f"cannot permute hidden units through model[{i}] ({type(module).__name__})")
     out = copy.deepcopy(model)
     with torch.no_grad():
-        layer = out[first]
+        layer = _linear(out, first)
         layer.weight.copy_(layer.weight[perm.to(layer.weight.device)])
-        if layer.bias is not None:
-            layer.bias.copy_(layer.bias[perm.to(layer.bias.device)])
+        bias = _bias(layer)
+        if bias is not None:
+            bias.copy_(bias[perm.to(bias.device)])
         for i in between:
             for tensor in [*out[i].parameters(), *out[i].buffers()]:
                 if tensor.dim() == 1 and tensor.numel() == width:
                     tensor.copy_(tensor[perm.to(tensor.device)])
-        following = out[nxt]
+        following = _linear(out, nxt)
         following.weight.copy_(following.weight[:, perm.to(following.weight.device)])
     return out
 
@@ -116,7 +117,7 @@ def rescale_relu_unit(
             ``False`` to rescale anyway, e.g. to show that a tanh unit's function changes).
     """
     first, _, _ = _hidden_block(model, layer_index)
-    width = model[first].out_features
+    width = _linear(model, first).out_features
     if isinstance(unit, bool) or not isinstance(unit, int) or not 0 <= unit < width:
         raise ValueError(f"unit must be an integer in [0, {width}), got {unit!r}")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
@@ -140,7 +141,7 @@ def check_symmetries(model: nn.Sequential, x: Tensor, *, seed: int = 0) -> dict[
     """
     base = copy.deepcopy(model).eval()
     hidden = hidden_layer_indices(base)
-    widths = [base[i].out_features for i in hidden]
+    widths = [_linear(base, i).out_features for i in hidden]
     generator = torch.Generator().manual_seed(seed)
     permuted, rescaled = base, base
     homogeneous = True
@@ -176,10 +177,11 @@ def _rescale_units(model: nn.Sequential, layer_index: int, scales: Tensor, *, st
                 )
     out = copy.deepcopy(model)
     with torch.no_grad():
-        layer, following = out[first], out[nxt]
+        layer, following = _linear(out, first), _linear(out, nxt)
         layer.weight.mul_(scales.to(layer.weight).unsqueeze(1))
-        if layer.bias is not None:
-            layer.bias.mul_(scales.to(layer.bias))
+        bias = _bias(layer)
+        if bias is not None:
+            bias.mul_(scales.to(bias))
         following.weight.div_(scales.to(following.weight).unsqueeze(0))
     return out
 
@@ -201,6 +203,17 @@ def _hidden_block(model: nn.Sequential, layer_index: int) -> tuple[int, list[int
                 )
             return layer_index, list(range(layer_index + 1, nxt)), nxt
     raise ValueError(f"model[{layer_index}] is the last Linear layer: its outputs are not hidden units")
+
+
+def _linear(model: nn.Sequential, index: int) -> nn.Linear:
+    """``model[index]``, typed as the ``nn.Linear`` that :func:`_hidden_block` or :func:`hidden_layer_indices`
+    found there (no runtime check)."""
+    return cast(nn.Linear, model[index])
+
+
+def _bias(layer: nn.Linear) -> Tensor | None:
+    """``layer.bias`` (``None`` for ``bias=False``), typed: torch leaves the attribute unannotated."""
+    return cast("Tensor | None", layer.bias)
 
 
 def _is_per_unit(module: nn.Module, width: int) -> bool:

@@ -64,7 +64,7 @@ class RunConfig(Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "cpu"
     data: DataConfig = Field(default_factory=lambda: Mnist1dData(name="mnist1d"))
     model: ModelConfig = Field(default_factory=lambda: MlpConfig(name="mlp"))
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig())
     schedule: ScheduleConfig = Field(default_factory=lambda: ConstantSchedule(name="constant"))
     train: TrainConfig = Field(default_factory=TrainConfig)
     averaging: AveragingConfig | None = None

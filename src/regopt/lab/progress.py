@@ -9,6 +9,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -21,7 +22,7 @@ class TrainingProgress:
     def __init__(self, total_steps: int, *, enabled: bool = True, description: str = "training") -> None:
         self.enabled = enabled
         self._progress: Progress | None = None
-        self._task = None
+        self._task = TaskID(0)
         self._total, self._description = total_steps, description
 
     def __enter__(self) -> TrainingProgress:
@@ -41,7 +42,7 @@ class TrainingProgress:
 
     def advance(self, steps: int = 1) -> None:
         if self._progress is not None and steps:
-            self._progress.advance(self._task, steps)  # type: ignore[arg-type]
+            self._progress.advance(self._task, steps)
 
     def show(self, row: Mapping[str, float]) -> None:
         if self._progress is not None:
@@ -49,7 +50,7 @@ class TrainingProgress:
                 f"epoch {int(row['epoch'])}  train err {row['train_error']:.4f}  "
                 f"val err {row['val_error']:.4f}  loss {row['train_loss']:.4f}"
             )
-            self._progress.update(self._task, metrics=text)  # type: ignore[arg-type]
+            self._progress.update(self._task, metrics=text)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

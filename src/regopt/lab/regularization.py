@@ -80,10 +80,10 @@ def _augmentation(config: RegularizeConfig, data: Dataset) -> list[Any]:
             image_shape = (1, 8, 8)
         transforms.append(ImageAugment(a.rotate, a.flip, a.scale, a.shift, image_shape=image_shape))
     if config.augment_signal is not None:
-        a = config.augment_signal
+        signal = config.augment_signal
         if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1 and data.name != "mnist1d"):
             raise ConfigError(f"regularize.augment_signal: needs 1-D signals, got inputs of shape {shape}")
-        transforms.append(SignalAugment(a.shift, a.scale, a.noise))
+        transforms.append(SignalAugment(signal.shift, signal.scale, signal.noise))
     return transforms
 
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -146,8 +146,8 @@ class Trainer:
         step = self.step + 1  # a monitor may run the backward itself (to reuse the gradient's graph)
         if not any(m.backward(step, total) for m in self.monitors if hasattr(m, "backward")):
             total.backward()  # backward
-        for transform in self.grad_transforms:  # gradient transforms
-            transform(self.model)
+        for grad_transform in self.grad_transforms:  # gradient transforms
+            grad_transform(self.model)
         self.optimizer.step()  # optimizer step
         for action in self.post_step:  # post-step actions
             action(self.model)
@@ -276,7 +276,7 @@ class Trainer:
             "rng": {
                 "epoch_shuffle": self._epoch_shuffle_state,
                 "torch": torch.get_rng_state(),
-                "numpy": _numpy_state_to_tensors(np.random.get_state()),
+                "numpy": _numpy_state_to_tensors(cast(tuple[Any, ...], np.random.get_state())),
                 "python": repr(random.getstate()),
             },
         }

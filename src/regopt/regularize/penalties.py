@@ -59,13 +59,13 @@ class Penalty(ABC):
             raise ValueError(f"selector must be a Selector or None, got {selector!r}")
         self.selector = selector if selector is not None else Selector()
         self._cached_model: weakref.ref[nn.Module] | None = None
-        self._cached_params: list[nn.Parameter] = []
+        self._cached_params: list[Tensor] = []
 
     @abstractmethod
     def omega(self, params: list[Tensor]) -> Tensor:
         """The penalty Omega over ``params`` (non-empty), without the factor alpha."""
 
-    def parameters(self, model: nn.Module) -> list[nn.Parameter]:
+    def parameters(self, model: nn.Module) -> list[Tensor]:
         """The selected parameters of ``model``, cached while ``model`` is the same object."""
         if self._cached_model is None or self._cached_model() is not model:
             self._cached_params = [p for _, p in self.selector(model)]
@@ -291,14 +291,14 @@ class Tying(Penalty):
         self.pairs: list[tuple[Tensor, Tensor]] = list(zip(first, second, strict=True))
         self._first, self._second = first, second
 
-    def parameters(self, model: nn.Module | None = None) -> list[nn.Parameter]:  # type: ignore[override]
+    def parameters(self, model: nn.Module | None = None) -> list[Tensor]:  # type: ignore[override]
         """The tied tensors, all ``a`` of the pairs followed by all ``b``."""
-        return [*self._first, *self._second]  # type: ignore[list-item]
+        return [*self._first, *self._second]
 
     def omega(self, params: list[Tensor]) -> Tensor:
         """sum_i ||a_i - b_i||^2 where ``params`` lists all a_i, then all b_i."""
         half = len(params) // 2
-        return squared_l2(torch._foreach_sub(params[:half], params[half:]))
+        return squared_l2(list(torch._foreach_sub(params[:half], params[half:])))
 
     def __call__(self, model: nn.Module | None = None) -> Tensor:
         if self.alpha == 0.0:

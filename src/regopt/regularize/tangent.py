@@ -219,7 +219,7 @@ class TangentProp:
 
         total = x.new_zeros(())
         for v in tangents.detach():
-            _, directional = torch.func.jvp(f, (x,), (v,))  # J_f(x) v, forward mode
+            directional = torch.func.jvp(f, (x,), (v,))[1]  # J_f(x) v, forward mode
             total = total + directional.pow(2).reshape(len(x), -1).sum(dim=1).mean()
         return self.alpha * total
 

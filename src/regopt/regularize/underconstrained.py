@@ -98,6 +98,7 @@ def ridge_solution(x: Tensor, y: Tensor, alpha: float, *, method: Method = "auto
     alpha = _check_alpha(alpha, positive=True)
     if method not in ("auto", "primal", "dual"):
         raise ValueError(f"method must be 'auto', 'primal' or 'dual', got {method!r}")
+    assert y64 is not None  # _design returns y when given one
     n, d = x64.shape
     if method == "dual" or (method == "auto" and d > n):
         return x64.T @ torch.linalg.solve(regularized_gram(x64.T, alpha), y64)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -54,8 +55,18 @@ def _owner(model: nn.Module, qualified: str) -> tuple[nn.Module, str]:
 
 def _has_weight_noise(module: nn.Module, tensor_name: str) -> bool:
     return parametrize.is_parametrized(module, tensor_name) and any(
-        isinstance(p, WeightNoise) for p in module.parametrizations[tensor_name]
+        isinstance(p, WeightNoise) for p in _chain(module, tensor_name)
     )
+
+
+def _parametrizations(module: nn.Module) -> nn.ModuleDict:
+    """``module.parametrizations`` of a parametrized module (a ``ModuleDict`` of ``ParametrizationList``), typed."""
+    return cast(nn.ModuleDict, module.parametrizations)
+
+
+def _chain(module: nn.Module, tensor_name: str) -> parametrize.ParametrizationList:
+    """``module.parametrizations[tensor_name]``, typed."""
+    return cast(parametrize.ParametrizationList, _parametrizations(module)[tensor_name])
 
 
 def default_weight_selector(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -67,7 +78,7 @@ def default_weight_selector(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
         if not isinstance(module, WEIGHT_NOISE_MODULES):
             continue
         if parametrize.is_parametrized(module, "weight"):
-            weight = module.parametrizations["weight"].original
+            weight: Tensor | None = _chain(module, "weight").original
         else:
             weight = module._parameters.get("weight")
         if isinstance(weight, nn.Parameter) and weight.dim() >= 2 and weight.requires_grad and id(weight) not in seen:
@@ -139,8 +150,8 @@ def remove_weight_noise(model: nn.Module) -> nn.Module:
     for module in list(model.modules()):
         if not parametrize.is_parametrized(module):
             continue
-        for tensor_name in list(module.parametrizations.keys()):
-            chain = module.parametrizations[tensor_name]
+        for tensor_name in list(_parametrizations(module).keys()):
+            chain = _chain(module, tensor_name)
             if all(isinstance(p, WeightNoise) for p in chain):
                 parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=False)
             else:

@@ -28,7 +28,9 @@ EXAMPLES = 3
 def example_copies(signal: torch.Tensor, augment: SignalAugment, count: int) -> list[tuple[str, np.ndarray]]:
     """``count`` augmented copies of one signal ``(1, L)`` that differ from it and from each other, labelled with
     their shift when the copy is a pure circular shift (random draws: a repeated shift would hide a line)."""
-    original, copies, seen = signal[0], [], []
+    original = signal[0]
+    copies: list[tuple[str, np.ndarray]] = []
+    seen: list[torch.Tensor] = []
     for _ in range(100 * count):
         copy = augment(signal, torch.zeros(1, dtype=torch.long))[0][0]
         if torch.equal(copy, original) or any(torch.equal(copy, other) for other in seen):

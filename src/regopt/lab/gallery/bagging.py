@@ -78,7 +78,7 @@ def pick_columns(wrong: Tensor, rescued: Tensor, y: Tensor, count: int) -> list[
     return chosen
 
 
-def accuracy_vs_k(proba: Tensor, y: Tensor, *, subsets: int = SUBSETS, seed: int = 0) -> list[tuple[int, ...]]:
+def accuracy_vs_k(proba: Tensor, y: Tensor, *, subsets: int = SUBSETS, seed: int = 0) -> list[tuple[float, ...]]:
     """For k = 1..K: ensemble accuracy (mean probability and vote) and mean member accuracy, averaged over up
     to ``subsets`` random k-subsets of the K members (all of them when there are fewer)."""
     from regopt.ensemble import majority_vote
@@ -137,7 +137,7 @@ def plot_members(x: Tensor, y: Tensor, predictions: Tensor, ensemble: Tensor, la
     save_figure(fig, path)
 
 
-def plot_accuracy_vs_k(rows: list[tuple[int, ...]], member_acc: Tensor, path: Path) -> None:
+def plot_accuracy_vs_k(rows: list[tuple[float, ...]], member_acc: Tensor, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     from regopt.lab.report import save_figure

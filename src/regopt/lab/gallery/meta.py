@@ -62,7 +62,7 @@ def initialization(out: Path, progress: bool) -> GalleryResult:
                 initialize(model, "lecun_normal", gain=0.01 * math.sqrt(INIT_WIDTH))  # std 0.01 at width 256
             else:
                 initialize(model, policy, nonlinearity=nonlinearity)  # type: ignore[arg-type]
-            stats = activation_statistics(model, x, y)
+            stats: list[dict[str, Any]] = activation_statistics(model, x, y)
             profiles[net][policy] = stats
             first, last = stats[0], stats[-1]
             rows.append(

@@ -120,7 +120,7 @@ def curriculum_run(
         passes = math.ceil(n / schedule.size(epoch)) if same_steps else 1
         return torch.cat([schedule.indices(epoch, shuffle) for _ in range(passes)])[: n if same_steps else None]
 
-    model, history = mlp([100, 100]), []
+    model, history = mlp([100, 100]), list[float]()
     steps = train_epochs(model, data, epochs, shuffle, history, examples=examples)
     return history, error(model, data.x_test, data.y_test), steps
 
@@ -144,13 +144,14 @@ def continuation_demo(start: float = 2.5, stages: int = 10, steps: int = 50) -> 
 
     def descend(sigmas: list[float]) -> list[float]:
         model, generator = Scalar(), torch.Generator().manual_seed(0)
+        no_data = torch.empty(0, dtype=torch.float64)  # the scalar model ignores its input
         optimizer = torch.optim.SGD(model.parameters(), lr=0.02)
         path = [start]
         for sigma in sigmas:
             for _ in range(steps):
                 optimizer.zero_grad()
                 loss = smoothed_loss(
-                    model, lambda w, _: wiggly(w), None, None, sigma=sigma, samples=8, generator=generator
+                    model, lambda w, _: wiggly(w), no_data, no_data, sigma=sigma, samples=8, generator=generator
                 )
                 loss.backward()
                 optimizer.step()
