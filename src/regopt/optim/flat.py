@@ -7,8 +7,8 @@ as the book writes it, over whole vectors ``theta, g, r, s``, and runs either ea
 compilation, a few passes over memory) or compiled by ``torch.compile`` into one kernel at the memory-bandwidth
 limit (large models), with step-dependent scalars (bias corrections, the learning rate) computed outside the
 compiled function and passed as 0-dim tensors so that changing them never recompiles (eagerly, as Python floats).
-Each update is written with in-place operations (``v.mul_(alpha).sub_(lr * g)``) so that the eager path makes few
-temporaries; compiled, the same code becomes one kernel.
+Each update is written with in-place operations (``add_scaled_(v.mul_(alpha), -lr, g)`` for v <- alpha v - eps g)
+so that the eager path makes few temporaries; compiled, the same code becomes one kernel.
 
 Contracts kept from ``torch.optim``:
 
