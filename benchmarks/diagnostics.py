@@ -370,7 +370,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 11
     TRAIN_STEPS = 60 if args.quick else 300
-    workloads = {"MLP 40-512-512-10": ([40, 512, 512, 10], 512), "MLP 784-1024-1024-10": ([784, 1024, 1024, 10], 512)}
+    workloads = {
+        "MLP 40-512-512-10": ([40, 512, 512, 10], 512),
+        "MLP 784-1024-1024-10": ([784, 1024, 1024, 10], 512),
+        "MLP 40-100-100-10 (the MNIST-1D paper's)": ([40, 100, 100, 10], 512),
+        "MLP 784-128-10 (one wide-input layer)": ([784, 128, 10], 512),
+    }
     if args.quick:
         workloads = {"MLP 40-128-128-10": ([40, 128, 128, 10], 128)}
     widths = [40, 128, 128, 10] if args.quick else [40, 512, 512, 10]
