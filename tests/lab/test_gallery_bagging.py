@@ -7,19 +7,13 @@ import torch
 
 from regopt.lab.gallery import GALLERY
 from regopt.lab.gallery.bagging import DIGITS, PER_CLASS, accuracy_vs_k, bagging_digits, digits_968, pick_columns
-
-PNG = b"\x89PNG\r\n\x1a\n"
+from tests.lab.gallery_checks import PNG, table_rows
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     return out, bagging_digits(out, False)
-
-
-def table_rows(path):
-    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
 def test_registered_after_the_existing_entries():

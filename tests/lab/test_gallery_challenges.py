@@ -6,31 +6,12 @@ import pytest
 
 from regopt.lab.gallery import GALLERY
 from regopt.lab.gallery.challenges import cliff, ill_conditioning, saddle
-
-PNG = b"\x89PNG\r\n\x1a\n"
+from tests.lab.gallery_checks import check_files, table_rows
 
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
     return tmp_path_factory.mktemp("demo")
-
-
-def check_files(result, out, entry, names):
-    assert result.entry == entry
-    assert [f.name for f in result.files] == names
-    for file in result.files:
-        assert file.parent == out / entry and file.is_file() and file.stat().st_size > 0
-        if file.suffix == ".png":
-            assert file.read_bytes()[:8] == PNG and file.stat().st_size > 20_000
-        else:
-            text = file.read_text()
-            assert text.startswith("## ") and "| ---" in text
-
-
-def table_rows(path):
-    """Data rows of the first markdown table in ``path``, as lists of cell strings."""
-    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
 def test_registered_after_the_existing_entries():

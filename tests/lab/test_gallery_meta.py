@@ -9,8 +9,8 @@ import pytest
 from regopt.lab.config import load_config
 from regopt.lab.gallery import GALLERY, gallery_config
 from regopt.lab.gallery.meta import batch_norm, curriculum, initialization, pretraining
+from tests.lab.gallery_checks import check_files, first_table_rows
 
-PNG = b"\x89PNG\r\n\x1a\n"
 ENTRIES = {
     "initialization": initialization,
     "batch_norm": batch_norm,
@@ -22,31 +22,6 @@ ENTRIES = {
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
     return tmp_path_factory.mktemp("demo")
-
-
-def table_rows(path):
-    """Data rows of the first markdown table in ``path``, as lists of cell strings."""
-    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
-    rows, seen_rule = [], False
-    for line in lines:
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        if all(set(cell) <= set("-:") for cell in cells):
-            if seen_rule:
-                break  # a second table starts
-            seen_rule = True
-        elif seen_rule:
-            rows.append(cells)
-    return rows
-
-
-def check_files(result, out, entry):
-    assert result.entry == entry and result.files
-    for file in result.files:
-        assert file.parent == out / entry and file.is_file(), file
-        if file.suffix == ".png":
-            assert file.read_bytes()[:8] == PNG
-        else:
-            assert file.read_text().startswith("## ")
 
 
 def test_registered_in_order_with_docstrings():
@@ -61,7 +36,7 @@ def test_registered_in_order_with_docstrings():
 def test_initialization(out):
     result = initialization(out, False)
     check_files(result, out, "initialization")
-    rows = table_rows(out / "initialization" / "table.md")
+    rows = first_table_rows(out / "initialization" / "table.md")
     ratios = {(row[0], row[1]): float(row[3]) for row in rows}
     assert len(rows) == 2 * 9  # two networks, eight policies and the too-small init
     assert 0.3 < ratios["ReLU", "he_normal"] < 3  # He keeps the scale of a deep ReLU network
@@ -80,7 +55,7 @@ def test_batch_norm(out):
         assert saved.model.batch_norm is flag
         assert saved.optimizer == base.optimizer and saved.model.widths == base.model.widths
         assert json.loads((out / "batch_norm" / name / "summary.json").read_text())["epochs"] == 2
-    rows = table_rows(out / "batch_norm" / "table.md")
+    rows = first_table_rows(out / "batch_norm" / "table.md")
     assert [row[0] for row in rows] == ["no batch norm", "no batch norm, He init", "batch norm"]
     final = {row[0]: float(row[3]) for row in rows}
     assert final["batch norm"] < final["no batch norm"] - 0.1  # default init: the plain deep net barely moves
@@ -89,7 +64,7 @@ def test_batch_norm(out):
 def test_pretraining(out):
     result = pretraining(out, False, epochs_per_stage=1, seeds=(0,))
     check_files(result, out, "pretraining")
-    rows = table_rows(out / "pretraining" / "table.md")
+    rows = first_table_rows(out / "pretraining" / "table.md")
     assert [row[0] for row in rows] == ["from scratch", "greedy, layers kept training", "greedy, earlier layers frozen"]
     assert len({row[5] for row in rows}) == 1  # the same number of optimizer steps for all
     for row in rows:
@@ -101,7 +76,7 @@ def test_curriculum(out):
     result = curriculum(out, False, epochs=4, seeds=(0,))
     check_files(result, out, "curriculum")
     assert [f.name for f in result.files] == ["curves.png", "continuation.png", "table.md"]
-    rows = table_rows(out / "curriculum" / "table.md")
+    rows = first_table_rows(out / "curriculum" / "table.md")
     steps = {row[0]: int(row[4]) for row in rows}
     assert steps["random order"] == steps["curriculum, same steps"] == 4 * 32
     assert steps["curriculum (easy first)"] < steps["random order"]

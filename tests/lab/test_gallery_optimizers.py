@@ -9,6 +9,7 @@ import pytest
 from regopt.lab.config import load_config, to_toml_dict
 from regopt.lab.gallery import GALLERY, gallery_config
 from regopt.lab.gallery.optimizer_comparison import CHANCE_ERROR, OPTIMIZERS, optimizers
+from tests.lab.gallery_checks import PNG
 
 EPOCHS = 4  # 128 steps per optimizer instead of 640
 
@@ -52,7 +53,7 @@ def test_figure_and_table(entry):
     out, result = entry
     figure, table = out / "optimizers" / "validation_error.png", out / "optimizers" / "table.md"
     assert result.files == [figure, table]
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figure.read_bytes()[:8] == PNG
     lines = table.read_text().splitlines()
     assert lines[0].startswith("| optimizer | settings | best val error | final val error")
     body = lines[2:]

@@ -19,9 +19,9 @@ from regopt.lab.gallery.early_stopping_curve import early_stopping
 from regopt.lab.gallery.l1_l2_histograms import PENALTIES, l1_vs_l2
 from regopt.lab.gallery.multitask_learning import make_model, multitask
 from regopt.lab.gallery.underconstrained_ridge import underconstrained
+from tests.lab.gallery_checks import check_files
 
 ENTRIES = ["l1_vs_l2", "alpha_curve", "dropout", "augmentation", "early_stopping", "multitask", "underconstrained"]
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +31,6 @@ def out(tmp_path_factory):
 
 def summary(path) -> dict:
     return json.loads((path / "summary.json").read_text())
-
-
-def check_files(result, out, entry: str) -> None:
-    assert result.entry == entry
-    assert result.files, "an entry writes at least a figure and a table"
-    for file in result.files:
-        assert file.parent == out / entry and file.is_file(), file
-        if file.suffix == ".png":
-            assert file.read_bytes()[:8] == PNG
-        else:
-            assert file.read_text().startswith("## ")
 
 
 def test_registered_after_the_existing_entries():
