@@ -269,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for entry in args.only or []:
             if entry not in GALLERY:
                 parser.error(f"--only: unknown gallery entry {entry!r}; entries are {list(GALLERY)}")
+    from regopt.lab.memory import retain_freed_memory_unless_disabled
+
+    retain_freed_memory_unless_disabled()  # training reuses its freed temporaries instead of page-faulting them in
     console = Console(soft_wrap=True)
     try:
         return args.handler(args, console)
