@@ -11,6 +11,7 @@ Lanczos spectrum against PyHessian (Yao et al. 2020).
    batch), interleaved repeats with the order flipped every repeat, a fresh model from the same seed each run.
    Goal: <= 25% at every 10 steps. The runs with the monitor are checked to end with weights bit-identical to
    the run without it. Also: the accuracy of a finite-difference g'Hg (one gradient instead of a product).
+   Then the same runs for the MNIST-1D paper's MLP 40-100-100-10.
 3. **Spectrum vs PyHessian.** Top-1 and top-3 Hessian eigenvalues of a trained MLP on one batch: PyHessian's
    power iteration with deflation (the anchor, measured in the same run) against regopt's Lanczos, each at the
    loosest tolerance that reaches 1e-3 relative error on all k eigenvalues (errors against a float64 Lanczos
@@ -18,6 +19,9 @@ Lanczos spectrum against PyHessian (Yao et al. 2020).
    Hutchinson's trace with the same number of samples (same algorithm in both; checks per-product overhead).
    PyHessian is installed for the benchmark only (``.venv/bin/python -m pip install pyhessian``); without it
    the section is skipped.
+
+The script first calls :func:`regopt.lab.memory.retain_freed_memory`, as the ``regopt`` command does
+(``--default-malloc`` keeps glibc's defaults; ``benchmarks/allocator.py`` compares the two).
 
 Usage::
 
@@ -47,6 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from regopt.diagnostics import HessianOperator, IllConditioningMonitor, hessian_trace, hvp, hvp_func, top_eigenvalues
+from regopt.lab.memory import retain_freed_memory
 
 LR, MOMENTUM, TRAIN_BATCH = 0.05, 0.9, 128
 
@@ -213,7 +218,6 @@ def monitor_section(data: tuple[Tensor, Tensor], widths: list[int], steps: int, 
             f"effective lr {LR / (1 - MOMENTUM):.3g}; alarms: {len(monitor.alarms)}"
             + (f" (first: {monitor.alarms[0]!r})." if monitor.alarms else ".")
         )
-    finite_difference_accuracy(plain, data)
     return plain
 
 
@@ -366,8 +370,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small models, few repeats")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on a shared box)")
+    parser.add_argument(
+        "--default-malloc", action="store_true", help="keep glibc's malloc defaults (the CLI retains freed memory)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    retained = not args.default_malloc and retain_freed_memory()
     repeats = 3 if args.quick else 11
     TRAIN_STEPS = 60 if args.quick else 300
     workloads = {
@@ -385,10 +393,18 @@ def main() -> None:
         f"os.cpu_count() = {os.cpu_count()}, Python {sys.version.split()[0]}, {platform.platform()}"
     )
     print(f"- {repeats} interleaved repeats (order reversed every other repeat); float32")
+    print(
+        "- allocator: freed memory retained, as the `regopt` command runs (regopt.lab.memory.retain_freed_memory)"
+        if retained
+        else "- allocator: the C library's malloc defaults"
+    )
     total = time.perf_counter()
     hvp_section(workloads, repeats)
     data = mnist1d()
     trained = monitor_section(data, widths, TRAIN_STEPS, 3 if args.quick else 9)
+    finite_difference_accuracy(trained, data)
+    if not args.quick:  # the MNIST-1D paper's MLP: less of a step is in matrix products
+        monitor_section(data, [40, 100, 100, 10], TRAIN_STEPS, 9)
     spectrum_section(trained, data, 128 if args.quick else 512, 3 if args.quick else 5)
     print(f"\n(total {time.perf_counter() - total:.0f} s)")
 

@@ -71,10 +71,13 @@ def step_curvature(g: Tensor, hg: Tensor, lr: float) -> dict[str, float]:
     return _criterion(float(torch.dot(g64, hg64)), float(torch.dot(g64, g64)), lr)
 
 
-def _dot(a: Tensor, b: Tensor) -> Tensor:
-    """``a . b`` in float64 from the products in the inputs' dtype, summed there by torch's cascade summation
-    (accurate to a few units of that dtype's rounding; no float64 copies of a and b)."""
-    return (a * b).sum().double()
+def _dots(g: Sequence[Tensor], hg: Sequence[Tensor]) -> tuple[float, float]:
+    """``(g . hg, g . g)`` over lists of tensors: products in the inputs' dtype summed by torch's cascade
+    summation (accurate to a few units of that dtype's rounding), over one flat copy of each list: a handful of
+    ops whatever the number of tensors (a check on a small model is otherwise dominated by per-tensor calls)."""
+    flat_g = torch.cat([t.reshape(-1) for t in g])
+    flat_hg = torch.cat([t.reshape(-1) for t in hg])
+    return float((flat_g * flat_hg).sum()), float((flat_g * flat_g).sum())
 
 
 def _criterion(ghg: float, gg: float, lr: float) -> dict[str, float]:
@@ -215,8 +218,8 @@ class IllConditioningMonitor(Monitor):
         model_params = [p for p in self.model.parameters() if p.requires_grad]
         chosen = None if self.params is None else [p for p in self.params if p.requires_grad]
         g, hg = backward_with_hvp(loss, model_params, chosen)
-        ghg, gg = sum(map(_dot, g, hg)), sum(map(_dot, g, g))  # per tensor: no concatenated float64 copies
-        self._measured = (step, float(ghg), float(gg), float(self.lr_fn()))
+        ghg, gg = _dots(g, hg)
+        self._measured = (step, ghg, gg, float(self.lr_fn()))
         return True
 
     def after_step(self, step: int, loss: Tensor) -> None:
@@ -254,8 +257,9 @@ class IllConditioningMonitor(Monitor):
                     "loop must call `if not monitor.backward(step, loss): loss.backward()` (regopt's Trainer does)"
                 )
             _, ghg, gg, lr = self._measured
-            losses = [v.reshape(()).to(torch.float64).cpu() for v in self._losses]
-            loss = float(torch.stack(losses).mean()) if losses else math.nan
+            losses = self._losses
+            stacked = torch.stack([v.reshape(()).to(losses[-1]) for v in losses]) if losses else None
+            loss = math.nan if stacked is None else float(stacked.double().mean())  # one sync per check
             self._measured, self._losses = None, []
             curvature = _criterion(ghg, gg, lr)
         row = {"step": float(step), "lr": lr, "loss": loss, **curvature}
