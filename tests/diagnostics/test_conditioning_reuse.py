@@ -231,6 +231,7 @@ def test_lab_config_checks_the_step_taken_or_a_probe_batch_and_leaves_training_u
         watched.trainer.fit()
     steps = watched.trainer.step
     assert [row["step"] for row in monitor.history] == list(range(5, steps + 1, 5))
+    assert all(type(row["step"]) is int for row in monitor.history)  # ill_conditioning.csv writes 5, not 5.0
     assert all(row["gg"] > 0 and row["stable_lr"] > 0 for row in monitor.history)
     for p, q in zip(plain.model.parameters(), watched.model.parameters(), strict=True):
         assert torch.equal(p, q)

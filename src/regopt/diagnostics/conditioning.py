@@ -262,7 +262,7 @@ class IllConditioningMonitor(Monitor):
             loss = math.nan if stacked is None else float(stacked.double().mean())  # one sync per check
             self._measured, self._losses = None, []
             curvature = _criterion(ghg, gg, lr)
-        row = {"step": float(step), "lr": lr, "loss": loss, **curvature}
+        row: dict[str, float] = {"step": step, "lr": lr, "loss": loss, **curvature}
         row["grad_norm"] = math.sqrt(row["gg"])
         self.history.append(row)
         if row["criterion"] > 0:
