@@ -8,12 +8,13 @@ this project is measured on). :func:`retain_freed_memory` raises both thresholds
 blocks stay in the heap and are reused; it is what PyTorch's CPU performance guide gets by preloading jemalloc
 or tcmalloc, without a preload.
 
-Measured (``benchmarks/allocator.py``, BENCHMARKS.md): the lab's Trainer runs the MNIST-1D CNN about 17% faster;
-the overhead of :class:`regopt.diagnostics.IllConditioningMonitor` every 10 steps (a double backward: fresh
-memory at every check) falls from +30% to +23% in fresh processes; MLP steps whose temporaries glibc already
-recycles are unchanged. ``regopt`` (the CLI) calls it at start; set ``REGOPT_RETAIN_FREED_MEMORY=0`` to keep the
-allocator's defaults. The cost is resident memory: the process keeps its peak heap instead of shrinking after
-it. Elsewhere than glibc (macOS, Windows, musl) it does nothing and returns ``False``.
+Measured (``benchmarks/allocator.py``, BENCHMARKS.md): the lab's Trainer runs the MNIST-1D CNN about 17%
+faster; the overhead of :class:`regopt.diagnostics.IllConditioningMonitor` every 10 steps (a double backward:
+fresh memory at every check) falls from +30.5% and +34.0% to +23.5% and +24.9% (two runs, fresh processes);
+MLP steps whose temporaries glibc already recycles are unchanged. ``regopt`` (the CLI) calls it at start; set
+``REGOPT_RETAIN_FREED_MEMORY=0`` to keep the allocator's defaults. The cost is resident memory: the process
+keeps its peak heap instead of shrinking after it. Elsewhere than glibc (macOS, Windows, musl) it does nothing
+and returns ``False``.
 
 References: glibc manual, "Malloc Tunable Parameters" (``M_TRIM_THRESHOLD``, ``M_MMAP_THRESHOLD``);
 PyTorch performance tuning guide, "Switch Memory allocator".
