@@ -11,7 +11,8 @@ Lanczos spectrum against PyHessian (Yao et al. 2020).
    batch), interleaved repeats with the order flipped every repeat, a fresh model from the same seed each run.
    Goal: <= 25% at every 10 steps. The runs with the monitor are checked to end with weights bit-identical to
    the run without it. Also: the accuracy of a finite-difference g'Hg (one gradient instead of a product).
-   Then the same runs for the MNIST-1D paper's MLP 40-100-100-10.
+   Then the same runs for the MNIST-1D paper's MLP 40-100-100-10, and whole lab runs (``regopt run``'s
+   Trainer, per-epoch evaluation included) with and without ``[diagnostics.ill_conditioning] every = 10``.
 3. **Spectrum vs PyHessian.** Top-1 and top-3 Hessian eigenvalues of a trained MLP on one batch: PyHessian's
    power iteration with deflation (the anchor, measured in the same run) against regopt's Lanczos, each at the
    loosest tolerance that reaches 1e-3 relative error on all k eigenvalues (errors against a float64 Lanczos
@@ -229,6 +230,48 @@ def monitor_section(data: tuple[Tensor, Tensor], widths: list[int], steps: int, 
     return plain
 
 
+def lab_run_section(widths_list: list[list[int]], epochs: int, repeats: int) -> None:
+    """Wall time of a whole lab run (``build_experiment(...).trainer.fit()``, as ``regopt run`` trains: per-epoch
+    evaluation included) with and without ``[diagnostics.ill_conditioning] every = 10``."""
+    from regopt.lab.config import validate
+    from regopt.lab.experiment import build_experiment
+
+    def raw(widths: list[int], watched: bool) -> dict[str, object]:
+        config: dict[str, object] = {
+            "name": "monitor-overhead",
+            "seed": 0,
+            "data": {"name": "mnist1d"},
+            "model": {"name": "mlp", "widths": widths},
+            "optimizer": {"name": "sgd", "lr": LR, "momentum": MOMENTUM},
+            "train": {"epochs": epochs, "batch_size": TRAIN_BATCH},
+        }
+        if watched:
+            config["diagnostics"] = {"ill_conditioning": {"every": 10}}
+        return config
+
+    print(f"\n### Ill-conditioning monitor in a lab run: {epochs} epochs of MNIST-1D, per-epoch evaluation included\n")
+    print("| model | steps | without s | with the monitor every 10 s | overhead (median; range) |")
+    print("|---|---:|---:|---:|---:|")
+    for widths in widths_list:
+        times: dict[bool, list[float]] = {False: [], True: []}
+        steps = 0
+        for r in range(repeats):
+            for watched in (False, True) if r % 2 == 0 else (True, False):
+                trainer = build_experiment(validate(raw(widths, watched))).trainer
+                gc.collect()
+                start = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    trainer.fit()
+                times[watched].append(time.perf_counter() - start)
+                steps = trainer.step
+        overheads = [100 * o for o in sorted(b / a - 1 for a, b in zip(times[False], times[True], strict=True))]
+        print(
+            f"| MLP {widths} | {steps} | {statistics.median(times[False]):.3f} | {statistics.median(times[True]):.3f} "
+            f"| {statistics.median(overheads):+.1f}% ({overheads[0]:+.1f}% to {overheads[-1]:+.1f}%) |"
+        )
+
+
 def finite_difference_accuracy(model: nn.Module, data: tuple[Tensor, Tensor]) -> None:
     """Relative error of g'Hg by finite differences of the gradient along g (float32), against float64."""
     x, y = data[0][:TRAIN_BATCH], data[1][:TRAIN_BATCH]
@@ -413,6 +456,7 @@ def main() -> None:
     finite_difference_accuracy(trained, data)
     if not args.quick:  # the MNIST-1D paper's MLP: less of a step is in matrix products
         monitor_section(data, [40, 100, 100, 10], TRAIN_STEPS, 9)
+    lab_run_section([[100], [100, 100], [512, 512]], 2 if args.quick else 8, 3 if args.quick else 7)
     spectrum_section(trained, data, 128 if args.quick else 512, 3 if args.quick else 5)
     print(f"\n(total {time.perf_counter() - total:.0f} s)")
 
