@@ -16,7 +16,7 @@ over the plain run under each setting.
 Usage::
 
     .venv/bin/python benchmarks/allocator.py             # full run, ~2 minutes on 2 cores
-    .venv/bin/python benchmarks/allocator.py --quick     # smoke run, ~20 seconds
+    .venv/bin/python benchmarks/allocator.py --quick     # smoke run, ~30 seconds
 """
 
 from __future__ import annotations
