@@ -207,6 +207,20 @@ def test_models_lists_every_config_name() -> None:
     assert all(isinstance(text, str) and text and "\n" not in text for text in MODELS.values())
 
 
+def test_share_hidden_never_ties_the_first_layer() -> None:
+    """Issue 14, 3.6: with input width == hidden width, fc1 used to be fc2 is fc3."""
+    model = build_model(MlpConfig(name="mlp", widths=[8, 8, 8], share_hidden=True), (8,), 3)
+    assert model.fc1 is not model.fc2 and model.fc1 is not model.fc3
+    assert model.fc2 is model.fc3
+    assert count_parameters(model) == (8 * 8 + 8) * 2 + (8 * 3 + 3)
+
+
+def test_share_hidden_ties_only_consecutive_equal_widths() -> None:
+    model = build_model(MlpConfig(name="mlp", widths=[8, 8, 4, 4, 4], share_hidden=True), (8,), 3)
+    assert len({id(model.fc1), id(model.fc2), id(model.fc3)}) == 3
+    assert model.fc4 is model.fc5 and model.fc4 is not model.fc3
+
+
 def test_count_parameters_counts_shared_tensors_once() -> None:
     layer = nn.Linear(3, 2)
     assert count_parameters(nn.Sequential(layer, layer)) == 3 * 2 + 2

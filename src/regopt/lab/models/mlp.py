@@ -20,8 +20,10 @@ def build_mlp(cfg: MlpConfig, input_shape: tuple[int, ...], output_dim: int) -> 
     Args:
         cfg: ``widths`` (hidden sizes), ``activation``, ``dropout_input`` and ``dropout_hidden``
             (probabilities of dropping a unit, 0 = no layer), ``batch_norm`` (``BatchNorm1d`` after each
-            hidden ``Linear``, before the activation; Ioffe & Szegedy 2015), ``share_hidden`` (hidden layers
-            of equal width after the first reuse one ``Linear``: parameter sharing, sec. 7.9).
+            hidden ``Linear``, before the activation; Ioffe & Szegedy 2015), ``share_hidden`` (consecutive
+            hidden-to-hidden layers of equal width, ``fc2`` on, reuse one ``Linear``: parameter sharing,
+            sec. 7.9; the first layer ``fc1`` reads the input and is never shared, even when the input
+            width equals the hidden width).
         input_shape: shape of one example; it is flattened.
         output_dim: number of logits (classification) or targets (regression).
 
@@ -37,12 +39,14 @@ def build_mlp(cfg: MlpConfig, input_shape: tuple[int, ...], output_dim: int) -> 
     if cfg.dropout_input > 0:
         layers["dropout_input"] = nn.Dropout(cfg.dropout_input)
     width_in = flat_size(input_shape)
-    shared: nn.Linear | None = None
+    shared: nn.Linear | None = None  # the last hidden-to-hidden Linear (fc2 on); fc1 is never shared
     for i, width in enumerate(cfg.widths, start=1):
         if cfg.share_hidden and shared is not None and shared.in_features == width_in == width:
             layers[f"fc{i}"] = shared  # parameter sharing: the same module, so the same parameters
         else:
-            shared = layers[f"fc{i}"] = nn.Linear(width_in, width)
+            layers[f"fc{i}"] = linear = nn.Linear(width_in, width)
+            if i > 1:  # the first layer reads the input, not a hidden layer, even when the widths agree
+                shared = linear
         if cfg.batch_norm:
             layers[f"bn{i}"] = nn.BatchNorm1d(width)
         layers[f"act{i}"] = make_activation(cfg.activation)

@@ -29,7 +29,8 @@ class MlpConfig(Strict):
     dropout_hidden: DropoutP = 0.0
     batch_norm: bool = False
     share_hidden: bool = False
-    """Parameter sharing (sec. 7.9): consecutive hidden layers of equal width reuse one ``Linear`` module."""
+    """Parameter sharing (sec. 7.9): consecutive hidden-to-hidden layers of equal width (``fc2`` on) reuse one
+    ``Linear`` module; the first layer ``fc1`` reads the input and is never shared, whatever its width."""
 
 
 class Cnn1dConfig(Strict):
