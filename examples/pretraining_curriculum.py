@@ -87,7 +87,7 @@ def curriculum(epochs: int) -> dict[str, float]:
     torch.manual_seed(0)
     reference = nn.Linear(64, 10)  # logistic regression, one epoch: a cheap judge of difficulty
     train_epoch(reference, torch.optim.Adam(reference.parameters(), lr=1e-2), x, y)
-    schedule = Curriculum(difficulty_by_loss(reference, x, y), start_fraction=0.2, epochs_to_full=epochs // 2)
+    schedule = Curriculum(difficulty_by_loss(reference, None, x, y), start_fraction=0.2, epochs_to_full=epochs // 2)
     errors = {}
     for name in ("random order", "curriculum"):
         torch.manual_seed(0)

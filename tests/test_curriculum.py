@@ -108,18 +108,20 @@ def test_difficulty_by_loss_and_margin():
     x = torch.tensor([[3.0, 0.0], [1.0, 0.5], [0.0, 2.0], [2.0, 0.0]])
     y = torch.tensor([0, 0, 0, 1])  # easy, harder, wrong, wrong
     model.train()
-    loss = difficulty_by_loss(model, x, y)
+    loss = difficulty_by_loss(model, None, x, y)
     torch.testing.assert_close(loss, F.cross_entropy(x, y, reduction="none"))
     assert model.training  # the mode is restored
     margin = difficulty_by_margin(model, x, y)
     torch.testing.assert_close(margin, torch.tensor([-3.0, -0.5, 2.0, 2.0]))
     assert loss.argsort().tolist()[:2] == margin.argsort().tolist()[:2] == [0, 1]
-    regression = difficulty_by_loss(model, x, x, batch_size=3)  # squared error, averaged over outputs
+    regression = difficulty_by_loss(model, None, x, x, batch_size=3)  # squared error, averaged over outputs
     torch.testing.assert_close(regression, torch.zeros(4))
-    custom = difficulty_by_loss(model, x, y, lambda out, t: (out.argmax(1) != t).float())
+    custom = difficulty_by_loss(model, lambda out, t: (out.argmax(1) != t).float(), x, y)
     assert custom.tolist() == [0.0, 0.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="per-example"):
-        difficulty_by_loss(model, x, y, F.cross_entropy)
+        difficulty_by_loss(model, F.cross_entropy, x, y)
+    with pytest.raises(TypeError, match=r"arguments are \(model, loss_fn, x, y\)"):
+        difficulty_by_loss(model, x, y, F.cross_entropy)  # type: ignore[arg-type]  # the earlier order
 
 
 # ------------------------------------------------------------------------------------------ continuation

@@ -14,7 +14,7 @@ epoch's examples (the easiest fraction(epoch) of them, shuffled).
 
 Example, a plain loop::
 
-    difficulty = difficulty_by_loss(reference_model, x_train, y_train)
+    difficulty = difficulty_by_loss(reference_model, None, x_train, y_train)  # None: the default loss
     curriculum = Curriculum(difficulty, start_fraction=0.2, epochs_to_full=10)
     g = torch.Generator().manual_seed(0)
     for epoch in range(20):
@@ -59,21 +59,34 @@ def _outputs(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
 
 
 def difficulty_by_loss(
-    model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn | None = None, *, batch_size: int = 4096
+    model: nn.Module, loss_fn: LossFn | None, x: Tensor, y: Tensor, *, batch_size: int = 4096
 ) -> Tensor:
     """Per-example loss of a reference ``model`` (in eval mode, without gradients): larger is harder.
 
+    The arguments come in regopt's order for functions of a model, a loss and data, ``(model, loss_fn, x, y)``
+    (as :func:`smoothed_loss`, :func:`regopt.adversarial.fgsm`, :func:`regopt.diagnostics.gradient_noise`).
+
     Args:
         model: a trained reference model (a smaller or earlier model, the "teacher" of Hacohen & Weinshall 2019).
-        x, y: the examples to score.
         loss_fn: ``(output, y) -> per-example losses`` (unreduced; extra axes are averaged), e.g.
-            ``functools.partial(F.cross_entropy, reduction="none")``. Default: unreduced cross-entropy for
-            integer ``y``, squared error averaged over outputs otherwise.
+            ``functools.partial(F.cross_entropy, reduction="none")``, or ``None`` for the default: unreduced
+            cross-entropy for integer ``y``, squared error averaged over outputs otherwise.
+        x, y: the examples to score.
         batch_size: examples per forward pass.
 
     Returns:
         A float tensor of shape ``(n,)``.
+
+    Example:
+        >>> model = nn.Linear(2, 2)
+        >>> difficulty_by_loss(model, None, torch.zeros(3, 2), torch.tensor([0, 1, 0])).shape
+        torch.Size([3])
     """
+    if isinstance(loss_fn, Tensor) or not isinstance(x, Tensor):
+        raise TypeError(
+            "difficulty_by_loss: arguments are (model, loss_fn, x, y); pass loss_fn=None for the default loss "
+            "(the earlier order (model, x, y, loss_fn) is gone)"
+        )
     output = _outputs(model, x, batch_size)
     if loss_fn is not None:
         losses = loss_fn(output, y)

@@ -218,7 +218,7 @@ def curriculum(out: Path, progress: bool, *, epochs: int = 20, seeds: Sequence[i
     torch.manual_seed(100)
     reference = mlp([32])  # a small reference model, trained briefly on the same training set
     train_epochs(reference, data, 3, torch.Generator().manual_seed(100), [])
-    difficulty = difficulty_by_loss(reference, data.x_train, data.y_train)
+    difficulty = difficulty_by_loss(reference, None, data.x_train, data.y_train)  # None: cross-entropy
     half = epochs // 2
     variants: dict[str, tuple[Curriculum | None, bool]] = {  # name: (schedule, same steps per epoch as random)
         "random order": (None, True),
