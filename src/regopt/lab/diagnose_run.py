@@ -61,7 +61,7 @@ def diagnose(path: str | Path, *, probe_size: int = 512, top_k: int = 3, seed: i
     trace = hessian_trace(op, samples=30, seed=seed)
     grid, density = spectral_density(op, num_runs=5, lanczos_steps=40, seed=seed)
     g = op.gradient()
-    lr = float(experiment.trainer.optimizer.param_groups[0]["lr"])
+    lr = _last_lr(experiment.trainer.optimizer, state, path / CHECKPOINT)
     along_gradient = step_curvature(g, op.matvec(g), lr)
     noise = gradient_noise(model, loss_fn, x, y)
     sizes = [1, 4, 16, 64, 256, 1024]
@@ -93,6 +93,23 @@ def diagnose(path: str | Path, *, probe_size: int = 512, top_k: int = 3, seed: i
     _plot_noise(curve, noise["noise_scale"], out / "gradient_noise.png")
     result["figures"] = [str(out / "spectrum.png"), str(out / "gradient_noise.png")]
     return result
+
+
+def _last_lr(optimizer: torch.optim.Optimizer, state: dict[str, Any], where: Path) -> float:
+    """The learning rate the run trained with last, as metrics.csv's last row records it.
+
+    The checkpoint holds the Trainer's state: its optimizer state (the scheduled lr in ``param_groups``, and the
+    per-parameter state) is loaded into ``optimizer``; its history's last row names the lr of the last epoch (an
+    epoch schedule has already advanced the optimizer's lr one more time, for an epoch that never ran)."""
+    if state.get("optimizer") is not None:
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"{where}: its optimizer state does not fit the run's optimizer ({err})") from None
+    history = state.get("history") or []
+    if history and "lr" in history[-1]:
+        return float(history[-1]["lr"])
+    return float(optimizer.param_groups[0]["lr"])
 
 
 def _plot_spectrum(grid: torch.Tensor, density: torch.Tensor, top: list[float], lowest: float, path: Path) -> None:
