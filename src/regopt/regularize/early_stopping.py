@@ -1,20 +1,25 @@
 """Early stopping (Goodfellow et al. 2016, sec. 7.8): keep the parameters of the best validation epoch.
 
 :class:`EarlyStopping` is Algorithm 7.1 as a :class:`~regopt.monitor.Monitor`; :func:`algorithm_7_2` and
-:func:`algorithm_7_3` are the book's two ways to put the validation data back into training afterwards.
+:func:`algorithm_7_3` (in :mod:`regopt.regularize.after_early_stopping`, re-exported here) are the book's two ways
+to put the validation data back into training afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Literal
 
+import torch
 from torch import Tensor, nn
 
 from regopt.monitor import Monitor
+from regopt.regularize.after_early_stopping import algorithm_7_2, algorithm_7_3
 
-__all__ = ["EarlyStopping", "algorithm_7_2", "algorithm_7_3"]
+__all__ = ["EarlyStopping", "algorithm_7_2", "algorithm_7_3"]  # 7.2 and 7.3 live in after_early_stopping
 
 
 class EarlyStopping(Monitor):
@@ -38,7 +43,9 @@ class EarlyStopping(Monitor):
 
     With a ``model`` and ``restore_best=True``, a copy of ``model.state_dict()`` (parameters and buffers) is
     taken at each improvement (theta*) and loaded back into the model when stopping. If training ends without a
-    stop, call :meth:`restore` yourself. :attr:`best_step` is ``i*`` (the ``"step"`` entry of the metrics at the
+    stop, call :meth:`restore` yourself. The copy is taken inside ``optimizer.evaluation_view()`` when an
+    ``optimizer`` with one is given, or inside ``view()`` when a ``view`` is given, so that theta* is the set of
+    weights that was evaluated (see the Note). :attr:`best_step` is ``i*`` (the ``"step"`` entry of the metrics at the
     best epoch), the input of :func:`algorithm_7_2`. Once stopped, later calls return the same decision.
 
     Args:
@@ -50,6 +57,33 @@ class EarlyStopping(Monitor):
         min_delta: the smallest change that counts as an improvement, ``>= 0`` (default ``0.0``).
         restore_best: keep the best weights and load them back on stop (default ``True``; needs ``model``).
         start_epoch: ignore epochs ``1..start_epoch`` (default ``0``).
+        optimizer: the training optimizer; if it has an ``evaluation_view()`` (regopt's Nesterov SGD and
+            RMSProp), the best weights are copied inside it (default ``None``). Optimizers without one are
+            accepted and change nothing.
+        view: instead of ``optimizer``, any zero-argument callable returning a context manager inside which the
+            model holds the weights being evaluated, e.g. a Trainer's ``evaluation_view`` or
+            ``PolyakAveraging.evaluation_view`` (default ``None``).
+
+    Note:
+        The Nesterov interim-point pitfall. regopt's Nesterov optimizers follow the seed's Algorithm 8.3: between
+        steps the parameters hold the *interim point* theta~ = theta + alpha v, where the next gradient is
+        taken, and ``optimizer.evaluation_view()`` swaps theta itself in for evaluation. A hand-written loop that
+        validates inside the view but lets the stopper copy the weights outside it saves theta~, weights whose
+        validation error was never measured (and restores them). Give the stopper the optimizer::
+
+            optimizer = regopt.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+            stopper = EarlyStopping(model, monitor="val_loss", optimizer=optimizer)
+            for epoch in range(1, 101):
+                train_one_epoch(model, optimizer)
+                with optimizer.evaluation_view():        # measure theta, not theta~
+                    val_loss = validation_loss(model)
+                stop, reason = stopper.after_epoch(epoch, {"val_loss": val_loss})  # copies theta, inside the view
+                if stop:
+                    break                                # the model now holds the best theta
+
+        (or call ``after_epoch`` inside the ``with`` block yourself). After a restore the parameters hold theta*
+        itself: evaluate the model directly, not inside the optimizer's view, which would subtract the last
+        epoch's alpha v from it; to train on from theta*, create a fresh optimizer (zero velocity).
 
     Example:
         >>> from torch import nn
@@ -81,9 +115,17 @@ class EarlyStopping(Monitor):
         min_delta: float = 0.0,
         restore_best: bool = True,
         start_epoch: int = 0,
+        optimizer: torch.optim.Optimizer | None = None,
+        view: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         if model is not None and not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
+        if view is not None and not callable(view):
+            raise TypeError(f"view must be a callable returning a context manager or None, got {type(view).__name__}")
+        if optimizer is not None and view is not None:
+            raise ValueError("pass optimizer= or view=, not both (a view that needs both can enter the optimizer's)")
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be a non-empty metric name, got {monitor!r}")
         if mode not in ("min", "max", "auto"):
@@ -97,6 +139,9 @@ class EarlyStopping(Monitor):
         if not _is_int(start_epoch) or start_epoch < 0:
             raise ValueError(f"start_epoch must be an integer >= 0, got {start_epoch!r}")
         self.model = model
+        if view is None and optimizer is not None:
+            view = getattr(optimizer, "evaluation_view", None)
+        self.view: Callable[[], AbstractContextManager[Any]] = view if view is not None else contextlib.nullcontext
         self.monitor = monitor
         if mode == "auto":
             mode = "max" if "acc" in monitor.lower() else "min"
@@ -138,7 +183,8 @@ class EarlyStopping(Monitor):
             self.best_value, self.best_epoch, self.wait = value, epoch, 0
             self.best_step = int(metrics["step"]) if "step" in metrics else None
             if self.model is not None and self.restore_best:
-                self._best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                with self.view():  # theta*, the weights that were evaluated (Nesterov: not the interim point)
+                    self._best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             return False, ""
         self.wait += 1
         if self.wait < self.patience:
@@ -209,97 +255,6 @@ class EarlyStopping(Monitor):
         self.best_value, self.best_epoch, self.best_step = state["best_value"], state["best_epoch"], state["best_step"]
         self.wait, self.stopped_epoch, self.reason = state["wait"], state["stopped_epoch"], state["reason"]
         self._best_weights = best_weights
-
-
-# ----------------------------------------------------------------------------------- Algorithms 7.2, 7.3
-def algorithm_7_2(train_fn: Callable[[int], object], best_steps: int) -> None:
-    """Retrain on all the data for the number of steps early stopping found (Goodfellow et al. 2016, Alg. 7.2).
-
-    The algorithm::
-
-        split the training set (X_train, y_train) into (X_subtrain, y_subtrain) and (X_valid, y_valid)
-        run early stopping (Algorithm 7.1) from random theta, training on the subtrain part and validating on
-            the valid part; it returns i*, the best number of steps      # EarlyStopping.best_step
-        set theta to random values again
-        train on (X_train, y_train) for i* steps
-
-    This function is the last line: it calls ``train_fn(best_steps)``, which must train on the whole training
-    set (subtrain and valid together) for exactly that many optimizer steps. Steps 1-3 are the caller's:
-    run a loop with :class:`EarlyStopping` on the split, take ``best_step``, and re-initialize the model (and a
-    fresh optimizer) before calling this.
-
-    Note:
-        The book leaves open whether to retrain for the same number of parameter updates or the same number of
-        passes through the data; with more data, the same number of passes means more updates. This function
-        passes steps; to retrain for the same passes, pass ``best_epoch * steps_per_epoch_on_all_data``.
-
-    Args:
-        train_fn: ``train_fn(steps)`` trains the re-initialized model on all the data for ``steps`` steps.
-        best_steps: ``i*``, a positive integer (``EarlyStopping.best_step``).
-    """
-    if not callable(train_fn):
-        raise TypeError(f"train_fn must be callable, got {type(train_fn).__name__}")
-    if not _is_int(best_steps) or best_steps < 1:
-        raise ValueError(f"best_steps must be a positive integer (i* from early stopping), got {best_steps!r}")
-    train_fn(best_steps)
-
-
-def algorithm_7_3(
-    step_fn: Callable[[], object],
-    validation_loss_fn: Callable[[], float],
-    target: float,
-    max_steps: int,
-    check_every: int,
-) -> int:
-    """Continue training on all the data until the validation loss reaches the training loss at the early stop.
-
-    Goodfellow et al. (2016), Algorithm 7.3::
-
-        split the training set into (X_subtrain, y_subtrain) and (X_valid, y_valid)
-        run early stopping (Algorithm 7.1) from random theta on the split; this updates theta
-        eps <- J(theta, X_subtrain, y_subtrain)          # the training objective where early stopping stopped
-        while J(theta, X_valid, y_valid) > eps:
-            train on (X_train, y_train) for n steps
-
-    This function is the loop: with ``target = eps`` it evaluates ``validation_loss_fn()`` (the objective on the
-    old validation subset, now part of the training data), and while that is ``> target`` runs ``step_fn()``
-    (one optimizer step on all the data) ``check_every`` (``n``) times. The condition is checked before any
-    training, as in the book, so a loss already at or below the target takes no steps. The book notes that the
-    loop may never end, as the validation objective need not reach ``eps``; it ends after ``max_steps`` steps
-    (the last block shortened to fit) whatever the loss.
-
-    Args:
-        step_fn: runs one training step on all the data; its return value (e.g. the loss) is ignored.
-        validation_loss_fn: the objective ``J`` on the validation subset at the current parameters.
-        target: ``eps``, the training objective on the subtrain set at the early-stopping point (finite).
-        max_steps: the most steps to take, ``>= 0``.
-        check_every: ``n``, steps between evaluations, ``>= 1``.
-
-    Returns:
-        The number of steps taken (``max_steps`` if the target was never reached).
-
-    Raises:
-        FloatingPointError: if the validation loss is NaN (training has diverged; continuing cannot help).
-    """
-    if not callable(step_fn) or not callable(validation_loss_fn):
-        raise TypeError("step_fn and validation_loss_fn must be callable")
-    if not _is_real(target) or not math.isfinite(target):
-        raise ValueError(f"target must be a finite number (the training loss at the early stop), got {target!r}")
-    if not _is_int(max_steps) or max_steps < 0:
-        raise ValueError(f"max_steps must be an integer >= 0, got {max_steps!r}")
-    if not _is_int(check_every) or check_every < 1:
-        raise ValueError(f"check_every must be an integer >= 1, got {check_every!r}")
-    steps = 0
-    while steps < max_steps:
-        loss = float(validation_loss_fn())
-        if math.isnan(loss):
-            raise FloatingPointError(f"algorithm 7.3: the validation loss is NaN after {steps} steps")
-        if loss <= target:  # the book's loop condition J(valid) > eps no longer holds
-            break
-        for _ in range(min(check_every, max_steps - steps)):
-            step_fn()
-            steps += 1
-    return steps
 
 
 def _is_int(value: object) -> bool:
