@@ -185,3 +185,133 @@ def test_relative_data_path_is_relative_to_the_config_file(tmp_path, monkeypatch
     assert main(["run", str(config), "--out", "runs", "--quiet"]) == 0
     saved = (tmp_path / "runs" / "tiny" / "config.toml").read_text()
     assert str(project / "points.npz") in saved
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["diagnose"], "diagnose: give a run directory"),
+        (["diagnose", "runs/x", "--example", "saddle"], "not both"),
+    ],
+    ids=["neither", "both"],
+)
+def test_diagnose_says_what_is_wrong_with_its_arguments(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    if argv == ["diagnose"]:
+        assert "not both" not in err
+        assert "a run directory" in err and "--example" in err
+
+
+def test_list_shows_every_optimizer_and_section_the_config_accepts(capsys):
+    from regopt.lab.config import RunConfig
+    from regopt.lab.registry import OPTIMIZERS, WRAPPERS
+
+    assert main(["list"]) == 0
+    printed = capsys.readouterr().out
+    for name in [*OPTIMIZERS, *WRAPPERS]:
+        assert name in printed, name
+    for section in RunConfig.model_fields:
+        assert f"[{section}]" in printed or f"{section} " in printed, section
+    assert "[averaging]" in printed and "coordinate" in printed
+
+
+def test_list_config_prints_the_reference(capsys):
+    from regopt.lab.schema.reference import markdown
+
+    assert main(["list", "--config"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip() == markdown().strip()
+    for key in ("clip_grad_norm", "start_step", "label_column", "spike_factor", "eta_min"):
+        assert key in printed
+
+
+def test_run_prints_notes_and_diagnostics_alarms(tmp_path, capsys, monkeypatch):
+    import regopt.lab.runs as runs
+    from regopt.lab.runs import RunResult
+
+    summary = {
+        "stop_reason": "completed 3 epochs",
+        "error_metric": "mse",
+        "best_val_error": 0.5,
+        "best_epoch": 2,
+        "final_train_error": 0.4,
+        "final_val_error": 0.5,
+        "wall_time_s": 0.1,
+        "data_notes": ["task 'auto' chose regression: 214 distinct integer targets"],
+        "notes": ["restored the weights of epoch 2"],
+        "diagnostics": {
+            "alarms": [{"step": 12, "monitor": "gradient_norms", "message": "gradient spike 44130 at step 12"}],
+            "gradient_spikes": ["gradient spike 44130 at step 12"],
+        },
+    }
+    monkeypatch.setattr(runs, "run", lambda *a, **k: RunResult(path=tmp_path, summary=summary, history=[], experiment=None))  # type: ignore[arg-type]
+    assert main(["run", str(write_config(tmp_path)), "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "task 'auto' chose regression: 214 distinct integer targets" in out
+    assert "restored the weights of epoch 2" in out
+    assert out.count("gradient spike 44130 at step 12") == 1  # the alarms list, not again from gradient_spikes
+    assert out.index("completed 3 epochs") < out.index("gradient spike")
+
+
+def test_run_prints_alarm_lists_of_older_summaries(tmp_path, capsys, monkeypatch):
+    import regopt.lab.runs as runs
+    from regopt.lab.runs import RunResult
+
+    summary = {
+        "stop_reason": "completed 3 epochs",
+        "error_metric": "error rate",
+        "best_val_error": 0.5,
+        "best_epoch": 2,
+        "final_train_error": 0.4,
+        "final_val_error": 0.5,
+        "wall_time_s": 0.1,
+        "diagnostics": {"plateaus": ["plateau from step 10 to 110"], "last_stable_lr": 0.12},
+    }
+    monkeypatch.setattr(runs, "run", lambda *a, **k: RunResult(path=tmp_path, summary=summary, history=[], experiment=None))  # type: ignore[arg-type]
+    assert main(["run", str(write_config(tmp_path)), "--out", str(tmp_path), "--quiet"]) == 0
+    assert "plateau from step 10 to 110" in capsys.readouterr().out
+
+
+def test_regopt_log_warnings_print_as_one_line(tmp_path, capsys, monkeypatch):
+    import logging
+
+    import regopt.lab.runs as runs
+    from regopt.lab.runs import RunResult
+
+    def fake_run(*args, **kwargs):
+        logging.getLogger("regopt.diagnostics.gradients").warning("gradient spike at step %d:\nnorm %g", 12, 44130.0)
+        logging.getLogger("regopt.lab").info("not shown")
+        return RunResult(path=tmp_path, summary={"stop_reason": "x", "wall_time_s": 0.0}, history=[], experiment=None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runs, "run", fake_run)
+    for _ in range(2):  # a second main() in one process installs no second handler
+        assert main(["run", str(write_config(tmp_path)), "--out", str(tmp_path), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("regopt: warning: gradient spike at step 12: norm 44130\n") == 2, err
+    assert "not shown" not in err
+
+
+def test_import_regopt_reaches_every_subpackage_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, regopt\n"
+        "assert 'regopt.adversarial' not in sys.modules and 'regopt.lab' not in sys.modules\n"
+        "for name in ('regularize', 'optim', 'diagnostics', 'ensemble', 'adversarial', 'lab', 'init'):\n"
+        "    assert getattr(regopt, name).__name__ == 'regopt.' + name, name\n"
+        "assert regopt.diagnostics.IllConditioningMonitor.__name__ == 'IllConditioningMonitor'\n"
+        "assert 'regularize' in dir(regopt)\n"
+        "try:\n"
+        "    regopt.nonexistent\n"
+        "except AttributeError as err:\n"
+        "    assert 'nonexistent' in str(err)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr

@@ -261,8 +261,10 @@ def _input_errors() -> tuple[type[Exception], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "diagnose" and bool(args.run) == bool(args.example):
-        parser.error("diagnose: give a run directory or --example, not both")
+    if args.command == "diagnose" and not args.run and not args.example:
+        parser.error("diagnose: give a run directory (e.g. regopt diagnose runs/NAME) or --example NAME")
+    if args.command == "diagnose" and args.run and args.example:
+        parser.error(f"diagnose: give a run directory ({args.run}) or --example {args.example}, not both")
     if args.command == "demo":
         from regopt.lab.gallery import GALLERY
 
