@@ -8,6 +8,7 @@ traceback and without touching what is already on disk.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import typing
 from collections.abc import Sequence
@@ -34,13 +35,35 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[bold]regopt run[/] {args.config} -> {Path(args.out) / config.name}")
     result = run(config, out=args.out, resume=args.resume, force=args.force, progress=not args.quiet)
     s = result.summary
+    metric = s.get("error_metric", "error")
     console.print(
-        f"{result.path}: {s['stop_reason']}; best val {s['error_metric']} {s['best_val_error']:.4f} "
-        f"(epoch {s['best_epoch']}), final train {s['final_train_error']:.4f} / val {s['final_val_error']:.4f}"
-        + (f", test {s['test_error']:.4f}" if "test_error" in s else "")
-        + f", {s['wall_time_s']:.1f} s"
+        f"{result.path}: {s.get('stop_reason')}; best val {metric} {_cell(s.get('best_val_error'))} "
+        f"(epoch {_cell(s.get('best_epoch'))}), final train {_cell(s.get('final_train_error'))} / val "
+        f"{_cell(s.get('final_val_error'))}"
+        + (f", test {_cell(s['test_error'])}" if s.get("test_error") is not None else "")
+        + f", {s.get('wall_time_s', 0.0):.1f} s",
+        markup=False,
     )
+    for line in [*s.get("data_notes", []), *s.get("notes", [])]:
+        console.print(f"note: {line}", markup=False, highlight=False)
+    alarms = _alarms(s.get("diagnostics") or {})
+    if alarms:
+        console.print(f"diagnostics: {len(alarms)} alarm{'s' if len(alarms) > 1 else ''}", markup=False)
+        for line in alarms:
+            console.print(f"  {line}", markup=False, highlight=False)
     return 0
+
+
+_ALARM_LISTS = ("gradient_spikes", "ill_conditioning_alarms", "plateaus")
+"""Lists of messages in ``summary["diagnostics"]`` written before its ``alarms`` list existed."""
+
+
+def _alarms(found: dict[str, typing.Any]) -> list[str]:
+    """The alarms of a run's diagnostics, one line each: its ``alarms`` list (dicts with ``step`` and
+    ``message``), else the messages of each monitor's list."""
+    if isinstance(found.get("alarms"), list):
+        return [_alarm_line(alarm) for alarm in found["alarms"]]
+    return [str(m) for key in _ALARM_LISTS for m in found.get(key) or []]
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
@@ -82,6 +105,13 @@ def _tune(args: argparse.Namespace, console: Console) -> int:
     console.print(best_text(result))
     console.print(f"study: {result.path}; trials.csv" + (", curve.png" if (result.path / "curve.png").exists() else ""))
     return 0
+
+
+def _alarm_line(alarm: object) -> str:
+    if not isinstance(alarm, dict):
+        return str(alarm)
+    message, step = str(alarm.get("message", alarm)), alarm.get("step")
+    return message if step is None or f"step {step}" in message else f"step {step}: {message}"
 
 
 def _diagnose(args: argparse.Namespace, console: Console) -> int:
@@ -249,6 +279,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _WarningLine(logging.Handler):
+    """Prints each record of the ``regopt`` logger at WARNING and above as one line ``regopt: warning: ...`` on
+    the stderr of the moment (monitors log their alarms there while training)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = " ".join(record.getMessage().split())
+        except Exception:  # noqa: BLE001 - a malformed record must not stop a run
+            self.handleError(record)
+            return
+        print(f"regopt: {record.levelname.lower()}: {message}", file=sys.stderr)
+
+
+def install_warning_handler() -> None:
+    """Route the ``regopt`` logger's warnings to stderr, one line each; idempotent (one handler per process)."""
+    logger = logging.getLogger("regopt")
+    if not any(isinstance(h, _WarningLine) for h in logger.handlers):
+        logger.addHandler(_WarningLine(logging.WARNING))
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+
+
 def _input_errors() -> tuple[type[Exception], ...]:
     """Exceptions that mean "this input cannot be used" (all carry a one-line message)."""
     from regopt.lab.checkpoint import CheckpointError
@@ -273,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.error(f"--only: unknown gallery entry {entry!r}; entries are {list(GALLERY)}")
     from regopt.lab.memory import retain_freed_memory_unless_disabled
 
+    install_warning_handler()  # --quiet keeps them: they are warnings, not progress
     retain_freed_memory_unless_disabled()  # training reuses its freed temporaries instead of page-faulting them in
     console = Console(soft_wrap=True)
     try:
