@@ -130,6 +130,16 @@ def _toml_literal(value: Any) -> str:
     return repr(value)
 
 
+def make_sampler(space: Sequence[SearchParam], seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler ``tune`` proposes points with."""
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def make_pruner(epochs: int) -> optuna.pruners.BasePruner:
+    """The pruner ``tune`` stops hopeless trials with, for runs of ``epochs`` epochs."""
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 4))
+
+
 @dataclass
 class TuneResult:
     path: Path
@@ -166,8 +176,8 @@ def tune(
         storage=storage,
         load_if_exists=True,
         direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, base.train.epochs // 4)),
+        sampler=make_sampler(space, seed),
+        pruner=make_pruner(base.train.epochs),
     )
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # interrupted earlier: retried below
