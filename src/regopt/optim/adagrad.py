@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, Scalar, add_scaled_ratio_, check
+from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar, add_scaled_ratio_, check
 
 
 def adagrad_update(
@@ -35,7 +35,9 @@ class AdaGrad(FlatOptimizer):
         lr: global learning rate eps (> 0).
         eps: delta, the small constant for numerical stability (seed: perhaps 1e-7).
         weight_decay: coupled L2 coefficient added to g as ``weight_decay * theta``.
-        compile: ``None`` compiles the update for large buckets only; ``True``/``False`` force it.
+        compile: ``"auto"`` (default) updates eagerly, and compiles the update of a group of 1M+ elements
+            only once the run is long enough to repay the compile (about 5 s for the first compiled step in a
+            process; see ``regopt.optim.flat``); ``True`` compiles from the first step, ``False`` never.
 
     Example::
 
@@ -60,7 +62,7 @@ class AdaGrad(FlatOptimizer):
         eps: float = 1e-7,
         weight_decay: float = 0.0,
         *,
-        compile: bool | None = None,
+        compile: CompileMode = "auto",
     ) -> None:
         check("lr", lr, lr > 0, "must be > 0")
         check("eps", eps, eps >= 0, "must be >= 0")
@@ -68,7 +70,7 @@ class AdaGrad(FlatOptimizer):
         super().__init__(params, {"lr": lr, "eps": eps, "weight_decay": weight_decay}, compile=compile)
 
     def update(self, group: dict[str, Any], theta: Tensor, g: Tensor, state: dict[str, Tensor], t: int) -> None:
-        self.kernel(adagrad_update, theta)(
+        self.kernel(adagrad_update, theta, t)(
             theta,
             g,
             state["r"],

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, Scalar, add_scaled_ratio_, check
+from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar, add_scaled_ratio_, check
 
 
 def adam_update(
@@ -58,7 +58,9 @@ class Adam(FlatOptimizer):
             ``decoupled=True``, applied as theta <- theta - lr * weight_decay * theta (Loshchilov & Hutter 2019).
         decoupled: decoupled weight decay (AdamW).
         eps_inside_sqrt: the slide's sqrt(r_hat + delta) (default) or the book's and torch's sqrt(r_hat) + delta.
-        compile: ``None`` compiles the update for large buckets only; ``True``/``False`` force it.
+        compile: ``"auto"`` (default) updates eagerly, and compiles the update of a group of 1M+ elements
+            only once the run is long enough to repay the compile (about 5 s for the first compiled step in a
+            process; see ``regopt.optim.flat``); ``True`` compiles from the first step, ``False`` never.
 
     Example::
 
@@ -89,7 +91,7 @@ class Adam(FlatOptimizer):
         decoupled: bool = False,
         eps_inside_sqrt: bool = True,
         *,
-        compile: bool | None = None,
+        compile: CompileMode = "auto",
     ) -> None:
         check("lr", lr, lr > 0, "must be > 0")
         check("betas", betas, len(betas) == 2 and all(0.0 <= b < 1.0 for b in betas), "both must be in [0, 1)")
@@ -107,7 +109,7 @@ class Adam(FlatOptimizer):
 
     def update(self, group: dict[str, Any], theta: Tensor, g: Tensor, state: dict[str, Tensor], t: int) -> None:
         rho1, rho2 = group["betas"]
-        self.kernel(adam_update, theta)(
+        self.kernel(adam_update, theta, t)(
             theta,
             g,
             state["s"],
@@ -138,7 +140,7 @@ class AdamW(Adam):
         weight_decay: float = 1e-2,
         eps_inside_sqrt: bool = True,
         *,
-        compile: bool | None = None,
+        compile: CompileMode = "auto",
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, decoupled=True, eps_inside_sqrt=eps_inside_sqrt, compile=compile

@@ -25,18 +25,25 @@ Contracts kept from ``torch.optim``:
 
 from __future__ import annotations
 
+import math
 import os
 import types
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
 COMPILE_THRESHOLD = 1 << 20
-"""Buckets with at least this many elements are updated by a compiled kernel when ``compile=None`` (auto)."""
+"""With ``compile="auto"``, only updates of at least this many elements are ever compiled; smaller ones run
+eagerly, where compiling could not repay its cost."""
+
+COMPILE_PAYOFF = 0
+"""With ``compile="auto"``, an update of n >= COMPILE_THRESHOLD elements runs eagerly for its first
+``ceil(COMPILE_PAYOFF / n)`` steps and compiled from then on (see :func:`eager_steps`)."""
 
 EAGER_CHUNK = 1 << 17
 """The eager path runs the update over slices of this many elements. The in-place update still makes a few
@@ -57,6 +64,10 @@ the flat gradient buffer: the copy moves 8 bytes per element (2 ms for 16M float
 ~30 us of one more kernel call. Smaller fresh gradients are copied, so a model of many small tensors still
 updates in one call."""
 
+CompileMode = Literal["auto", True, False] | None
+"""``compile=`` of every regopt optimizer: ``"auto"`` (``None`` is the same), ``True`` or ``False``; see
+:meth:`FlatOptimizer.kernel`."""
+
 Scalar = float | Tensor
 """A step-dependent scalar of an update: a Python float when the update runs eagerly, a 0-dim tensor when it runs
 compiled (so that a new value is an input of the kernel, not a constant that forces a recompile)."""
@@ -76,6 +87,36 @@ def add_scaled_ratio_(target: Tensor, scale: Scalar, num: Tensor, den: Tensor) -
 
 _COMPILED: dict[Callable[..., None], Callable[..., None]] = {}
 
+_COMPILE_FAILURE: str | None = None
+"""Why compiling an update failed in this process (``"InvalidCxxCompiler: ..."``), or ``None``; once set, every
+update runs eagerly and no further compile is tried."""
+
+
+def compile_failure() -> str | None:
+    """Why compiling an update failed in this process, or ``None`` if it has not (or was never tried)."""
+    return _COMPILE_FAILURE
+
+
+def _compile_failed(error: Exception) -> None:
+    """Record the first failure to compile, and warn once per process."""
+    global _COMPILE_FAILURE
+    if _COMPILE_FAILURE is not None:
+        return
+    lines = str(error).strip().splitlines()
+    _COMPILE_FAILURE = f"{type(error).__name__}: {lines[0] if lines else ''}".strip().rstrip(":")
+    warnings.warn(
+        f"regopt: compiling the optimizer update failed ({_COMPILE_FAILURE}); updating eagerly instead (the same "
+        "result, slower on large models). Pass compile=False or set REGOPT_COMPILE=0 to skip compiling and "
+        "silence this warning.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def eager(fn: Callable[..., None], numel: int) -> Callable[..., None]:
+    """``fn`` as the eager path runs it: slice by slice (:func:`chunked`) beyond :data:`EAGER_CHUNK` elements."""
+    return chunked(fn) if numel > EAGER_CHUNK else fn
+
 
 def compiled(fn: Callable[..., None]) -> Callable[..., None]:
     """``fn`` compiled once per process and per variant: dtype, device and its boolean flags.
@@ -84,20 +125,37 @@ def compiled(fn: Callable[..., None]) -> Callable[..., None]:
     recompile budget (8 per code object): with ``fullgraph=True`` a ninth variant of one function (RMSProp has
     12 per dtype) would otherwise fail inside ``step()``. Dynamic shapes let every bucket size share a kernel.
     Numeric keyword arguments are passed as 0-dim tensors (float64 for float64 buffers, else float32).
+
+    If the first call of a variant fails (compiling happens there: no C++ compiler for inductor, an
+    unsupported backend, ...), the update is applied eagerly instead, exactly as ``compile=False`` would, a
+    :class:`RuntimeWarning` names the cause once per process, and every later update of the process runs
+    eagerly. Compiling fails before the kernel runs, so no tensor has been touched when the eager path takes over.
     """
     if fn not in _COMPILED:
         kernels: dict[tuple[Any, ...], Callable[..., None]] = {}
 
         def dispatch(*flat: Tensor, **scalars: Any) -> None:
+            if _COMPILE_FAILURE is not None:
+                eager(fn, flat[0].numel())(*flat, **scalars)
+                return
             flags = tuple(sorted((k, v) for k, v in scalars.items() if isinstance(v, bool)))
             key = (flat[0].dtype, flat[0].device.type, flags)
-            if key not in kernels:
+            first = key not in kernels
+            if first:
                 copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__)
                 copy.__kwdefaults__ = fn.__kwdefaults__
                 kernels[key] = torch.compile(copy, dynamic=True, fullgraph=True)
             dtype = torch.float64 if flat[0].dtype == torch.float64 else torch.float32
             tensors = {k: torch.tensor(v, dtype=dtype) for k, v in scalars.items() if not isinstance(v, (bool, Tensor))}
-            kernels[key](*flat, **{**scalars, **tensors})
+            if not first:
+                kernels[key](*flat, **{**scalars, **tensors})
+                return
+            try:
+                kernels[key](*flat, **{**scalars, **tensors})
+            except Exception as error:  # any failure to compile falls back to the same eager math
+                del kernels[key]
+                _compile_failed(error)
+                eager(fn, flat[0].numel())(*flat, **scalars)
 
         _COMPILED[fn] = dispatch
     return _COMPILED[fn]
@@ -112,6 +170,15 @@ def chunked(fn: Callable[..., None]) -> Callable[..., None]:
             fn(*(t[start : start + EAGER_CHUNK] for t in flat), **scalars)
 
     return run
+
+
+def eager_steps(numel: int) -> float:
+    """With ``compile="auto"``: how many steps an update of ``numel`` elements runs eagerly before it is compiled
+    (every step, i.e. never compiled, below :data:`COMPILE_THRESHOLD`). It depends only on the size and the step
+    count kept in the optimizer state, so a resumed run switches at the same step as an uninterrupted one."""
+    if numel < COMPILE_THRESHOLD:
+        return math.inf
+    return math.ceil(COMPILE_PAYOFF / numel)
 
 
 def check(name: str, value: Any, ok: bool, requirement: str) -> None:
@@ -150,9 +217,9 @@ class FlatOptimizer(Optimizer):
 
     state_names: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, compile: bool | None = None) -> None:
-        check("compile", compile, compile in (None, True, False), "must be None (auto), True or False")
-        self.compile = compile
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, compile: CompileMode = "auto") -> None:
+        check("compile", compile, compile in ("auto", None, True, False), "must be 'auto', True or False")
+        self.compile: CompileMode = "auto" if compile is None else compile
         super().__init__(params, defaults)
         self._buckets: list[list[Bucket]] | None = None
 
@@ -165,16 +232,26 @@ class FlatOptimizer(Optimizer):
         """Apply one step of the algorithm in place to ``theta`` and ``state`` (``t`` counts from 1)."""
         raise NotImplementedError
 
-    def kernel(self, fn: Callable[..., None], theta: Tensor) -> Callable[..., None]:
-        """``fn`` compiled for large buckets (see ``compile``), else ``fn`` itself, run slice by slice beyond
-        :data:`EAGER_CHUNK` elements."""
+    def kernel(self, fn: Callable[..., None], theta: Tensor, t: int | None = None) -> Callable[..., None]:
+        """The update ``fn`` as it runs at step ``t`` (from 1) on ``theta``: compiled, or eager (slice by slice
+        beyond :data:`EAGER_CHUNK` elements).
+
+        ``compile="auto"`` runs eagerly for the first :func:`eager_steps` steps of an update of at least
+        :data:`COMPILE_THRESHOLD` elements and compiled after them (never below the threshold; ``t=None``, a step
+        count the caller does not know, compiles at once); ``REGOPT_COMPILE=0`` (``1``) in the environment makes
+        ``"auto"`` never (always) compile. ``True`` compiles from the first step, ``False`` never. If compiling
+        fails, the update runs eagerly with a warning (see :func:`compiled`).
+        """
         use = self.compile
-        if use is None:
-            env = os.environ.get("REGOPT_COMPILE")
-            use = env == "1" if env in ("0", "1") else theta.numel() >= COMPILE_THRESHOLD
-        if use:
+        env = os.environ.get("REGOPT_COMPILE")
+        if use == "auto":
+            if env in ("0", "1"):
+                use = env == "1"
+            else:
+                use = theta.numel() >= COMPILE_THRESHOLD and (t is None or t > eager_steps(theta.numel()))
+        if use and _COMPILE_FAILURE is None:
             return compiled(fn)
-        return chunked(fn) if theta.numel() > EAGER_CHUNK else fn
+        return eager(fn, theta.numel())
 
     # ----------------------------------------------------------------------------------------- layout
     def _build_bucket(self, group: dict[str, Any], params: list[Tensor]) -> Bucket:

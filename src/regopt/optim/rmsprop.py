@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, Scalar, add_scaled_, add_scaled_ratio_, check
+from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar, add_scaled_, add_scaled_ratio_, check
 from regopt.optim.sgd import nesterov_theta
 
 
@@ -64,7 +64,9 @@ class RMSProp(FlatOptimizer):
         nesterov: Algorithm 8.6 (needs ``momentum > 0``).
         weight_decay: coupled L2 coefficient added to g as ``weight_decay * theta``.
         eps_inside_sqrt: the seed's sqrt(delta + r) (default) or torch's sqrt(r) + delta.
-        compile: ``None`` compiles the update for large buckets only; ``True``/``False`` force it.
+        compile: ``"auto"`` (default) updates eagerly, and compiles the update of a group of 1M+ elements
+            only once the run is long enough to repay the compile (about 5 s for the first compiled step in a
+            process; see ``regopt.optim.flat``); ``True`` compiles from the first step, ``False`` never.
 
     Example::
 
@@ -98,7 +100,7 @@ class RMSProp(FlatOptimizer):
         weight_decay: float = 0.0,
         eps_inside_sqrt: bool = True,
         *,
-        compile: bool | None = None,
+        compile: CompileMode = "auto",
     ) -> None:
         check("lr", lr, lr > 0, "must be > 0")
         check("rho", rho, 0.0 <= rho < 1.0, "must be in [0, 1)")
@@ -118,7 +120,7 @@ class RMSProp(FlatOptimizer):
         super().__init__(params, defaults, compile=compile)
 
     def update(self, group: dict[str, Any], theta: Tensor, g: Tensor, state: dict[str, Tensor], t: int) -> None:
-        self.kernel(rmsprop_update, theta)(
+        self.kernel(rmsprop_update, theta, t)(
             theta,
             g,
             state["r"],

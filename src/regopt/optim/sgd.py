@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, Scalar, add_scaled_, check
+from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar, add_scaled_, check
 
 
 def sgd_update(theta: Tensor, g: Tensor, *, lr: Scalar, weight_decay: Scalar, decay: bool) -> None:
@@ -52,7 +52,9 @@ class SGD(FlatOptimizer):
         momentum: momentum parameter alpha in [0, 1); 0 gives Algorithm 8.1.
         nesterov: Algorithm 8.3 (needs ``momentum > 0``).
         weight_decay: coupled L2 coefficient: ``weight_decay * theta`` is added to g (the seed's alpha*W).
-        compile: ``None`` compiles the update for large buckets only; ``True``/``False`` force it.
+        compile: ``"auto"`` (default) updates eagerly, and compiles the update of a group of 1M+ elements
+            only once the run is long enough to repay the compile (about 5 s for the first compiled step in a
+            process; see ``regopt.optim.flat``); ``True`` compiles from the first step, ``False`` never.
 
     Example::
 
@@ -85,7 +87,7 @@ class SGD(FlatOptimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
         *,
-        compile: bool | None = None,
+        compile: CompileMode = "auto",
     ) -> None:
         check("lr", lr, lr > 0, "must be > 0")
         check("momentum", momentum, 0.0 <= momentum < 1.0, "must be in [0, 1)")
@@ -100,9 +102,9 @@ class SGD(FlatOptimizer):
         if alpha == 0 and wd == 0:
             theta.add_(g, alpha=-group["lr"])  # Algorithm 8.1 is itself one in-place axpy: no kernel to compile
         elif alpha == 0:
-            self.kernel(sgd_update, theta)(theta, g, **common)
+            self.kernel(sgd_update, theta, t)(theta, g, **common)
         else:
-            self.kernel(momentum_update, theta)(
+            self.kernel(momentum_update, theta, t)(
                 theta, g, state["v"], alpha=alpha, nesterov=group["nesterov"], **common
             )
 
