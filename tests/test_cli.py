@@ -248,7 +248,8 @@ def test_run_prints_notes_and_diagnostics_alarms(tmp_path, capsys, monkeypatch):
             "gradient_spikes": ["gradient spike 44130 at step 12"],
         },
     }
-    monkeypatch.setattr(runs, "run", lambda *a, **k: RunResult(path=tmp_path, summary=summary, history=[], experiment=None))  # type: ignore[arg-type]
+    result = RunResult(path=tmp_path, summary=summary, history=[], experiment=None)  # type: ignore[arg-type]
+    monkeypatch.setattr(runs, "run", lambda *args, **kwargs: result)
     assert main(["run", str(write_config(tmp_path)), "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "task 'auto' chose regression: 214 distinct integer targets" in out
@@ -271,7 +272,8 @@ def test_run_prints_alarm_lists_of_older_summaries(tmp_path, capsys, monkeypatch
         "wall_time_s": 0.1,
         "diagnostics": {"plateaus": ["plateau from step 10 to 110"], "last_stable_lr": 0.12},
     }
-    monkeypatch.setattr(runs, "run", lambda *a, **k: RunResult(path=tmp_path, summary=summary, history=[], experiment=None))  # type: ignore[arg-type]
+    result = RunResult(path=tmp_path, summary=summary, history=[], experiment=None)  # type: ignore[arg-type]
+    monkeypatch.setattr(runs, "run", lambda *args, **kwargs: result)
     assert main(["run", str(write_config(tmp_path)), "--out", str(tmp_path), "--quiet"]) == 0
     assert "plateau from step 10 to 110" in capsys.readouterr().out
 

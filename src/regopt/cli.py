@@ -17,11 +17,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from regopt import __version__
 
 if typing.TYPE_CHECKING:
     from pydantic import BaseModel
+    from pydantic.fields import FieldInfo
 
 USAGE_ERROR = 2
 
@@ -35,12 +37,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[bold]regopt run[/] {args.config} -> {Path(args.out) / config.name}")
     result = run(config, out=args.out, resume=args.resume, force=args.force, progress=not args.quiet)
     s = result.summary
-    metric = s.get("error_metric", "error")
     console.print(
-        f"{result.path}: {s.get('stop_reason')}; best val {metric} {_cell(s.get('best_val_error'))} "
-        f"(epoch {_cell(s.get('best_epoch'))}), final train {_cell(s.get('final_train_error'))} / val "
-        f"{_cell(s.get('final_val_error'))}"
-        + (f", test {_cell(s['test_error'])}" if s.get("test_error") is not None else "")
+        f"{result.path}: {s.get('stop_reason')}; best val {s.get('error_metric', 'error')} "
+        f"{_fixed(s.get('best_val_error'))} (epoch {s.get('best_epoch')}), final train "
+        f"{_fixed(s.get('final_train_error'))} / val {_fixed(s.get('final_val_error'))}"
+        + (f", test {_fixed(s['test_error'])}" if s.get("test_error") is not None else "")
         + f", {s.get('wall_time_s', 0.0):.1f} s",
         markup=False,
     )
@@ -154,6 +155,11 @@ def _diagnose(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _fixed(value: object) -> str:
+    """A metric as the run line prints it: 4 decimals, or "-" when the run did not measure it."""
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -161,28 +167,25 @@ def _cell(value: object) -> str:
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
-    from regopt.lab.config import DiagnosticsConfig, RegularizeConfig
+    if args.config:
+        from regopt.lab.schema.reference import markdown
+
+        print(markdown(), end="")  # plain text, as docs/config.md holds it
+        return 0
+    from regopt.lab.config import DiagnosticsConfig, RegularizeConfig, RunConfig
     from regopt.lab.data import DATASETS
     from regopt.lab.gallery import GALLERY
     from regopt.lab.models import MODELS
-    from regopt.lab.registry import OPTIMIZERS, SCHEDULES, optimizer_options
-
-    def fields(section: type[BaseModel]) -> dict[str, str]:
-        """One line per key: its attribute docstring, else the docstring of the section it holds."""
-        out = {}
-        for name, info in section.model_fields.items():
-            inner = [a for a in typing.get_args(info.annotation) if isinstance(a, type) and a is not type(None)]
-            doc = info.description or (inner[0].__doc__ if inner and inner[0].__module__.startswith("regopt") else "")
-            out[name] = " ".join((doc or "").split())
-        return out
+    from regopt.lab.registry import OPTIMIZERS, SCHEDULES, WRAPPERS, optimizer_options
 
     sections = {
+        "config sections (regopt list --config: every key, its type and default)": _sections(RunConfig),
         "datasets ([data] name)": DATASETS,
         "models ([model] name)": MODELS,
-        "optimizers ([optimizer] name)": {n: ", ".join(optimizer_options(n)) for n in OPTIMIZERS},
+        "optimizers ([optimizer] name)": {n: ", ".join(optimizer_options(n)) for n in [*OPTIMIZERS, *WRAPPERS]},
         "schedules ([schedule] name)": SCHEDULES,
-        "regularizers ([regularize] keys)": fields(RegularizeConfig),
-        "diagnostics ([diagnostics] keys)": fields(DiagnosticsConfig),
+        "regularizers ([regularize] keys)": _fields(RegularizeConfig),
+        "diagnostics ([diagnostics] keys)": _fields(DiagnosticsConfig),
         "demo gallery (regopt demo --only)": {n: (f.__doc__ or "").strip() for n, f in GALLERY.items()},
     }
     for title, entries in sections.items():
@@ -190,9 +193,39 @@ def _list(args: argparse.Namespace, console: Console) -> int:
         table.add_column("name", style="bold")
         table.add_column("description")
         for name, text in entries.items():
-            table.add_row(name, text)
+            table.add_row(Text(name), Text(text))
         console.print(table)
     return 0
+
+
+def _doc_of(info: FieldInfo) -> str:
+    """A key's attribute docstring, else the docstring of the section it holds."""
+    inner = [a for a in typing.get_args(info.annotation) if isinstance(a, type) and a is not type(None)]
+    if isinstance(info.annotation, type):
+        inner.append(info.annotation)
+    doc = info.description or next((a.__doc__ for a in inner if a.__module__.startswith("regopt")), "")
+    return " ".join((doc or "").split())
+
+
+def _fields(section: type[BaseModel]) -> dict[str, str]:
+    """One line per key of a section."""
+    return {name: _doc_of(info) for name, info in section.model_fields.items()}
+
+
+def _sections(config: type[BaseModel]) -> dict[str, str]:
+    """Every top-level key and ``[section]`` of a run config, from the schema."""
+    from regopt.lab.schema.reference import sections
+
+    out: dict[str, str] = {}
+    every = sections()
+    for section in every:
+        table = section.header.split()[0]
+        if section.header == "top level":
+            out.update({k.name: k.meaning for k in section.keys})
+        elif "." not in table and table.strip("[]") in config.model_fields:
+            variants = [s.header.split("=", 1)[1].replace(" |", ",") for s in every if s.header.startswith(f"{table} ")]
+            out.setdefault(table, f"name = one of{','.join(variants)}" if variants else section.doc)
+    return out
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
@@ -274,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=_demo)
 
-    p = sub.add_parser("list", help="datasets, models, optimizers, schedules and demo entries")
+    p = sub.add_parser("list", help="config sections, datasets, models, optimizers, schedules and demo entries")
+    p.add_argument("--config", action="store_true", help="print the config reference: every key, type and default")
     p.set_defaults(handler=_list)
     return parser
 
@@ -286,7 +320,7 @@ class _WarningLine(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = " ".join(record.getMessage().split())
-        except Exception:  # noqa: BLE001 - a malformed record must not stop a run
+        except Exception:  # a malformed record must not stop a run
             self.handleError(record)
             return
         print(f"regopt: {record.levelname.lower()}: {message}", file=sys.stderr)

@@ -1,0 +1,342 @@
+"""The config reference: every section and key of a run config, its type, default and meaning.
+
+Generated from the pydantic schema (:class:`regopt.lab.config.RunConfig` and its sections) and the optimizer
+registry, so it cannot drift from what a config accepts: ``regopt list --config`` prints it and
+``docs/config.md`` is this module's output (``python -m regopt.lab.docs`` regenerates it; a test compares).
+A key's meaning is its attribute docstring in the schema; keys without one take theirs from :data:`MEANINGS`.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+REGENERATE = "python -m regopt.lab.docs"
+"""The one command that rewrites every generated page under docs/ (run from the repository root)."""
+
+MEANINGS: dict[str, str] = {
+    # keys of the same name mean the same thing in every section; "Class.key" entries are specific
+    "name": "Picks this variant of the section.",
+    "test_fraction": "Fraction of the data held out as the test split.",
+    "num_samples": "Number of examples generated.",
+    "noise": "Standard deviation of the Gaussian noise added to the data.",
+    "activation": "Nonlinearity of the hidden layers.",
+    "dropout_hidden": "Dropout probability after every hidden activation (sec. 7.12).",
+    "dropout_input": "Dropout probability on the input features.",
+    "batch_norm": "Batch normalization after each hidden linear or conv layer.",
+    "alpha": "Weight alpha of the penalty (0 = off).",
+    "std": "Standard deviation of the Gaussian noise.",
+    "every": "Check every this many optimizer steps.",
+    # sections without a docstring of their own
+    "TrainConfig": "How training runs: epochs, minibatches, gradient clipping, checkpoints.",
+    "DiagnosticsConfig": "Monitors that make the optimization challenges of sec. 8.2 visible while training.",
+    "ConstantSchedule": "A fixed learning rate.",
+    "window": "Number of recent steps the monitor judges.",
+    "RunConfig.name": "Name of the run: it is written to OUT/NAME/ (letters, digits, '_', '.', '-').",
+    "RunConfig.seed": "Seed of the model's initialization, the batch order and every random draw of training.",
+    "RunConfig.device": "Where to train: 'auto' takes CUDA, then MPS, if present, else the CPU.",
+    "PolynomialData.train_size": "Number of training points.",
+    "PolynomialData.val_size": "Number of validation points.",
+    "PolynomialData.test_size": "Number of test points.",
+    "PolynomialData.degree": "Highest power of x among the features.",
+    "PolynomialData.seed": "Seed of the sampled points and their noise.",
+    "SpiralsData.num_classes": "Number of spiral arms, one class each.",
+    "FileData.path": "The data file; a relative path is taken relative to the config file's folder.",
+    "CsvData.label_column": "Name of the target column in the header row.",
+    "MlpConfig.widths": "Width of each hidden layer, input side first.",
+    "Cnn1dConfig.channels": "Channels of each of the three conv layers.",
+    "Cnn2dConfig.channels": "Channels of each conv block, input side first.",
+    "GruConfig.hidden_size": "Width of the GRU's hidden state.",
+    "GruConfig.num_layers": "Number of stacked GRU layers.",
+    "GruConfig.bidirectional": "Read the sequence in both directions.",
+    "CustomModelConfig.target": "The model function, 'package.module:function' (its module must be importable).",
+    "CustomModelConfig.kwargs": "Keyword arguments passed to the function after input_shape and output_dim.",
+    "OptimizerConfig.name": "An optimizer of the table below.",
+    "OptimizerConfig.lr": "Learning rate eps (the initial one, when a schedule is set).",
+    "StepSchedule.step_size": "Intervals between two decays.",
+    "StepSchedule.gamma": "Factor of each decay.",
+    "ExponentialSchedule.gamma": "Factor of each interval's decay.",
+    "CosineSchedule.eta_min": "Learning rate at the end of the run.",
+    "LinearSchedule.tau": "Interval at which the decay ends (unset: the whole run).",
+    "LinearSchedule.final_fraction": "eps_tau / eps_0, the fraction of the initial lr kept after tau.",
+    "TrainConfig.epochs": "Number of passes over the training split.",
+    "TrainConfig.batch_size": "Examples per minibatch.",
+    "AveragingConfig.decay": "Unset: arithmetic mean of the iterates; in [0, 1): exponential moving average.",
+    "AveragingConfig.start_step": "Optimizer step from which the iterates are averaged.",
+    "InitConfig.policy": "Weight initialization of every layer (torch's own when 'default').",
+    "ElasticNetConfig.l1_ratio": "Share of the L1 term in the penalty (1 = L1 only, 0 = L2 only).",
+    "ImageAugmentConfig.rotate": "Largest random rotation, in degrees.",
+    "ImageAugmentConfig.flip": "Random horizontal flips.",
+    "ImageAugmentConfig.scale": "Range [low, high] of the random scaling.",
+    "ImageAugmentConfig.shift": "Largest random shift, as a fraction of the image size.",
+    "SignalAugmentConfig.shift": "Largest random shift, in positions.",
+    "SignalAugmentConfig.scale": "Range [low, high] of the random amplitude scaling.",
+    "SignalAugmentConfig.noise": "Standard deviation of the additive Gaussian noise.",
+    "EarlyStoppingConfig.monitor": "The metric whose improvement is watched.",
+    "EarlyStoppingConfig.patience": "Epochs without improvement before training stops.",
+    "EarlyStoppingConfig.min_delta": "Smallest decrease that counts as an improvement.",
+    "EarlyStoppingConfig.restore_best": "Return to the weights of the best epoch when training stops.",
+    "EarlyStoppingConfig.then": "Use of the validation data afterwards: 'retrain' (Alg. 7.2), 'continue' (Alg. 7.3).",
+    "GradientNormsConfig.spike_factor": "A spike is a norm above this many times the running median.",
+    "IllConditioningConfig.patience": "Positive checks in a row before the alarm.",
+    "PlateauConfig.loss_tol": "Relative change of the loss over the window below which the loss has not moved.",
+    "PlateauConfig.grad_tol": "Gradient norm below which the gradient is small.",
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a section: its name, type, default and meaning, as the reference prints them."""
+
+    name: str
+    type: str
+    default: str
+    meaning: str
+
+
+@dataclass
+class Section:
+    """A TOML table of the config (``[train]``, ``[data] name = "csv"``, ``[regularize.l1]``) and its keys."""
+
+    header: str
+    doc: str
+    keys: list[Key] = field(default_factory=list)
+    extra: str = ""
+
+
+def sections() -> list[Section]:
+    """Every section a config accepts, in the order of :class:`RunConfig`'s fields, each with all its keys."""
+    from regopt.lab.config import RunConfig
+
+    top = Section("top level", "Keys outside any table.")
+    out = [top]
+    for name, info in RunConfig.model_fields.items():
+        variants = _models(info.annotation)
+        if not variants:
+            top.keys.append(_key(RunConfig, name, info))
+            continue
+        optional = info.default is None
+        for model in variants:
+            out.extend(_sections_of(model, name, optional=optional, among=len(variants) > 1, default=info))
+    _describe_optimizers(next(s for s in out if s.header == "[optimizer]"))
+    return out
+
+
+def _sections_of(
+    model: type[BaseModel], path: str, *, optional: bool, among: bool, default: FieldInfo
+) -> list[Section]:
+    """The section ``[path]`` of ``model`` (one variant of a union when ``among``), then its nested tables."""
+    header = f"[{path}]"
+    if among:
+        tags = typing.get_args(model.model_fields["name"].annotation)
+        header += " name = " + " | ".join(json.dumps(t) for t in tags)
+    notes = [_doc(model)]
+    if optional:
+        notes.append("Optional: absent means off.")
+    elif among and default.default_factory is not None and isinstance(default.default_factory(), model):  # type: ignore[call-arg]
+        notes.append("The default when the section is absent.")
+    section = Section(header, " ".join(n for n in notes if n))
+    nested: list[Section] = []
+    fields = sorted(model.model_fields.items(), key=lambda item: item[0] != "name")  # the variant's name first
+    for name, info in fields:
+        inner = _models(info.annotation)
+        if inner:
+            for sub in inner:
+                sub_doc = " ".join(filter(None, [_clean(info.description), _doc(sub)]))
+                part = _sections_of(sub, f"{path}.{name}", optional=info.default is None, among=False, default=info)
+                part[0].doc = sub_doc + (" Optional: absent means off." if info.default is None else "")
+                nested.extend(part)
+        else:
+            section.keys.append(_key(model, name, info))
+    return [section, *nested]
+
+
+def _describe_optimizers(section: Section) -> None:
+    from regopt.lab.registry import OPTIMIZERS, WRAPPERS, optimizer_options
+
+    rows = [
+        f"| `{name}` | {', '.join(f'`{option}`' for option in optimizer_options(name))} |"
+        for name in [*OPTIMIZERS, *WRAPPERS]
+    ]
+    section.extra = (
+        "Every key besides `name` is passed to the optimizer's constructor and checked against it. "
+        "`no_decay_bias_norm` (default true) keeps biases and normalization parameters out of weight decay.\n\n"
+        "| optimizer | keys besides `name` |\n| --- | --- |\n" + "\n".join(rows)
+    )
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The config sections an annotation holds: one class, an optional one, or a discriminated union."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found += [m for m in _models(arg) if m not in found]
+    return found
+
+
+def _key(model: type[BaseModel], name: str, info: FieldInfo) -> Key:
+    return Key(name, _type(info.annotation, info.metadata), _default(info), _meaning(model, name, info))
+
+
+def _meaning(model: type[BaseModel], name: str, info: FieldInfo) -> str:
+    if info.description:
+        return _clean(info.description)
+    for cls in model.__mro__:
+        if f"{cls.__name__}.{name}" in MEANINGS:
+            return MEANINGS[f"{cls.__name__}.{name}"]
+    return MEANINGS.get(name, "")
+
+
+def _type(annotation: Any, metadata: typing.Sequence[Any] = ()) -> str:
+    """A short text for a field's type and constraints: ``float > 0``, ``"relu" | "tanh"``, ``array of int > 0``."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type(args[0], [*args[1:], *metadata])
+    bounds = _bounds(metadata)
+    if origin is Literal:
+        return " | ".join(json.dumps(a) for a in args)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        kinds = [_type(a) for a in args if a is not type(None)]
+        return " or ".join(kinds)
+    if origin in (list, tuple):
+        items = [a for a in args if a is not Ellipsis]
+        count = f"{len(items)} " if origin is tuple and Ellipsis not in args else ""
+        return f"array of {count}{_type(items[0]) if items else 'values'}"
+    if origin is dict:
+        return "table"
+    names = {int: "int", float: "float", bool: "bool", str: "string"}
+    base = names.get(annotation, "path" if getattr(annotation, "__name__", "") == "Path" else str(annotation))
+    return f"{base} {bounds}".strip()
+
+
+def _bounds(metadata: typing.Sequence[Any]) -> str:
+    """``> 0``, ``>= 2``, ``in (0, 1]``, ``matching `regex```: the constraints pydantic keeps in a field's metadata."""
+    found: dict[str, Any] = {}
+    for item in metadata:
+        if isinstance(item, FieldInfo):
+            found.update({k: v for k, v in _constraints(item.metadata).items() if v is not None})
+        else:
+            found.update({k: v for k, v in _constraints([item]).items() if v is not None})
+    low = ("(", found["gt"]) if "gt" in found else ("[", found["ge"]) if "ge" in found else None
+    high = (")", found["lt"]) if "lt" in found else ("]", found["le"]) if "le" in found else None
+    parts = []
+    if low and high:
+        parts.append(f"in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}")
+    elif low:
+        parts.append(f"{'>' if low[0] == '(' else '>='} {low[1]:g}")
+    elif high:
+        parts.append(f"{'<' if high[0] == ')' else '<='} {high[1]:g}")
+    if found.get("pattern"):
+        parts.append(f"matching `{found['pattern']}`")
+    return ", ".join(parts)
+
+
+def _constraints(items: typing.Sequence[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        for attr in ("gt", "ge", "lt", "le", "pattern"):
+            if getattr(item, attr, None) is not None:
+                out[attr] = getattr(item, attr)
+    return out
+
+
+def _default(info: FieldInfo) -> str:
+    if info.default_factory is not None:
+        value = info.default_factory()  # type: ignore[call-arg]
+    elif info.default is PydanticUndefined:
+        return "required"
+    else:
+        value = info.default
+    if value is None:
+        return "unset"
+    if isinstance(value, BaseModel):
+        return "a table"
+    return json.dumps(list(value) if isinstance(value, tuple) else value, default=str)
+
+
+def _doc(model: type[BaseModel]) -> str:
+    """The section's own docstring (an inherited one describes the base, not this section), else MEANINGS."""
+    own = model.__dict__.get("__doc__")
+    return _clean(own) if own else MEANINGS.get(model.__name__, "")
+
+
+def _clean(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def markdown() -> str:
+    """The whole reference as markdown (``docs/config.md``)."""
+    lines = [PREAMBLE.format(regenerate=REGENERATE)]
+    for section in sections():
+        lines += [f"## {section.header}", ""]
+        if section.doc:
+            lines += [section.doc, ""]
+        if section.keys:
+            lines += ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+            lines += [
+                f"| `{k.name}` | {_cell(k.type)} | {_cell(k.default, code=True)} | {_cell(k.meaning)} |"
+                for k in section.keys
+            ]
+            lines.append("")
+        if section.extra:
+            lines += [section.extra, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _cell(text: str, *, code: bool = False) -> str:
+    text = text.replace("|", "\\|")
+    return f"`{text}`" if code and text not in ("required", "unset", "a table") else text
+
+
+PREAMBLE = """# Config reference
+
+A run config is a TOML file (`regopt run CONFIG.toml`); `--set KEY=VALUE` overrides any key, e.g.
+`--set optimizer.lr=0.1`. Every table is strict: an unknown key is an error naming it. Tables whose keys
+depend on a `name` (`[data]`, `[model]`, `[schedule]`) list each variant separately; a table marked
+optional is off when absent. Types: a constraint follows the type (`float > 0`); `"a" | "b"` lists the
+accepted strings; `unset` means the key is absent (TOML has no null).
+
+Generated from the schema (`regopt.lab.config.RunConfig`) by `{regenerate}`; do not edit by hand.
+`regopt list --config` prints the same reference. Where each Python class lives: [python.md](python.md).
+
+## Custom models
+
+`[model] name = "custom"` with `target = "package.module:function"` calls
+`function(input_shape, output_dim, **kwargs)` and expects a `torch.nn.Module` back: `input_shape` is the
+shape of one example (e.g. `(40,)`, `(1, 8, 8)`), `output_dim` the number of classes (or of regression
+targets), `kwargs` the `[model.kwargs]` table. The module must be importable by the Python that runs
+`regopt`: installed, or in a folder on `PYTHONPATH`. Neither the working directory nor the config's folder is
+searched by the `regopt` command, so for `mymodels.py` in the working directory run
+`PYTHONPATH=. regopt run config.toml`, with:
+
+```python
+import math
+import torch
+
+def tiny(input_shape, output_dim, width=32):
+    return torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(math.prod(input_shape), width),
+        torch.nn.ReLU(),
+        torch.nn.Linear(width, output_dim),
+    )
+```
+
+```toml
+[model]
+name = "custom"
+target = "mymodels:tiny"
+kwargs = {{ width = 64 }}
+```
+"""
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
