@@ -47,11 +47,16 @@ def quadratic() -> Problem:
     return Problem("quadratic", shapes, torch.randn(7, generator=gen, dtype=torch.float64), loss)
 
 
-def mlp() -> Problem:
-    """A 3-5-1 tanh MLP regressing a fixed batch (weights and biases as four tensors)."""
+def mlp(order: Tensor | None = None) -> Problem:
+    """A 3-5-1 tanh MLP regressing a fixed batch (weights and biases as four tensors).
+
+    ``order`` permutes the batch's rows: the same loss, its sums taken in another order (as another BLAS or
+    vector width would), so its gradients differ from the plain problem's in the last bits only."""
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(16, 3, generator=gen, dtype=torch.float64)
     y = torch.sin(x.sum(dim=1, keepdim=True))
+    if order is not None:
+        x, y = x[order], y[order]
     shapes = [(5, 3), (5,), (1, 5), (1,)]
 
     def loss(tensors: list[Tensor]) -> Tensor:
@@ -59,6 +64,30 @@ def mlp() -> Problem:
         return ((torch.tanh(x @ w1.T + b1) @ w2.T + b2 - y) ** 2).mean()
 
     return Problem("mlp", shapes, 0.5 * torch.randn(26, generator=gen, dtype=torch.float64), loss)
+
+
+def run_of(
+    problem: Problem, make_optimizer, steps: int, lr: Callable[[int], float] | None = None
+) -> Callable[[Tensor, Callable[[Tensor], Tensor]], Tensor]:
+    """``run(init, perturb)``: train from a flat ``init`` with every gradient passed through ``perturb`` before
+    the step (the form tests/optim/tolerance.py measures a reference's rounding drift in); ``lr(k)`` if given is
+    set before step k. Returns the flat final parameters."""
+
+    def run(init: Tensor, perturb: Callable[[Tensor], Tensor]) -> Tensor:
+        params = [torch.nn.Parameter(t.clone()) for t in problem.split(init)]
+        optimizer = make_optimizer(params)
+        for k in range(steps):
+            if lr is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr(k)
+            optimizer.zero_grad()
+            problem.loss(params).backward()
+            for p in params:
+                p.grad = perturb(p.grad)
+            optimizer.step()
+        return torch.cat([p.detach().reshape(-1) for p in params])
+
+    return run
 
 
 def train(problem: Problem, make_optimizer, lr: Callable[[int], float], steps: int) -> Tensor:
