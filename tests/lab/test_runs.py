@@ -171,3 +171,55 @@ def test_summary_is_valid_json_with_wall_time(tmp_path, small_config):
     result = run(small_config, out=tmp_path)
     summary = json.loads((result.path / "summary.json").read_text())
     assert summary["wall_time_s"] > 0 and summary["stop_reason"] == "completed 3 epochs"
+
+
+def _no_constants(text: str):
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_diverged_run_writes_strict_json_with_its_diagnostics(tmp_path):
+    from regopt.diagnostics import TrainingDiverged
+
+    raw = small_raw(
+        optimizer={"name": "sgd", "lr": 3000.0},  # blows up within a few steps of epoch 2
+        diagnostics={"gradient_norms": {}},
+        train={"epochs": 10, "batch_size": 32},
+    )
+    with pytest.raises(TrainingDiverged):
+        run(validate(raw), out=tmp_path)
+    summary = _no_constants((tmp_path / "tiny" / "summary.json").read_text())
+    assert summary["diverged"] is True
+    assert summary["diagnostics"]["gradient_spikes"]  # the alarms that fired before the divergence
+    history = read_metrics(tmp_path / "tiny" / "metrics.csv")
+    assert history and history[-1]["train_loss"] != history[-1]["train_loss"]  # NaN in the last row
+    assert summary["final_train_loss"] is None and "final_train_loss" in summary["nonfinite"]
+
+
+def test_summary_json_replaces_nan_and_infinity_by_null_and_names_them():
+    from regopt.lab.run_summary import summary_json
+
+    text = summary_json({"a": 1.5, "b": float("nan"), "c": {"d": float("inf"), "e": [1.0, float("-inf")]}})
+    expected = {"a": 1.5, "b": None, "c": {"d": None, "e": [1.0, None]}, "nonfinite": ["b", "c.d", "c.e.1"]}
+    assert _no_constants(text) == expected
+
+
+def test_metrics_csv_is_on_disk_after_every_epoch(tmp_path, small_config):
+    from regopt.monitor import Monitor
+
+    seen: dict[int, list] = {}
+
+    class Killer(Monitor):  # reads the file as another process would while the run is alive, then kills it
+        def after_epoch(self, epoch, metrics):
+            seen[epoch] = read_metrics(tmp_path / "tiny" / "metrics.csv")
+            if epoch == 2:
+                raise KeyboardInterrupt
+            return False, ""
+
+    with pytest.raises(KeyboardInterrupt):
+        run(small_config, out=tmp_path, extra_monitors=[Killer()])
+    assert [len(rows) for rows in seen.values()] == [1, 2]
+    assert [row["epoch"] for row in seen[2]] == [1.0, 2.0]
+    assert [p.name for p in (tmp_path / "tiny").iterdir() if p.name.endswith(".tmp")] == []

@@ -6,12 +6,15 @@
   validation data until the loss on the validation examples falls below the training loss at the
   early-stopping point (checked once per epoch; capped at i* more steps, since it may never happen).
 
-Both return a dict for ``summary.json``; the model under evaluation afterwards is the new one.
+Both return a :class:`FinalModel`: the model the run ends with is then the new one, trained on the validation
+examples too, so no validation error can be measured for it; the run directory describes it (its checkpoint,
+test metrics and summary) and keeps the early-stopping phase's figures apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,6 +26,22 @@ from regopt.lab.trainer import Trainer
 from regopt.regularize import EarlyStopping, algorithm_7_2, algorithm_7_3
 
 
+@dataclass
+class FinalModel:
+    """The model a run ends with after Algorithm 7.2 or 7.3, and how it came to be."""
+
+    experiment: Experiment
+    """Whose ``trainer.test()`` evaluates the final model."""
+    trainer: Trainer
+    """The trainer that trained the final model last: its state is the run's final checkpoint."""
+    description: str
+    """What the final model is, one line for ``summary.json`` (``final_model``)."""
+    info: dict[str, Any]
+    """What was done, for ``summary.json`` (``early_stopping.then``)."""
+    trained_on_validation: bool
+    """Whether the final model took optimizer steps on the validation examples."""
+
+
 def merged_data(data: Dataset) -> Dataset:
     """Training and validation examples together as the training split (validation kept for monitoring)."""
     return dataclasses.replace(
@@ -32,7 +51,7 @@ def merged_data(data: Dataset) -> Dataset:
     )
 
 
-def retrain(config: RunConfig, experiment: Experiment, stopper: EarlyStopping) -> tuple[Experiment, dict[str, Any]]:
+def retrain(config: RunConfig, experiment: Experiment, stopper: EarlyStopping) -> FinalModel:
     """Algorithm 7.2: a fresh model trained on all data for i* = ``stopper.best_step`` steps."""
     best_steps = int(stopper.best_step or experiment.trainer.step)
     plain = config.regularize.model_copy(update={"early_stopping": None})
@@ -46,10 +65,15 @@ def retrain(config: RunConfig, experiment: Experiment, stopper: EarlyStopping) -
         trainer.fit()
 
     algorithm_7_2(train_for, best_steps)
-    return fresh, {"algorithm": "7.2 retrain on train+validation", "steps": trainer.step, "best_steps": best_steps}
+    info = {"algorithm": "7.2 retrain on train+validation", "steps": trainer.step, "best_steps": best_steps}
+    description = (
+        f"a new model retrained from new initial weights on train+validation for {trainer.step} steps "
+        f"(Algorithm 7.2; i* = {best_steps} steps from early stopping)"
+    )
+    return FinalModel(fresh, trainer, description, info, trained_on_validation=trainer.step > 0)
 
 
-def continue_training(experiment: Experiment, stopper: EarlyStopping) -> dict[str, Any]:
+def continue_training(experiment: Experiment, stopper: EarlyStopping) -> FinalModel:
     """Algorithm 7.3: continue on all data until the validation loss is below the training loss at i*."""
     best_row = next(row for row in experiment.trainer.history if row["epoch"] == stopper.best_epoch)
     target = best_row["train_loss"]
@@ -70,6 +94,7 @@ def continue_training(experiment: Experiment, stopper: EarlyStopping) -> dict[st
         seed=int(old.step),
     )
     trainer.epochs = 0
+    trainer.step = old.step  # count the model's optimizer steps on from the early-stopping phase
     steps_per_epoch = trainer.steps_per_epoch()
 
     def one_epoch() -> None:
@@ -82,11 +107,22 @@ def continue_training(experiment: Experiment, stopper: EarlyStopping) -> dict[st
 
     max_epochs = max(1, -(-int(stopper.best_step or steps_per_epoch) // steps_per_epoch))
     epochs = algorithm_7_3(one_epoch, validation_loss, target, max_steps=max_epochs, check_every=1)
-    return {
+    final_loss = validation_loss()
+    taken = trainer.step - old.step
+    info = {
         "algorithm": "7.3 continue on train+validation",
         "target_train_loss": target,
         "epochs": epochs,
-        "steps": trainer.step,
-        "final_validation_loss": validation_loss(),
-        "reached_target": validation_loss() <= target,
+        "steps": taken,
+        "final_validation_loss": final_loss,
+        "reached_target": final_loss <= target,
     }
+    if stopper.best_weights is not None:
+        weights = f"the early-stopped weights (epoch {stopper.best_epoch})"
+    else:
+        weights = f"the weights of epoch {old.epoch}"
+    if taken:
+        description = f"{weights} trained further on train+validation for {taken} steps (Algorithm 7.3)"
+    else:
+        description = f"{weights}: Algorithm 7.3 took no steps (the validation loss was already at its target)"
+    return FinalModel(experiment, trainer, description, info, trained_on_validation=taken > 0)

@@ -3,14 +3,17 @@
 Layout of a run directory::
 
     config.toml     the resolved config (every default filled in)
-    metrics.csv     one row per epoch: epoch, step, lr, train/val loss and error, seconds
-    summary.json    best and final metrics, test metrics, wall time, parameter count, why training stopped
-    checkpoint.pt   the Trainer's full state, written atomically after every epoch
+    metrics.csv     one row per epoch: epoch, step, lr, train/val loss and error, seconds (rewritten atomically
+                    after every epoch, so a killed run shows its curve so far)
+    summary.json    the final model: best and final metrics, test metrics, wall time, parameter count, why
+                    training stopped (strict JSON; see :mod:`regopt.lab.run_summary`)
+    checkpoint.pt   the Trainer's full state, written atomically after every epoch; at the end, the final
+                    model's (with the state training continues from under ``training_state`` if that differs)
     curves.png      train vs validation error over epochs
 
 Nothing is written until the whole config has been built (data loaded, model and optimizer constructed), an
 existing directory is replaced only with ``force=True``, and ``resume=True`` continues from the checkpoint
-only if the config is the one the run was started with.
+only if the config is the one the run was started with, or lengthens it (see :mod:`regopt.lab.run_dir`).
 """
 
 from __future__ import annotations
@@ -18,38 +21,29 @@ from __future__ import annotations
 import csv
 import io
 import json
-import platform
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomli_w
-import torch
 
 from regopt.diagnostics import TrainingDiverged
-from regopt.lab.after_early_stopping import continue_training, retrain
+from regopt.lab.after_early_stopping import FinalModel, continue_training, retrain
 from regopt.lab.atomic import write_text
-from regopt.lab.checkpoint import load_checkpoint
-from regopt.lab.config import ConfigError, RunConfig, read_toml, to_toml_dict, validate
+from regopt.lab.checkpoint import load_checkpoint, save_checkpoint
+from regopt.lab.config import ConfigError, RunConfig, to_toml_dict
 from regopt.lab.diagnosis import report_diagnostics
 from regopt.lab.experiment import Experiment, build_experiment
 from regopt.lab.report import plot_curves
+from regopt.lab.run_dir import CHECKPOINT, CONFIG, CURVES, METRICS, SUMMARY, RunDirError, prepare_run_dir
+from regopt.lab.run_resume import TRAINING_STATE, LiveWeights, resume_training, training_state
+from regopt.lab.run_summary import describe_final_model, summarize, write_summary
+from regopt.lab.trainer import Trainer
 from regopt.monitor import Monitor
 
-CONFIG, METRICS, SUMMARY, CHECKPOINT, CURVES = (
-    "config.toml",
-    "metrics.csv",
-    "summary.json",
-    "checkpoint.pt",
-    "curves.png",
-)
 METRIC_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_error", "val_loss", "val_error", "seconds")
-
-
-class RunDirError(ValueError):
-    """A run directory that cannot be created, replaced or resumed as asked."""
 
 
 @dataclass
@@ -58,34 +52,7 @@ class RunResult:
     summary: dict[str, Any]
     history: list[dict[str, float]]
     experiment: Experiment
-
-
-def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            found = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-            if found:
-                return found
-        return None
-    return prefix.rstrip(".") if a != b else None
-
-
-def prepare_run_dir(config: RunConfig, path: Path, *, resume: bool, force: bool) -> None:
-    """Check that ``path`` may be used as asked, before anything is built or written."""
-    if resume:
-        if force:
-            raise RunDirError("--resume and --force contradict each other: resume keeps the run, force replaces it")
-        if not (path / CHECKPOINT).is_file():
-            raise RunDirError(f"{path}: nothing to resume (no {CHECKPOINT})")
-        saved = validate(read_toml(path / CONFIG), str(path / CONFIG))
-        diff = _first_difference(to_toml_dict(saved), to_toml_dict(config))
-        if diff:
-            raise RunDirError(f"{path}: cannot resume: config differs from the run's {CONFIG} at {diff}")
-    elif path.exists() and any(path.iterdir()):
-        if not force:
-            raise RunDirError(f"{path}: already exists; pass --force to replace it or --resume to continue it")
-        if not (path / CONFIG).is_file():
-            raise RunDirError(f"{path}: exists and is not a run directory (no {CONFIG}); refusing to replace it")
+    """The experiment whose model is the run's final model (a new one after ``then = "retrain"``)."""
 
 
 def write_metrics(path: Path, history: Sequence[dict[str, float]]) -> None:
@@ -102,42 +69,24 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def summarize(
-    experiment: Experiment,
-    history: Sequence[dict[str, float]],
-    test: dict[str, float],
-    final_epoch: int | None = None,
-) -> dict[str, Any]:
-    """Best and final metrics, generalization gap, wall time and parameter count.
+class MetricsWriter(Monitor):
+    """Rewrites ``metrics.csv`` (atomically) with the trainer's history after every epoch."""
 
-    "Final" describes the weights the run ends with: those of ``final_epoch`` when early stopping restored
-    an earlier epoch's weights, else the last epoch's.
-    """
-    trainer, config = experiment.trainer, experiment.config
-    best = min(history, key=lambda row: row["val_error"]) if history else {}
-    final = next((r for r in history if r["epoch"] == final_epoch), history[-1]) if history else {}
-    return {
-        "name": config.name,
-        "task": experiment.data.task,
-        "error_metric": "error rate" if experiment.data.task == "classification" else "mse",
-        "epochs": trainer.epoch,
-        "steps": trainer.step,
-        "best_epoch": best.get("epoch"),
-        "best_val_error": best.get("val_error"),
-        "final_epoch": final.get("epoch"),
-        "final_train_error": final.get("train_error"),
-        "final_val_error": final.get("val_error"),
-        "final_train_loss": final.get("train_loss"),
-        "final_val_loss": final.get("val_loss"),
-        "generalization_gap": (final["val_error"] - final["train_error"]) if final else None,
-        **test,
-        "wall_time_s": round(trainer.elapsed, 3),
-        "parameters": experiment.parameters,
-        "stop_reason": trainer.stop_reason,
-        "device": str(experiment.device),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
+    def __init__(self, trainer: Trainer, path: Path) -> None:
+        self.trainer, self.path = trainer, path
+
+    def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
+        write_metrics(self.path, self.trainer.history)
+        return False, ""
+
+
+def _run_monitors(experiment: Experiment, path: Path) -> LiveWeights | None:
+    """Put the run directory's own monitors first, before any that may stop or raise: the metrics writer, and
+    (with early stopping that restores) the weights it is about to replace."""
+    trainer, stopper = experiment.trainer, experiment.early_stopping
+    live = LiveWeights(trainer.model, stopper) if stopper is not None and stopper.restore_best else None
+    trainer.monitors[:0] = [m for m in (live, MetricsWriter(trainer, path / METRICS)) if m is not None]
+    return live
 
 
 def run(
@@ -149,64 +98,88 @@ def run(
     progress: bool = False,
     extra_monitors: Sequence[Monitor] = (),
 ) -> RunResult:
-    """Train ``config`` into ``out/<name>/`` and return its summary; see the module docstring."""
+    """Train ``config`` into ``out/<name>/`` and return its summary; see the module docstring.
+
+    The summary's ``notes`` (when present) say what ``resume`` did beyond continuing: a run started again
+    because it had no checkpoint, keys lengthened, stops lifted.
+    """
     path = Path(out) / config.name
-    prepare_run_dir(config, path, resume=resume, force=force)
+    plan = prepare_run_dir(config, path, resume=resume, force=force)
     experiment = build_experiment(config, checkpoint_path=path / CHECKPOINT, progress=progress)
-    experiment.trainer.monitors.extend(extra_monitors)
-    if resume:
-        try:
-            experiment.trainer.load_state_dict(load_checkpoint(path / CHECKPOINT, map_location=experiment.device))
-        except (KeyError, ValueError, RuntimeError) as err:
-            raise RunDirError(f"{path / CHECKPOINT}: does not fit this config ({err})") from None
+    trainer = experiment.trainer
+    live = _run_monitors(experiment, path)
+    trainer.monitors.extend(extra_monitors)
+    notes = list(plan.notes)
+    if plan.from_checkpoint:
+        notes += resume_training(experiment, path / CHECKPOINT, plan, live)
     elif path.exists() and force:
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     write_text(path / CONFIG, tomli_w.dumps(to_toml_dict(config)))
     found: dict[str, Any] = {}
+    diverged: TrainingDiverged | None = None
     try:
-        history = experiment.trainer.fit()
+        history = trainer.fit()
     except TrainingDiverged as err:  # the last good checkpoint stays; say what happened beside it
-        experiment.trainer.stop_reason = str(err)
-        diverged = {**summarize(experiment, experiment.trainer.history, {}), "diverged": True}
-        write_text(path / SUMMARY, json.dumps(diverged, indent=2) + "\n")
-        raise
+        diverged = err
     finally:  # also on Ctrl-C or divergence: keep what was measured
-        write_metrics(path / METRICS, experiment.trainer.history)
+        write_metrics(path / METRICS, trainer.history)
         if experiment.diagnostics is not None:
             found = report_diagnostics(experiment.diagnostics, path)
-    evaluated, after = use_validation_data(config, experiment)
+    if diverged is not None:
+        trainer.stop_reason = str(diverged)
+        summary = {**summarize(experiment, trainer.history, {}), "diverged": True}
+        write_summary(path / SUMMARY, _with(summary, found, notes))
+        raise diverged
+    final, restored = use_validation_data(config, experiment)
+    evaluated = final.experiment if final is not None else experiment
     test = evaluated.trainer.test() if config.train.evaluate_test else {}
-    restored = experiment.early_stopping is not None and config.regularize.early_stopping.restore_best  # type: ignore[union-attr]
-    final_epoch = experiment.early_stopping.best_epoch if restored and not after else None  # type: ignore[union-attr]
+    stopper = experiment.early_stopping
+    final_epoch = stopper.best_epoch if stopper is not None and stopper.best_weights is not None else None
     summary = summarize(experiment, history, test, final_epoch)
-    if found:
-        summary["diagnostics"] = found
-    if experiment.early_stopping is not None:
+    if stopper is not None:
         summary["early_stopping"] = {
-            "best_epoch": experiment.early_stopping.best_epoch,
-            "stopped_epoch": experiment.early_stopping.stopped_epoch,
-            "restored_best": config.regularize.early_stopping.restore_best,  # type: ignore[union-attr]
-            **({"then": after} if after else {}),
+            "best_epoch": stopper.best_epoch,
+            "stopped_epoch": stopper.stopped_epoch,
+            "restored_best": stopper.restore_best,
         }
-    write_text(path / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    if final is not None:
+        summary = describe_final_model(summary, final)
+    if final is not None or restored:
+        _final_checkpoint(path / CHECKPOINT, final.trainer if final is not None else trainer)
+    summary = _with(summary, found, notes)
+    write_summary(path / SUMMARY, summary)
     plot_curves(history, path / CURVES, title=config.name, error_label=summary["error_metric"])
-    return RunResult(path=path, summary=summary, history=history, experiment=experiment)
+    return RunResult(path=path, summary=summary, history=history, experiment=evaluated)
 
 
-def use_validation_data(config: RunConfig, experiment: Experiment) -> tuple[Experiment, dict[str, Any]]:
+def _with(summary: dict[str, Any], found: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    return {**summary, **({"diagnostics": found} if found else {}), **({"notes": notes} if notes else {})}
+
+
+def _final_checkpoint(path: Path, final: Trainer) -> None:
+    """Make ``checkpoint.pt`` describe the final model (what ``regopt diagnose`` reads), keeping the state
+    training continues from (what the Trainer last wrote) under ``training_state`` for ``--resume``."""
+    kept = training_state(load_checkpoint(path))
+    kept.pop("format", None)
+    save_checkpoint({**final.state_dict(), TRAINING_STATE: kept}, path)
+
+
+def use_validation_data(config: RunConfig, experiment: Experiment) -> tuple[FinalModel | None, bool]:
     """After early stopping: restore the best weights if training ran to the end, then Algorithm 7.2 or 7.3
-    as configured. Returns the experiment whose model the test evaluates, and what was done."""
+    as configured. Returns the final model if it is a new one, and whether the best weights were restored."""
     stopper, options = experiment.early_stopping, config.regularize.early_stopping
     if stopper is None or options is None or stopper.best_epoch is None:
-        return experiment, {}
+        return None, False
+    restored = False
     if options.restore_best and stopper.stopped_epoch is None and stopper.best_epoch != experiment.trainer.epoch:
         stopper.restore()  # training used every epoch: still evaluate the best ones, as a stop would have
+        restored = True
     if options.then == "retrain":
-        return retrain(config, experiment, stopper)
+        return retrain(config, experiment, stopper), restored
     if options.then == "continue":
-        return experiment, continue_training(experiment, stopper)
-    return experiment, {}
+        return continue_training(experiment, stopper), restored
+    return None, restored
 
 
 def load_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, float]]]:
@@ -223,4 +196,14 @@ def load_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, float]]]:
     return summary, history
 
 
-__all__ = ["ConfigError", "RunDirError", "RunResult", "load_run", "read_metrics", "run", "summarize"]
+__all__ = [
+    "CHECKPOINT",
+    "CONFIG",
+    "ConfigError",
+    "RunDirError",
+    "RunResult",
+    "load_run",
+    "read_metrics",
+    "run",
+    "summarize",
+]

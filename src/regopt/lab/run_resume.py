@@ -1,0 +1,96 @@
+"""Continue a run from its checkpoint, including a run lengthened on resume (see :mod:`regopt.lab.run_dir`).
+
+A finished run's checkpoint records why it stopped. To continue it exactly as the longer run would have gone:
+
+- the epochs ran out: the Trainer's loop runs while ``epoch < epochs``, the new value; a restored
+  ``"completed N epochs"`` is cleared.
+- early stopping stopped it (its wait counter reached the old patience) and the new patience is larger: the
+  stop is lifted (``stopped_epoch`` and ``reason`` cleared, the counters and the best weights kept, so it decides
+  from there as the patient run did), and the model gets back the weights it had at the stop, before early
+  stopping replaced them with the best ones (kept by :class:`LiveWeights` in the checkpoint).
+
+A checkpoint whose top level describes a different final model (after Algorithm 7.2 or 7.3, or the best weights
+restored at the end) keeps the state training continues from under ``"training_state"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from regopt.lab.checkpoint import load_checkpoint
+from regopt.lab.experiment import Experiment
+from regopt.lab.run_dir import RunDirError, RunPlan
+from regopt.monitor import Monitor
+from regopt.regularize import EarlyStopping
+
+TRAINING_STATE = "training_state"
+
+
+class LiveWeights(Monitor):
+    """The weights of the latest epoch, taken before early stopping may replace them with its best ones.
+
+    Put it before the :class:`~regopt.regularize.EarlyStopping` among a trainer's monitors. It copies the weights
+    only in an epoch where early stopping could stop (``wait + 1 >= patience``), and its state holds them once
+    early stopping has stopped, so every checkpoint from then on carries the weights training would continue from.
+    """
+
+    def __init__(self, model: nn.Module, stopper: EarlyStopping) -> None:
+        self.model, self.stopper = model, stopper
+        self.weights: dict[str, Tensor] | None = None
+
+    def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
+        if self.stopper.stopped_epoch is None and self.stopper.wait + 1 >= self.stopper.patience:
+            self.weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return False, ""
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.stopper.stopped_epoch is None or self.weights is None:
+            return {}
+        return {"weights": self.weights}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.weights = state.get("weights")
+
+
+def training_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The Trainer state a checkpoint continues from (its top level, or its ``"training_state"``)."""
+    inner = state.get(TRAINING_STATE)
+    return dict(inner) if isinstance(inner, dict) else state
+
+
+def resume_training(experiment: Experiment, checkpoint: Path, plan: RunPlan, live: LiveWeights | None) -> list[str]:
+    """Load the run's checkpoint into ``experiment``'s trainer; lift the stops a lengthened run no longer has.
+
+    Returns notes for the summary. Raises :class:`RunDirError` if the checkpoint does not fit the config.
+    """
+    trainer, stopper = experiment.trainer, experiment.early_stopping
+    try:
+        trainer.load_state_dict(training_state(load_checkpoint(checkpoint, map_location=experiment.device)))
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise RunDirError(f"{checkpoint}: does not fit this config ({err})") from None
+    if not plan.extended:
+        return []
+    notes: list[str] = []
+    if stopper is not None and stopper.stopped_epoch is not None and stopper.wait < stopper.patience:
+        stopped_by_it, epoch = trainer.stop_reason == stopper.reason, stopper.stopped_epoch
+        stopper.stopped_epoch, stopper.reason = None, ""
+        if stopped_by_it:
+            trainer.stop_reason = ""
+        if live is not None and live.weights is not None:
+            trainer.model.load_state_dict(live.weights)
+        elif stopper.restore_best and stopper.best_weights is not None:
+            notes.append(f"continues from the best weights (epoch {stopper.best_epoch}): those at the stop are lost")
+        patience = stopper.patience
+        notes.append(f"early stopping had stopped the run at epoch {epoch}; continuing with patience {patience}")
+    if trainer.stop_reason.startswith("completed ") and trainer.epoch < trainer.epochs:
+        trainer.stop_reason = ""
+    if trainer.stop_reason:
+        notes.append(f"nothing to extend: the run had stopped ({trainer.stop_reason})")
+    return notes
+
+
+__all__ = ["TRAINING_STATE", "LiveWeights", "resume_training", "training_state"]
