@@ -1,102 +1,71 @@
-"""Choosing hyperparameters such as alpha with Optuna (the seed's "Selecting regularization term alpha").
+"""Choosing hyperparameters such as alpha with Optuna (the chapter's "Selecting regularization term alpha").
 
 ``tune(raw_config, params, trials=N)`` runs an Optuna study whose trials are ordinary runs of the config with
 sampled values, each in its own run directory. The study lives in SQLite under the tune directory (or any
-Optuna storage URL), so an interrupted tuning resumes where it stopped; hopeless trials are pruned from their
-per-epoch validation error (median rule). A search space is written as ``key=kind:args``::
+Optuna storage URL), so an interrupted tuning resumes where it stopped. A search space is written as
+``key=kind:args`` (:mod:`regopt.lab.tune_space`)::
 
     regularize.l2.alpha=loguniform:1e-6:1e-1     optimizer.lr=uniform:0.01:0.3
     model.widths=choice:[64],[128,128]           train.batch_size=int:16:128
 
-Directory layout: ``<out>/<name>-tune/study.db``, ``trials/trial-0000/`` (a run directory each),
+- Resuming continues the sampler's sequence and never repeats a point (:mod:`regopt.lab.tune_sampler`): a study
+  run 3 + 3 trials proposes the same points as one run 6 straight.
+- The study stores its search space; a call with a different one is refused before any trial runs, naming what
+  differs. ``study="NAME"`` starts a new study beside it (``<out>/NAME-tune``), ``force=True`` replaces it.
+- Hopeless trials are pruned from their per-epoch validation error, after half the epochs and never while they
+  follow the best trial's curve (:mod:`regopt.lab.tune_pruner`).
+- A trial that raises is kept as state ``fail`` with its error in one line. A diverged trial or a point the config
+  rejects does not stop the study; an unexpected error (or Ctrl-C) stops it after recording the trial.
+
+Directory layout: ``<out>/<study>-tune/study.db``, ``trials/trial-0000/`` (a run directory each),
 ``trials.csv``, and ``curve.png`` (train and validation error against the parameter when there is one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from regopt.lab.atomic import write_text
-from regopt.lab.config import ConfigError, apply_overrides, parse_value, validate
+from regopt.lab.config import ConfigError, apply_overrides, validate
 from regopt.lab.report import plot_parameter_curve
 from regopt.lab.runs import run
-from regopt.monitor import Monitor
+from regopt.lab.tune_pruner import NearBestMedianPruner, PruneHopeless
+from regopt.lab.tune_sampler import INTERRUPTED, FreshPointSampler, tried_points
+from regopt.lab.tune_space import (
+    SPACE_ATTR,
+    SearchParam,
+    grid_size,
+    legacy_differences,
+    space_differences,
+    space_spec,
+    toml_literal,
+)
 
-KINDS = ("loguniform", "uniform", "int", "choice")
+__all__ = ["SearchParam", "TuneResult", "best_text", "make_pruner", "make_sampler", "trial_rows", "tune"]
 
-
-@dataclass(frozen=True)
-class SearchParam:
-    """One dimension of the search space: a dotted config key and how to sample it."""
-
-    key: str
-    kind: str
-    args: tuple[Any, ...]
-
-    @classmethod
-    def parse(cls, text: str) -> SearchParam:
-        key, sep, spec = text.partition("=")
-        kind, _, rest = spec.partition(":")
-        if not sep or not key or kind not in KINDS:
-            raise ConfigError(f"--param {text!r}: expected key=kind:args with kind one of {list(KINDS)}")
-        if kind == "choice":
-            args = tuple(parse_value(v) for v in _split_choices(rest))
-            if not args:
-                raise ConfigError(f"--param {text!r}: choice needs at least one value")
-            return cls(key, kind, args)
-        parts = rest.split(":")
-        try:
-            low, high = (int(p) for p in parts) if kind == "int" else (float(p) for p in parts)
-        except ValueError:
-            raise ConfigError(f"--param {text!r}: expected {kind}:low:high with numbers") from None
-        if not low < high or (kind == "loguniform" and low <= 0):
-            raise ConfigError(f"--param {text!r}: need low < high{' and low > 0' if kind == 'loguniform' else ''}")
-        return cls(key, kind, (low, high))
-
-    def sample(self, trial: optuna.Trial) -> Any:
-        if self.kind == "loguniform":
-            return trial.suggest_float(self.key, *self.args, log=True)
-        if self.kind == "uniform":
-            return trial.suggest_float(self.key, *self.args)
-        if self.kind == "int":
-            return trial.suggest_int(self.key, *self.args)
-        index = trial.suggest_categorical(self.key, list(range(len(self.args))))
-        return self.args[index]
+ERRORS = ("final_train_error", "final_val_error", "best_val_error", "test_error")
 
 
-def _split_choices(text: str) -> list[str]:
-    """Split ``a,[1,2],b`` on commas outside brackets."""
-    out, depth, current = [], 0, ""
-    for char in text:
-        depth += char in "[{"
-        depth -= char in "]}"
-        if char == "," and depth == 0:
-            out.append(current)
-            current = ""
-        else:
-            current += char
-    return [c for c in [*out, current] if c]
+def make_sampler(space: Sequence[SearchParam], seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler ``tune`` proposes points with."""
+    return FreshPointSampler(space, seed)
 
 
-class PruneHopeless(Monitor):
-    """Report each epoch's validation error to the trial and stop it when Optuna's pruner says so."""
-
-    def __init__(self, trial: optuna.Trial, metric: str = "val_error") -> None:
-        self.trial, self.metric = trial, metric
-
-    def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
-        self.trial.report(metrics[self.metric], epoch)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {epoch}: {self.metric} {metrics[self.metric]:.4f}")
-        return False, ""
+def make_pruner(epochs: int) -> optuna.pruners.BasePruner:
+    """The pruner ``tune`` stops hopeless trials with, for runs of ``epochs`` epochs."""
+    return NearBestMedianPruner(epochs)
 
 
 def _value_text(value: Any) -> str:
@@ -106,13 +75,13 @@ def _value_text(value: Any) -> str:
 def _objective(raw: dict[str, Any], space: Sequence[SearchParam], trials_dir: Path, metric: str, prune: bool):
     def objective(trial: optuna.Trial) -> float:
         values = {p.key: p.sample(trial) for p in space}
-        overrides = [f"{key}={_toml_literal(value)}" for key, value in values.items()]
+        overrides = [f"{key}={toml_literal(value)}" for key, value in values.items()]
         overrides.append(f"name=trial-{trial.number:04d}")
         config = validate(apply_overrides(raw, overrides), f"trial {trial.number}")
         monitors = [PruneHopeless(trial)] if prune else []
         result = run(config, out=trials_dir, force=True, extra_monitors=monitors)
         s = result.summary
-        for key in ("final_train_error", "final_val_error", "best_val_error", "test_error"):
+        for key in ERRORS:
             if s.get(key) is not None:
                 trial.set_user_attr(key, s[key])
         return float(s[metric])
@@ -120,31 +89,60 @@ def _objective(raw: dict[str, Any], space: Sequence[SearchParam], trials_dir: Pa
     return objective
 
 
-def _toml_literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_literal(v) for v in value) + "]"
-    return repr(value)
-
-
-def make_sampler(space: Sequence[SearchParam], seed: int) -> optuna.samplers.BaseSampler:
-    """The sampler ``tune`` proposes points with."""
-    return optuna.samplers.TPESampler(seed=seed)
-
-
-def make_pruner(epochs: int) -> optuna.pruners.BasePruner:
-    """The pruner ``tune`` stops hopeless trials with, for runs of ``epochs`` epochs."""
-    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 4))
-
-
 @dataclass
 class TuneResult:
     path: Path
     study: optuna.Study
     space: list[SearchParam]
+    notes: list[str] = field(default_factory=list)
+    """One line each: trials that failed in this call, a discrete space that ran out of points."""
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, KeyboardInterrupt):
+        return INTERRUPTED
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _check_inputs(raw: dict[str, Any], space: Sequence[SearchParam], study: str | None) -> tuple[str, int]:
+    """Fail on any bad input before a study is touched; return the study's name and the runs' epochs."""
+    keys = [p.key for p in space]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ConfigError(f"--param {repeated[0]}: given more than once")
+    base = validate(raw, "config")
+    for p in space:  # every value a trial may use: both ends of a range, every choice
+        for value in p.args:
+            validate(apply_overrides(raw, [f"{p.key}={toml_literal(value)}"]), f"--param {p.key}")
+    if study is not None and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", study):
+        raise ConfigError(f"--study {study!r}: expected a name of letters, digits, '_', '-' or '.' (not first)")
+    return study or base.name, base.train.epochs
+
+
+def _check_space(study: optuna.Study, space: Sequence[SearchParam], path: Path) -> None:
+    """Refuse a space other than the one the study was made with; store it in a new study."""
+    stored = study.user_attrs.get(SPACE_ATTR)
+    if stored is None:
+        differences = legacy_differences(study.get_trials(deepcopy=False), space)
+    else:
+        differences = space_differences(stored, space)
+    if differences:
+        raise ConfigError(
+            f"{path}: the search space differs from the one study {study.study_name!r} was made with "
+            f"({'; '.join(differences)}); pass --study NAME to start a new study beside it, or --force to replace it"
+        )
+    if stored is None:
+        study.set_user_attr(SPACE_ATTR, space_spec(space))
+
+
+def _replace(name: str, storage: str, path: Path) -> None:
+    """``force``: delete the study and what its trials wrote."""
+    with contextlib.suppress(KeyError):  # no such study yet
+        optuna.delete_study(study_name=name, storage=storage)
+    shutil.rmtree(path / "trials", ignore_errors=True)
+    for file in ("trials.csv", "curve.png"):
+        (path / file).unlink(missing_ok=True)
 
 
 def tune(
@@ -157,55 +155,85 @@ def tune(
     metric: str = "best_val_error",
     prune: bool = True,
     seed: int = 0,
+    study: str | None = None,
+    force: bool = False,
 ) -> TuneResult:
-    """Run (or resume) the study until it holds ``trials`` finished trials; see the module docstring."""
+    """Run (or resume) the study until it holds ``trials`` finished trials; see the module docstring.
+
+    ``study`` names the study (default: the config's name) and its directory ``<out>/<study>-tune``; ``force``
+    replaces an existing study of that name. Raises :class:`ConfigError` for bad input, before anything is written.
+    """
     if not params:
         raise ConfigError("tune: give at least one --param key=kind:args")
     if metric not in ("best_val_error", "final_val_error"):
         raise ConfigError(f"--metric: {metric!r}; expected best_val_error or final_val_error")
     space = [SearchParam.parse(p) for p in params]
-    base = validate(raw, "config")  # a bad base config fails before any study is created
-    for p in space:  # and so does a search space whose values the config rejects
-        validate(apply_overrides(raw, [f"{p.key}={_toml_literal(p.args[0])}"]), f"--param {p.key}")
-    path = Path(out) / f"{base.name}-tune"
+    name, epochs = _check_inputs(raw, space, study)
+    path = Path(out) / f"{name}-tune"
     path.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(path / 'study.db').resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=base.name,
+    if force:
+        _replace(name, storage, path)
+    handle = optuna.create_study(
+        study_name=name,
         storage=storage,
         load_if_exists=True,
         direction="minimize",
         sampler=make_sampler(space, seed),
-        pruner=make_pruner(base.train.epochs),
+        pruner=make_pruner(epochs),
     )
-    for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # interrupted earlier: retried below
-    done = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
+    _check_space(handle, space, path)
+    for stale in handle.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        handle.tell(stale.number, state=TrialState.FAIL)  # its process was stopped: listed as interrupted
+    notes: list[str] = []
+    done = len(handle.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     remaining = max(0, trials - done)
-    if remaining:
-        study.optimize(_objective(raw, space, path / "trials", metric, prune), n_trials=remaining, catch=())
-    write_trials(study, space, path / "trials.csv")
+    size = grid_size(space)
+    untried = size - len(tried_points(handle, [p.key for p in space]))
+    if untried < remaining:  # a discrete space running out of points: never repeat one
+        left = f"only {untried:.0f} untried remain" if untried else "all were tried"
+        notes.append(f"the search space holds {size:.0f} points and {left}: {trials} trials cannot all differ")
+        remaining = int(untried)
+    objective = _objective(raw, space, path / "trials", metric, prune)
+    try:
+        for _ in range(remaining):
+            trial = handle.ask()
+            try:
+                value = objective(trial)
+            except optuna.TrialPruned:
+                handle.tell(trial, state=TrialState.PRUNED)
+            except (FloatingPointError, ValueError) as err:  # diverged, or the config rejects this point: go on
+                trial.set_user_attr("error", _one_line(err))
+                handle.tell(trial, state=TrialState.FAIL)
+                notes.append(f"trial {trial.number} failed: {_one_line(err)}")
+            except BaseException as err:  # Ctrl-C or an unexpected error: keep the trial's row, then stop
+                trial.set_user_attr("error", _one_line(err))
+                handle.tell(trial, state=TrialState.FAIL)
+                raise
+            else:
+                handle.tell(trial, value)
+    finally:
+        write_trials(handle, space, path / "trials.csv")
     if len(space) == 1 and space[0].kind != "choice":
         plot_parameter_curve(
-            trial_rows(study, space), path / "curve.png", parameter=space[0].key, log=space[0].kind == "loguniform"
+            trial_rows(handle, space), path / "curve.png", parameter=space[0].key, log=space[0].kind == "loguniform"
         )
-    return TuneResult(path=path, study=study, space=space)
+    return TuneResult(path=path, study=handle, space=space, notes=notes)
 
 
 def trial_rows(study: optuna.Study, space: Sequence[SearchParam]) -> list[dict[str, Any]]:
-    """One dict per finished trial: number, state, parameter values, objective and errors."""
+    """One dict per trial that ran to an end: number, state (complete, pruned or fail), parameter values, objective,
+    errors, and for a failed trial its error in one line."""
     rows = []
-    for t in study.get_trials(deepcopy=False):
-        if t.state not in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
-            continue
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name.lower()}
         for p in space:
-            raw = t.params.get(p.key)
-            row[p.key] = p.args[raw] if p.kind == "choice" and raw is not None else raw
+            row[p.key] = p.value(t.params.get(p.key))
         row["value"] = t.value
-        for key in ("final_train_error", "final_val_error", "best_val_error", "test_error"):
+        for key in ERRORS:
             row[key] = t.user_attrs.get(key)
+        row["error"] = t.user_attrs.get("error", INTERRUPTED) if t.state == TrialState.FAIL else None
         rows.append(row)
     return rows
 
@@ -226,7 +254,7 @@ def best_text(result: TuneResult) -> str:
         best = result.study.best_trial
     except ValueError:
         return "no finished trial"
-    chosen = {p.key: p.args[best.params[p.key]] if p.kind == "choice" else best.params[p.key] for p in result.space}
+    chosen = {p.key: p.value(best.params.get(p.key)) for p in result.space}
     values = ", ".join(f"{k}={_value_text(v)}" for k, v in chosen.items())
     value = best.value if best.value is not None else math.nan
     return f"best trial {best.number}: {values} -> {value:.4f}"
