@@ -74,5 +74,5 @@ def test_state_dict_round_trip_continues_the_rate_limit(caplog):
 
 @pytest.mark.parametrize("every", [0, 1.5, True])
 def test_bad_interval(every):
-    with pytest.raises(ValueError, match="^every must be"):
+    with pytest.raises(ValueError, match=r"^every must be"):
         AlarmLog("x", every=every)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 import re
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from regopt.diagnostics.alarms import LOGGER_NAME
 from regopt.diagnostics.plateau import PlateauEvent, PlateauMonitor
 from regopt.monitor import Monitor
 
@@ -26,10 +28,11 @@ def drive(monitor: PlateauMonitor, model: nn.Module, script: list[tuple[float, f
 
 
 def descent_plateau_descent() -> list[tuple[float, float]]:
-    """Steps 1-50 descend, 51-150 sit on a plateau (constant loss, tiny gradient), 151-200 descend again."""
-    before = [(3.0 - 0.04 * s, 1.0) for s in range(1, 51)]
+    """Steps 1-50 descend (3.0 to 1.04), 51-150 sit on a plateau (constant loss 1.0, tiny gradient), 151-200
+    descend again."""
+    before = [(3.0 - 0.04 * s, 1.0) for s in range(50)]
     plateau = [(1.0, 1e-5)] * 100
-    after = [(1.0 - 0.01 * s, 1.0) for s in range(1, 51)]
+    after = [(1.0 - 0.02 * s, 1.0) for s in range(1, 51)]
     return before + plateau + after
 
 
@@ -56,7 +59,6 @@ def test_one_plateau_with_exact_start_and_end():
     "script",
     [
         [(math.exp(-0.01 * s), 1e-5) for s in range(300)],  # decreasing loss, tiny gradient
-        [(1.0, 0.1)] * 300,  # constant loss, gradient above grad_tol
         [(1.0 + 0.01 * (-1) ** s, 1e-5) for s in range(10)],  # shorter than the window
         [(math.nan, 1e-5)] * 100,  # NaN is never flat
     ],
@@ -68,8 +70,69 @@ def test_no_plateau(script):
     assert monitor.events == []
 
 
+def test_gradient_test_is_opt_in():
+    """A constant loss with a gradient norm of 0.1 is a plateau unless ``grad_tol`` asks for a small gradient."""
+    model = one_param_model()
+    gated = PlateauMonitor(model, window=20, grad_tol=1e-3)
+    drive(gated, model, [(1.0, 0.1)] * 300)
+    assert gated.events == []
+    judged_by_loss = PlateauMonitor(model, window=20)
+    drive(judged_by_loss, model, [(1.0, 0.1)] * 300)
+    assert [(e.start, e.end) for e in judged_by_loss.events] == [(1, 300)]
+
+
+def chance_level(steps: int, noise: float, seed: int = 0) -> list[tuple[float, float]]:
+    """A 10-class classifier stuck at chance: loss ln(10) ~ 2.3027 plus minibatch noise, gradient norm 0.06."""
+    g = torch.Generator().manual_seed(seed)
+    losses = 2.3027 + noise * torch.randn(steps, generator=g, dtype=torch.float64)
+    return [(loss, 0.06) for loss in losses.tolist()]
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.002, 0.1])
+def test_loss_at_chance_level_is_a_plateau_whatever_the_gradient_norm(noise, caplog):
+    """Issue 14, trap 10: the loss sat at 2.3027 with a minibatch gradient norm of 0.06 and nothing fired."""
+    model = one_param_model()
+    monitor = PlateauMonitor(model)  # defaults: window 100
+    with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
+        drive(monitor, model, chance_level(600, noise))
+    assert [e.start for e in monitor.events] in ([1], [2])  # one plateau from the start, not split by the noise
+    assert monitor.events[0].grad_norm == pytest.approx(0.06)
+    (record, *_) = [r for r in caplog.records if r.name == LOGGER_NAME]
+    assert record.levelno == logging.WARNING
+    assert re.match(r"plateau from step \d+ \(ongoing\): loss .* not improving", record.getMessage())
+    assert "learning rate" in record.getMessage()  # the advice
+    first = monitor.alarm_log.alarms[0]
+    assert first.shown and monitor.events[0].start <= first.step <= monitor.events[0].end
+    assert "still near the first steps' loss" in first.message
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.002])
+def test_slow_steady_descent_is_not_a_plateau(noise):
+    """0.5% per 100 steps (loss 2.3 to 2.2 over 1000 steps), gradient norm 0.06: progress, however slow."""
+    g = torch.Generator().manual_seed(1)
+    losses = 2.3 * (1 - 5e-5 * torch.arange(1000, dtype=torch.float64))
+    losses += noise * torch.randn(1000, generator=g, dtype=torch.float64)
+    model = one_param_model()
+    monitor = PlateauMonitor(model)
+    drive(monitor, model, [(loss, 0.06) for loss in losses.tolist()])
+    assert monitor.events == []
+
+
+def test_noise_that_hides_no_trend_is_flat_but_a_trend_above_the_noise_is_not():
+    """The same noise (0.05) around a flat loss and around a descent of 0.2 per 100 steps."""
+    g = torch.Generator().manual_seed(2)
+    noise = 0.05 * torch.randn(500, generator=g, dtype=torch.float64)
+    model = one_param_model()
+    flat = PlateauMonitor(model)
+    drive(flat, model, [(1.5 + e, 0.5) for e in noise.tolist()])
+    assert flat.events
+    descending = PlateauMonitor(model)
+    drive(descending, model, [(1.5 - 0.002 * s + e, 0.5) for s, e in enumerate(noise.tolist())])
+    assert descending.events == []
+
+
 def test_noisy_loss_on_a_plateau_is_flat_by_half_window_means():
-    noisy = [(1.0 + 0.05 * (-1) ** s, 1e-4) for s in range(100)]
+    noisy = [(1.0 + 0.005 * (-1) ** s, 1e-4) for s in range(100)]
     model = one_param_model()
     monitor = PlateauMonitor(model, window=20, loss_tol=1e-3)
     drive(monitor, model, noisy)

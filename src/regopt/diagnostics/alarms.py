@@ -18,7 +18,7 @@ Python's last-resort handler prints warnings to stderr. regopt's command line pr
 Example:
     >>> log = AlarmLog("gradient_norms", every=100)
     >>> for step in (5, 6, 7, 300):
-    ...     log.alarm(step, f"gradient spike at step {step}")
+    ...     _ = log.alarm(step, f"gradient spike at step {step}")
     >>> [a.step for a in log.alarms], [a.step for a in log.shown]
     ([5, 6, 7, 300], [5, 300])
 """

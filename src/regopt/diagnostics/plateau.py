@@ -8,7 +8,9 @@ remains) from a flat minimum.
 
 from __future__ import annotations
 
+import itertools
 import math
+import statistics
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -16,10 +18,14 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from regopt.diagnostics.alarms import AlarmLog
 from regopt.diagnostics.gradients import global_grad_norm
 from regopt.monitor import Monitor
 
 __all__ = ["PlateauEvent", "PlateauMonitor"]
+
+_MEDIAN_ABS_DIFF = 0.6745 * math.sqrt(2)  # median |x - y| / sigma for independent N(0, sigma^2) draws
+_STAY = 1.5  # inside a plateau, a window must move by 1.5 noise_z standard errors to end it
 
 
 class PlateauEvent(NamedTuple):
@@ -57,41 +63,64 @@ class PlateauEvent(NamedTuple):
 
 
 class PlateauMonitor(Monitor):
-    """Flag plateaus and possible saddle points: a window of steps where neither the loss nor the gradient moves.
+    """Flag plateaus and possible saddle points: a window of steps over which the loss does not move.
 
-    After each step, :meth:`after_step` reads the global gradient norm from ``p.grad`` (as
-    :func:`~regopt.diagnostics.gradients.gradient_norms` does; regopt's Trainer calls monitors before the next
-    ``zero_grad``) and keeps the last ``window`` losses and gradient norms. The window is *flat* when both::
+    After each step, :meth:`after_step` keeps the last ``window`` losses and gradient norms (the raw norm, read
+    in :meth:`after_backward` before any clipping where the loop calls it, else from ``p.grad``). The window is
+    *flat* when its loss made no progress that can be told from the loss's own noise::
 
-        |mean(second half of losses) - mean(first half)| <= loss_tol * |mean(first half)| + loss_atol
-        max(gradient norms in the window) <= grad_tol
+        d     = mean(first half of losses) - mean(second half)          # the progress over the window
+        sigma = median(|l[t+1] - l[t]|) / (0.6745 * sqrt(2))            # the loss's step-to-step noise
+        se    = sigma * sqrt(2 / half)                                   # the noise of d
+        noise_z * se <= max_noise * |mean(first half)| + loss_atol       # the noise lets it tell, and
+        |d| <= max(loss_tol * |mean(first half)| + loss_atol, noise_z * se)  # it moved no more than that
 
-    (half-window means smooth minibatch noise; ``loss_atol`` covers losses near zero, where a relative change
-    means nothing -- e.g. at a saddle of ``x^2 - y^2``). The first flat window opens a :class:`PlateauEvent`
-    starting at the window's first step; it extends while windows stay flat and ends at the last step of the
-    last flat window. With ``min_eigenvalue_fn`` (e.g. a closure over
-    :func:`regopt.diagnostics.curvature.min_eigenvalue` on a fixed batch), the smallest Hessian eigenvalue is
-    computed once when a plateau is entered: negative means a saddle, otherwise a flat minimum or plateau.
-    Events are in :attr:`events` and described in :attr:`messages`; the monitor never stops training.
+    i.e. the loss moved by less than ``loss_tol`` (relative), or by no more than its minibatch noise explains
+    (inside a plateau, ``1.5 * noise_z`` standard errors, so that noise alone does not split one plateau into
+    many), provided that noise is small enough to reveal a move of ``max_noise`` (relative). A loss noisier than
+    that (a small loss late in training, e.g. 0.03 +- 0.04 a step) is not judged: its window cannot tell a
+    plateau from progress, and a warning would be a guess.
 
-    Note that a minibatch gradient carries sampling noise, so its norm stays above zero even at a minimum; set
-    ``grad_tol`` above the noise level (or use full-batch steps) for the gradient test to bite.
+    Half-window means smooth the noise; the median of successive differences measures it without counting a
+    trend or a single jump as noise (Gaussian noise of standard deviation sigma gives differences whose
+    absolute median is ``0.6745 * sqrt(2) * sigma``). ``loss_atol`` covers losses near zero, where a relative
+    change means nothing (e.g. at a saddle of ``x^2 - y^2``). A loss that falls steadily by more than its noise
+    is not flat, however small its gradient; a loss that sits still (a classifier at chance level,
+    ``ln 10 = 2.3026``) is flat, however large its minibatch gradient. With ``grad_tol`` the window must also
+    have every gradient norm ``<= grad_tol`` (for full-batch training, where the gradient itself vanishes).
+
+    The first flat window opens a :class:`PlateauEvent` starting at the window's first step; it extends while
+    windows stay flat and ends at the last step of the last flat window (a flat window within ``window`` steps
+    of an event's end continues that event). Opening one raises an alarm (logged on
+    ``"regopt.diagnostics"`` at ``WARNING``, see :mod:`~regopt.diagnostics.alarms`) with advice: still near
+    the loss of the first steps means the model is stuck (learning rate too large -- dead units -- or too
+    small, or the initialization); well below it, training may simply have converged. With
+    ``min_eigenvalue_fn`` (e.g. a closure over :func:`regopt.diagnostics.curvature.min_eigenvalue` on a fixed
+    batch), the smallest Hessian eigenvalue is computed once when a plateau is entered: negative means a
+    saddle, otherwise a flat minimum or plateau. Events are in :attr:`events` and described in
+    :attr:`messages`; the monitor never stops training.
 
     Args:
         model: the model whose gradients are read.
         window: steps per judged window, ``>= 2`` (default ``100``).
-        loss_tol: largest relative loss change of a flat window, ``>= 0`` (default ``1e-3``).
-        grad_tol: largest gradient norm of a flat window, ``> 0`` (default ``1e-3``).
+        loss_tol: relative loss change of a flat window, whatever the noise, ``>= 0`` (default ``1e-3``).
+        grad_tol: if given, the largest gradient norm of a flat window, ``> 0`` (default ``None``: the gradient
+            is reported, not judged; a minibatch gradient's norm stays well above zero even at a minimum).
         loss_atol: absolute slack added to the loss test, ``>= 0`` (default ``0.0``).
+        noise_z: how many standard errors of its noise a change may be and still count as none, ``>= 0``
+            (default ``2.0``; ``0`` judges by ``loss_tol`` alone).
+        max_noise: the largest relative change the noise may explain for the noise test to be used, ``>= 0``
+            (default ``0.02``: 2% of the loss).
         min_eigenvalue_fn: returns the smallest Hessian eigenvalue at the current parameters, or ``None``.
+        alarm_every: at most one logged alarm per this many steps (default ``100``).
 
     Example:
         >>> from torch import nn
         >>> model = nn.Linear(1, 1, bias=False)
         >>> monitor = PlateauMonitor(model, window=10, min_eigenvalue_fn=lambda: -0.5)
         >>> for step in range(1, 31):
-        ...     model.weight.grad = torch.full((1, 1), 1e-5 if step > 10 else 1.0)
-        ...     monitor.after_step(step, torch.tensor(1.0 if step > 10 else 2.0 - step / 10))
+        ...     model.weight.grad = torch.full((1, 1), 0.1 if step > 10 else 1.0)
+        ...     monitor.after_step(step, torch.tensor(1.0 if step > 10 else 2.0 - step / 20))
         >>> [(e.start, e.end, e.saddle) for e in monitor.events]
         [(11, 30, True)]
 
@@ -107,32 +136,49 @@ class PlateauMonitor(Monitor):
         *,
         window: int = 100,
         loss_tol: float = 1e-3,
-        grad_tol: float = 1e-3,
+        grad_tol: float | None = None,
         loss_atol: float = 0.0,
+        noise_z: float = 2.0,
+        max_noise: float = 0.02,
         min_eigenvalue_fn: Callable[[], float] | None = None,
+        alarm_every: int = 100,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if not (isinstance(window, int) and not isinstance(window, bool)) or window < 2:
             raise ValueError(f"window must be an integer >= 2, got {window!r}")
         _check_real("loss_tol", loss_tol, positive=False)
-        _check_real("grad_tol", grad_tol, positive=True)
+        if grad_tol is not None:
+            _check_real("grad_tol", grad_tol, positive=True)
         _check_real("loss_atol", loss_atol, positive=False)
+        _check_real("noise_z", noise_z, positive=False)
+        _check_real("max_noise", max_noise, positive=False)
         if min_eigenvalue_fn is not None and not callable(min_eigenvalue_fn):
             raise ValueError(f"min_eigenvalue_fn must be a callable returning a float, got {min_eigenvalue_fn!r}")
         self.model, self.window = model, window
-        self.loss_tol, self.grad_tol, self.loss_atol = float(loss_tol), float(grad_tol), float(loss_atol)
+        self.loss_tol, self.loss_atol, self.noise_z = float(loss_tol), float(loss_atol), float(noise_z)
+        self.max_noise = float(max_noise)
+        self.grad_tol = None if grad_tol is None else float(grad_tol)
         self.min_eigenvalue_fn = min_eigenvalue_fn
+        self.alarm_log = AlarmLog("plateau", every=alarm_every)
         self._steps: deque[int] = deque(maxlen=window)
         self._losses: deque[float] = deque(maxlen=window)
         self._grad_norms: deque[float] = deque(maxlen=window)
+        self._raw: tuple[int, Tensor] | None = None  # (step, raw gradient norm) from after_backward
+        self.start_loss: float | None = None  # the mean loss of the first half window of training
         self.events: list[PlateauEvent] = []
         self.in_plateau = False  # whether the last event is still open
 
     # ------------------------------------------------------------------------------------------- hooks
+    def after_backward(self, step: int) -> None:
+        """Read the raw gradient norm of this step, before the loop's gradient transforms (no host sync)."""
+        norm = global_grad_norm(self.model)
+        self._raw = None if norm is None else (step, norm)
+
     def after_step(self, step: int, loss: Tensor | float) -> None:
         """Record this step's loss and gradient norm, then open, extend or close a plateau event."""
-        grad_norm = global_grad_norm(self.model)
+        raw, self._raw = self._raw, None
+        grad_norm = raw[1] if raw is not None and raw[0] == step else global_grad_norm(self.model)
         if grad_norm is None:
             raise RuntimeError(
                 "PlateauMonitor found no gradient in the model's parameters: call after_step after backward and "
@@ -148,11 +194,14 @@ class PlateauMonitor(Monitor):
         self._steps.append(step)
         self._losses.append(loss)
         self._grad_norms.append(grad_norm)
+        if self.start_loss is None and len(self._losses) == self.window:
+            self.start_loss = sum(list(self._losses)[: self.window // 2]) / (self.window // 2)
         if len(self._losses) < self.window or not self._flat():
             self.in_plateau = False
             return
         largest = max(self._grad_norms)
-        if self.in_plateau:
+        if self.events and (self.in_plateau or step - self.events[-1].end <= self.window):
+            self.in_plateau = True  # one window that moved does not split a plateau: it continues, unannounced
             last = self.events[-1]
             self.events[-1] = last._replace(end=step, loss=loss, grad_norm=max(last.grad_norm, largest))
             return
@@ -164,16 +213,55 @@ class PlateauMonitor(Monitor):
         start, start_loss = self._steps[start_index], self._losses[start_index]
         self.events.append(PlateauEvent(start, step, start_loss, loss, grad_max, eigenvalue))
         self.in_plateau = True
+        self.alarm_log.alarm(step, self._alarm_message(self.events[-1]))
+
+    def _halves(self) -> tuple[float, float, int]:
+        losses, half = list(self._losses), self.window // 2
+        return sum(losses[:half]) / half, sum(losses[-half:]) / half, half
+
+    def noise(self) -> float:
+        """The loss's step-to-step noise over the current window: ``median(|l[t+1] - l[t]|) / (0.6745 sqrt 2)``."""
+        losses = list(self._losses)
+        if len(losses) < 2:
+            return math.nan
+        return statistics.median(abs(b - a) for a, b in itertools.pairwise(losses)) / _MEDIAN_ABS_DIFF
 
     def _flat(self) -> bool:
-        """Whether the current full window passes both the loss test and the gradient test."""
-        losses, half = list(self._losses), self.window // 2
-        first = sum(losses[:half]) / half
-        second = sum(losses[-half:]) / half
+        """Whether the current full window passes the loss test (and the gradient test, with ``grad_tol``)."""
+        first, second, half = self._halves()
         if not (math.isfinite(first) and math.isfinite(second)):
             return False
-        loss_flat = abs(second - first) <= self.loss_tol * abs(first) + self.loss_atol
-        return loss_flat and max(self._grad_norms) <= self.grad_tol  # NaN compares False
+        if self.grad_tol is not None and not max(self._grad_norms) <= self.grad_tol:  # NaN compares False
+            return False
+        change, scale = abs(second - first), abs(first)
+        z = self.noise_z * (_STAY if self.in_plateau else 1.0)  # hysteresis: noise alone does not end a plateau
+        band = z * self.noise() * math.sqrt(2 / half)  # the change the noise alone explains
+        if not band <= self.max_noise * scale + self.loss_atol:  # too noisy to tell (NaN compares False)
+            return False
+        return change <= max(self.loss_tol * scale + self.loss_atol, band)
+
+    def _alarm_message(self, event: PlateauEvent) -> str:
+        """One line: where, how flat, against the loss's noise and the start of training, and what to do."""
+        first, second, _ = self._halves()
+        change = (second - first) / abs(first) if first != 0 else math.nan
+        noise = self.noise()
+        line = (
+            f"plateau from step {event.start} (ongoing): loss {event.loss:.4g} not improving over {self.window} "
+            f"steps (changed {change:+.2%}, step-to-step noise {noise:.2g}), gradient norm {event.grad_norm:.2g}"
+        )
+        if event.min_eigenvalue is not None:
+            kind = "saddle" if event.min_eigenvalue < 0 else "flat region"
+            line += f" ({kind}: lambda_min = {event.min_eigenvalue:.2g})"
+        start = self.start_loss
+        if start is not None and math.isfinite(start) and second > start - 0.1 * abs(start):
+            return line + (
+                f"; still near the first steps' loss {start:.4g}: stuck (at chance level?): try a smaller learning "
+                "rate (a large one kills ReLU units), a larger one if it crawls, or another initialization"
+            )
+        return line + (
+            "; converged? lower the learning rate or stop early if validation error is flat too; "
+            "if the loss is still high, try a larger learning rate or momentum"
+        )
 
     def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
         """Never stops: this monitor reports (see :attr:`events` and :attr:`messages`)."""
@@ -197,6 +285,8 @@ class PlateauMonitor(Monitor):
             "events": torch.tensor(events, dtype=torch.float64).reshape(-1, 6),
             "has_eigenvalue": torch.tensor([e.min_eigenvalue is not None for e in self.events], dtype=torch.bool),
             "in_plateau": self.in_plateau,
+            "start_loss": math.nan if self.start_loss is None else self.start_loss,
+            "alarms": self.alarm_log.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -213,6 +303,10 @@ class PlateauMonitor(Monitor):
             )
         ]
         self.in_plateau = bool(state["in_plateau"])
+        start_loss = float(state.get("start_loss", math.nan))
+        self.start_loss = None if math.isnan(start_loss) else start_loss
+        if "alarms" in state:
+            self.alarm_log.load_state_dict(state["alarms"])
 
 
 def _check_real(name: str, value: object, *, positive: bool) -> None:

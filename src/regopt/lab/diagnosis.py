@@ -60,7 +60,9 @@ def diagnostic_monitors(
         out.gradients = GradientMonitor(model, every=g.every, window=g.window, spike_factor=g.spike_factor)
     if config.plateau is not None:
         p = config.plateau
-        out.plateau = PlateauMonitor(model, window=p.window, loss_tol=p.loss_tol, grad_tol=p.grad_tol)
+        out.plateau = PlateauMonitor(
+            model, window=p.window, loss_tol=p.loss_tol, noise_z=p.noise_z, grad_tol=p.grad_tol
+        )
     out.all = [m for m in (out.guard, out.gradients, out.conditioning, out.plateau) if m is not None]
     return out
 

@@ -31,12 +31,17 @@ class IllConditioningConfig(Strict):
 
 
 class PlateauConfig(Strict):
-    """A plateau or saddle: over ``window`` steps the loss changes by less than ``loss_tol`` (relative) and the
-    gradient norm stays below ``grad_tol``."""
+    """A plateau or saddle: over ``window`` steps the loss moves by less than ``loss_tol`` (relative) or by no
+    more than its own minibatch noise explains (``noise_z`` standard errors); see
+    :class:`regopt.diagnostics.PlateauMonitor`."""
 
-    window: PositiveInt = 100
-    loss_tol: Annotated[float, Field(gt=0.0)] = 1e-3
-    grad_tol: Annotated[float, Field(gt=0.0)] = 1e-3
+    window: Annotated[int, Field(ge=2)] = 100
+    loss_tol: Annotated[float, Field(ge=0.0)] = 1e-3
+    noise_z: Annotated[float, Field(ge=0.0)] = 2.0
+    grad_tol: Annotated[float, Field(gt=0.0)] | None = None
+    """None: the gradient is reported, not judged (a minibatch gradient's norm stays well above zero on a
+    plateau, e.g. 0.06 at chance level). A number: also require every gradient norm in the window below it
+    (full-batch training)."""
 
 
 class DiagnosticsConfig(Strict):
