@@ -8,6 +8,7 @@ optimizer under test should hold them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -115,16 +116,23 @@ def adam(
 
 
 def delta_bar_delta(
-    theta: Tensor, grad: Grad, lr: Rate, steps: int, kappa: float, phi: float, bar_weight: float
+    theta: Tensor,
+    grad: Grad,
+    lr: Rate,
+    steps: int,
+    kappa: float,
+    phi: float,
+    bar_weight: float,
+    max_rate: float = math.inf,
 ) -> Tensor:
-    """Jacobs (1988), element by element, with the rates scaled by lr(k) / lr(0)."""
+    """Jacobs (1988), element by element, with the rates scaled by lr(k) / lr(0) and bounded by max_rate."""
     rates = torch.full_like(theta, lr(0))
     bar = torch.zeros_like(theta)
     for k in range(steps):
         g = grad(theta)
         for i in range(len(theta)):
             if bar[i] * g[i] > 0:
-                rates[i] = rates[i] + kappa
+                rates[i] = min(rates[i] + kappa, max_rate)
             elif bar[i] * g[i] < 0:
                 rates[i] = rates[i] - phi * rates[i]
         theta = theta - (lr(k) / lr(0)) * rates * g

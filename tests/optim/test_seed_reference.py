@@ -87,8 +87,16 @@ CASES = [
     ),
     (
         "delta-bar-delta",
-        lambda ps, lr: DeltaBarDelta(ps, lr=lr, kappa=0.005, phi=0.2, theta=0.7),
+        lambda ps, lr: DeltaBarDelta(ps, lr=lr, kappa=0.005, phi=0.2, theta=0.7, max_rate=math.inf),
         lambda th, g, lr, n: reference.delta_bar_delta(th, g, lr, n, kappa=0.005, phi=0.2, bar_weight=0.7),
+        0.05,
+    ),
+    (  # the bound binds here: the final parameters differ from the unbounded run's by 0.28-0.75
+        "delta-bar-delta bounded",
+        lambda ps, lr: DeltaBarDelta(ps, lr=lr, kappa=0.005, phi=0.2, theta=0.7, max_rate=0.15),
+        lambda th, g, lr, n: reference.delta_bar_delta(
+            th, g, lr, n, kappa=0.005, phi=0.2, bar_weight=0.7, max_rate=0.15
+        ),
         0.05,
     ),
 ]
