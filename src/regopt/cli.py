@@ -68,15 +68,17 @@ def _alarms(found: dict[str, typing.Any]) -> list[str]:
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
-    from regopt.lab.report import compare_table, plot_compare
-    from regopt.lab.runs import load_run
+    from regopt.lab.compare import collect_runs, compare_tables
+    from regopt.lab.report import plot_compare
 
-    loaded = [(Path(d).name or str(d), *load_run(d)) for d in args.runs]
-    console.print(compare_table([(label, summary) for label, summary, _ in loaded]))
-    metrics = {summary.get("error_metric", "error rate") for _, summary, _ in loaded}
-    out = Path(args.out) if args.out else Path(args.runs[0]).parent / "compare.png"
-    plot_compare([(label, history) for label, _, history in loaded], out, error_label=" / ".join(sorted(metrics)))
-    console.print(f"figure: {out}")
+    runs, skipped = collect_runs(args.runs)  # RunDirError (exit 2) only when no run is left
+    for note in skipped:
+        print(f"regopt: note: skipped {note}", file=sys.stderr)
+    for table in compare_tables([(r.label, r.summary) for r in runs]):
+        console.print(table)
+    out = Path(args.out) if args.out else runs[0].path.parent / "compare.png"
+    plot_compare([(r.label, r.history) for r in runs], out, metrics=[r.metric for r in runs])
+    console.print(f"figure: {out}", markup=False)
     return 0
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.figure
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 
 from regopt.lab.atomic import atomic_write
@@ -25,12 +29,21 @@ def save_figure(fig: plt.Figure, path: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_curves(history: Rows, path: str | Path, *, title: str = "", error_label: str = "error rate") -> None:
-    """Train vs validation error (left) and loss (right) over epochs, the best validation epoch marked."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+def plot_curves(
+    history: Rows, path: str | Path, *, title: str = "", error_label: str = "error rate"
+) -> matplotlib.figure.Figure:
+    """Train vs validation error (left) and loss (right) over epochs, the best validation epoch marked.
+
+    For regression (``error_label`` "mse", or error columns equal to the loss columns) the error *is* the loss:
+    one panel. Returns the (saved and closed) figure."""
+    same = error_label.lower() == "mse" or all(
+        row["train_error"] == row["train_loss"] and row["val_error"] == row["val_loss"] for row in history
+    )
+    panels = [("error", error_label)] if same else [("error", error_label), ("loss", "loss")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + (1 if same else 0), 4), squeeze=False)
     epochs = [row["epoch"] for row in history]
     best = min(history, key=lambda row: row["val_error"]) if history else None
-    for ax, metric, label in ((axes[0], "error", error_label), (axes[1], "loss", "loss")):
+    for ax, (metric, label) in zip(axes[0], panels, strict=True):
         ax.plot(epochs, [row[f"train_{metric}"] for row in history], label="train", color="tab:blue")
         ax.plot(epochs, [row[f"val_{metric}"] for row in history], label="validation", color="tab:red")
         if best is not None:
@@ -46,6 +59,7 @@ def plot_curves(history: Rows, path: str | Path, *, title: str = "", error_label
         ax.legend()
     fig.suptitle(title or "training vs validation")
     save_figure(fig, path)
+    return fig
 
 
 def draw_train_val(ax: Axes, runs: Sequence[tuple[str, Rows]], metric: str = "error") -> None:
@@ -61,13 +75,26 @@ def draw_train_val(ax: Axes, runs: Sequence[tuple[str, Rows]], metric: str = "er
     ax.grid(alpha=0.3)
 
 
-def plot_compare(runs: Sequence[tuple[str, Rows]], path: str | Path, *, error_label: str = "error rate") -> None:
-    """Overlay train (dashed) and validation (solid) error curves of several runs, one color per run."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    draw_train_val(ax, runs)
-    ax.set_ylabel(error_label)
-    ax.legend(fontsize="small")
+def plot_compare(
+    runs: Sequence[tuple[str, Rows]],
+    path: str | Path,
+    *,
+    error_label: str = "error rate",
+    metrics: Sequence[str] | None = None,
+) -> matplotlib.figure.Figure:
+    """Overlay train (dashed) and validation (solid) error curves of several runs, one color per run.
+
+    ``metrics`` (one per run, e.g. "error rate" or "mse") puts runs of different metrics on separate panels,
+    never on one axis; without it every run shares one panel labelled ``error_label``. Returns the figure."""
+    names = list(metrics) if metrics is not None else [error_label] * len(runs)
+    panels = list(dict.fromkeys(names))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
+    for ax, metric in zip(axes[0], panels, strict=True):
+        draw_train_val(ax, [run for run, name in zip(runs, names, strict=True) if name == metric])
+        ax.set_ylabel(metric)
+        ax.legend(fontsize="small")
     save_figure(fig, path)
+    return fig
 
 
 def plot_parameter_curve(
@@ -104,34 +131,6 @@ def plot_parameter_curve(
 
 def _fmt(value: Any, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def compare_table(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> Table:
-    """Best and final validation error, generalization gap, epochs and wall time, one row per run."""
-    table = Table(title="run comparison")
-    for column in (
-        "run",
-        "best val",
-        "final val",
-        "final train",
-        "gap (val-train)",
-        "test",
-        "epochs",
-        "wall s",
-    ):
-        table.add_column(column, justify="left" if column == "run" else "right")
-    for label, s in runs:
-        table.add_row(
-            label,
-            _fmt(s.get("best_val_error")),
-            _fmt(s.get("final_val_error")),
-            _fmt(s.get("final_train_error")),
-            _fmt(s.get("generalization_gap")),
-            _fmt(s.get("test_error")),
-            _fmt(s.get("epochs")),
-            _fmt(s.get("wall_time_s"), 1),
-        )
-    return table
 
 
 def plot_against_steps(
@@ -181,17 +180,63 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
+class FittingTable:
+    """A rich table drawn with its usual box where it fits the console, else with no rules (two spaces between
+    columns instead of three characters), so that a narrow terminal shows whole names and numbers, not ``…``."""
+
+    def __init__(self, build: Callable[[box.Box | None], Table]) -> None:
+        self.build = build
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = self.build(box.HEAVY_HEAD)
+        natural = table.__rich_measure__(console, options.update_width(10**6)).maximum
+        yield table if natural <= options.max_width else self.build(None)
+
+
 def rich_table(
-    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str = "", digits: Mapping[str, int] | None = None
-) -> Table:
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str = "",
+    digits: Mapping[str, int] | None = None,
+    caption: str = "",
+) -> FittingTable:
     """The same rows as :func:`markdown_table`, as a rich table for the terminal. Numeric columns are as narrow
-    as their cells (their headers wrap), so that text columns keep the width of a narrow terminal."""
+    as their cells, their headers wrapped onto several lines (also after ``=``, so that ``FGSM eps=0.05`` keeps
+    its distinguishing ``0.05`` in view); text columns fold rather than cut, so nothing reads ``…``."""
     cells = _cells(headers, rows, digits or {})
-    table = Table(title=title or None)
-    for j, header in enumerate(headers):
-        numeric = bool(rows) and all(isinstance(row[j], (int, float)) for row in rows)
-        width = max(*(len(word) for word in header.split()), *(len(row[j]) for row in cells)) if numeric else None
-        table.add_column(header, justify="right" if numeric else "left", no_wrap=j == 0, max_width=width)
-    for row in cells:
-        table.add_row(*row)
-    return table
+
+    def build(style: box.Box | None) -> Table:
+        table = Table(title=title or None, caption=caption or None, box=style, pad_edge=style is not None)
+        for j, header in enumerate(headers):
+            if _numeric([row[j] for row in rows]):
+                width = max(len(row[j]) for row in cells)
+                lines = wrap_header(header, width)
+                width = max(width, *(len(line) for line in lines))
+                table.add_column("\n".join(lines), justify="right", no_wrap=True, min_width=width, max_width=width)
+            else:
+                table.add_column(header, justify="left", overflow="fold")
+        for row in cells:
+            table.add_row(*row)
+        return table
+
+    return FittingTable(build)
+
+
+def _numeric(values: Sequence[Any]) -> bool:
+    """A column of numbers, some perhaps missing (None, shown as "-")."""
+    return any(v is not None for v in values) and all(v is None or isinstance(v, (int, float)) for v in values)
+
+
+def wrap_header(header: str, width: int) -> list[str]:
+    """``header`` in lines of at most ``width`` characters where it can be, broken at spaces and after ``=``
+    (a word longer than ``width`` keeps its own line)."""
+    tokens = [t for word in header.split() for t in re.split(r"(?<==)", word) if t]
+    lines: list[str] = []
+    for token in tokens:
+        glue = "" if lines and lines[-1].endswith("=") else " "
+        if lines and len(lines[-1]) + len(glue) + len(token) <= width:
+            lines[-1] += glue + token
+        else:
+            lines.append(token)
+    return lines or [""]
