@@ -42,8 +42,9 @@ def test_adversarial(out, capsys):
 
 
 def test_tangent_prop(out, capsys):
-    result = tangent_prop(out, False, epochs=10, alphas=(0.0, 0.3), sizes=(50,))
-    check_files(result, out, "tangent_prop", ["tangent_vectors.png", "tangent_prop.md", "nearest_neighbour.md"])
+    result = tangent_prop(out, False, epochs=10, alphas=(0.0, 0.3), sizes=(50,), cae_epochs=10)
+    names = ["tangent_vectors.png", "tangent_prop.md", "nearest_neighbour.md", "learned_tangents.png"]
+    check_files(result, out, "tangent_prop", [*names, "learned_tangents.md"])
     rows = table_rows(out / "tangent_prop" / "tangent_prop.md")
     assert [row[0] for row in rows] == ["0.000", "0.300"]
     (_, acc0, pen0, *changes0, _), (_, acc1, pen1, *changes1, _) = ([float(c) for c in row] for row in rows)
@@ -52,7 +53,19 @@ def test_tangent_prop(out, capsys):
     assert all(after < before for before, after in zip(changes0, changes1, strict=True))
     ((size, euclidean, one_sided, two_sided),) = table_rows(out / "tangent_prop" / "nearest_neighbour.md")
     assert size == "50" and float(two_sided) > float(euclidean) and float(one_sided) > float(euclidean)
-    assert "1-NN: Euclidean vs tangent distance" in capsys.readouterr().out
+    rows = table_rows(out / "tangent_prop" / "learned_tangents.md")  # two tables: shares, then tangent prop
+    shares, (header, _, *compare) = rows[:3], rows[3:]
+    assert [row[0] for row in shares] == ["1", "3", "6"] and header[0] == "tangents"
+    assert [row[0] for row in compare] == ["none", "hand-made (shift x, shift y, rotation)", "learned (CAE, k=3)"]
+    assert [row[1] for row in compare[:2]] == ["0.000", "0.300"]  # the main table's rows, repeated
+    assert float(compare[2][2]) > 0.7  # tangent prop with learned tangents trains
+    for k, *cells in shares:
+        learned, chance = [float(c) for c in cells[:3]], [float(c) for c in cells[3:]]
+        # a random k-plane holds about sqrt(k / 64) of a tangent; the learned one clearly more (0.29-0.44 at k=3)
+        assert all(abs(c - (int(k) / 64) ** 0.5) < 0.05 for c in chance)
+        assert all(a > c + 0.02 for a, c in zip(learned, chance, strict=True))
+    printed = capsys.readouterr().out
+    assert "1-NN: Euclidean vs tangent distance" in printed and "contractive autoencoder" in printed
 
 
 def test_example_adversarial(capsys):

@@ -14,6 +14,7 @@ from regopt.regularize.augment import ImageAugment, SignalAugment
 from regopt.regularize.constraints import MaxNorm
 from regopt.regularize.dropout import compare_inference, mc_dropout_predict, weight_scaling_predict
 from regopt.regularize.early_stopping import EarlyStopping, algorithm_7_2, algorithm_7_3
+from regopt.regularize.manifold_tangent import ContractiveAutoencoder, fit_contractive_autoencoder, learned_tangents
 from regopt.regularize.multitask import (
     DIGIT_TASK_CLASSES,
     MultiTaskLoss,
@@ -46,6 +47,7 @@ __all__ = [
     "ActivationKL",
     "ActivationL1",
     "ActivationPenalty",
+    "ContractiveAutoencoder",
     "EarlyStopping",
     "ElasticNet",
     "GaussianNoise",
@@ -68,7 +70,9 @@ __all__ = [
     "algorithm_7_3",
     "compare_inference",
     "digit_tasks",
+    "fit_contractive_autoencoder",
     "gram_condition_number",
+    "learned_tangents",
     "mc_dropout_predict",
     "pseudo_inverse_solution",
     "regularized_gram",

@@ -14,6 +14,10 @@ signal) moves an example along a curve of the data manifold; its *tangent vector
   ``min_{a, b} ||(x1 + T1 a) - (x2 + T2 b)||``, a least-squares problem in the coefficients, used for
   nearest-neighbour classification (in :mod:`regopt.regularize.tangent_distances`).
 
+Tangents need not be hand-made: the manifold tangent classifier (Rifai et al. 2011) learns them as the leading
+right singular vectors of a contractive autoencoder's encoder Jacobian
+(:func:`regopt.regularize.manifold_tangent.learned_tangents`, a ``tangents_fn`` for :class:`TangentProp`).
+
 References:
     Simard, Victorri, LeCun & Denker (1992), Tangent prop; Simard, LeCun & Denker (1993), Efficient pattern
     recognition using a new transformation distance; Rifai et al. (2011), The manifold tangent classifier.
@@ -177,7 +181,8 @@ class TangentProp:
     Args:
         alpha: weight of the penalty, >= 0.
         tangents_fn: ``x -> (T, *x.shape)`` tangent vectors of a batch (default :func:`tangent_vectors`:
-            shift x, shift y, rotation of images; :func:`signal_shift_tangent` for 1-D signals).
+            shift x, shift y, rotation of images; :func:`signal_shift_tangent` for 1-D signals; learned ones
+            from :func:`regopt.regularize.manifold_tangent.learned_tangents`).
 
     Example::
 
