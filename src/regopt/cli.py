@@ -8,22 +8,17 @@ traceback and without touching what is already on disk.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 from regopt import __version__
-
-if typing.TYPE_CHECKING:
-    from pydantic import BaseModel
-    from pydantic.fields import FieldInfo
+from regopt.cli_list import list_command
+from regopt.cli_warnings import install_warning_handler
 
 USAGE_ERROR = 2
 
@@ -168,68 +163,6 @@ def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def _list(args: argparse.Namespace, console: Console) -> int:
-    if args.config:
-        from regopt.lab.schema.reference import markdown
-
-        print(markdown(), end="")  # plain text, as docs/config.md holds it
-        return 0
-    from regopt.lab.config import DiagnosticsConfig, RegularizeConfig, RunConfig
-    from regopt.lab.data import DATASETS
-    from regopt.lab.gallery import GALLERY
-    from regopt.lab.models import MODELS
-    from regopt.lab.registry import OPTIMIZERS, SCHEDULES, WRAPPERS, optimizer_options
-
-    sections = {
-        "config sections (regopt list --config: every key, its type and default)": _sections(RunConfig),
-        "datasets ([data] name)": DATASETS,
-        "models ([model] name)": MODELS,
-        "optimizers ([optimizer] name)": {n: ", ".join(optimizer_options(n)) for n in [*OPTIMIZERS, *WRAPPERS]},
-        "schedules ([schedule] name)": SCHEDULES,
-        "regularizers ([regularize] keys)": _fields(RegularizeConfig),
-        "diagnostics ([diagnostics] keys)": _fields(DiagnosticsConfig),
-        "demo gallery (regopt demo --only)": {n: (f.__doc__ or "").strip() for n, f in GALLERY.items()},
-    }
-    for title, entries in sections.items():
-        table = Table(title=escape(title), title_justify="left", show_header=False)
-        table.add_column("name", style="bold")
-        table.add_column("description")
-        for name, text in entries.items():
-            table.add_row(Text(name), Text(text))
-        console.print(table)
-    return 0
-
-
-def _doc_of(info: FieldInfo) -> str:
-    """A key's attribute docstring, else the docstring of the section it holds."""
-    inner = [a for a in typing.get_args(info.annotation) if isinstance(a, type) and a is not type(None)]
-    if isinstance(info.annotation, type):
-        inner.append(info.annotation)
-    doc = info.description or next((a.__doc__ for a in inner if a.__module__.startswith("regopt")), "")
-    return " ".join((doc or "").split())
-
-
-def _fields(section: type[BaseModel]) -> dict[str, str]:
-    """One line per key of a section."""
-    return {name: _doc_of(info) for name, info in section.model_fields.items()}
-
-
-def _sections(config: type[BaseModel]) -> dict[str, str]:
-    """Every top-level key and ``[section]`` of a run config, from the schema."""
-    from regopt.lab.schema.reference import sections
-
-    out: dict[str, str] = {}
-    every = sections()
-    for section in every:
-        table = section.header.split()[0]
-        if section.header == "top level":
-            out.update({k.name: k.meaning for k in section.keys})
-        elif "." not in table and table.strip("[]") in config.model_fields:
-            variants = [s.header.split("=", 1)[1].replace(" |", ",") for s in every if s.header.startswith(f"{table} ")]
-            out.setdefault(table, f"name = one of{','.join(variants)}" if variants else section.doc)
-    return out
-
-
 def _demo(args: argparse.Namespace, console: Console) -> int:
     from regopt.lab.gallery import GALLERY
     from regopt.lab.gallery.common import one_thread
@@ -311,30 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="config sections, datasets, models, optimizers, schedules and demo entries")
     p.add_argument("--config", action="store_true", help="print the config reference: every key, type and default")
-    p.set_defaults(handler=_list)
+    p.set_defaults(handler=list_command)
     return parser
-
-
-class _WarningLine(logging.Handler):
-    """Prints each record of the ``regopt`` logger at WARNING and above as one line ``regopt: warning: ...`` on
-    the stderr of the moment (monitors log their alarms there while training)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = " ".join(record.getMessage().split())
-        except Exception:  # a malformed record must not stop a run
-            self.handleError(record)
-            return
-        print(f"regopt: {record.levelname.lower()}: {message}", file=sys.stderr)
-
-
-def install_warning_handler() -> None:
-    """Route the ``regopt`` logger's warnings to stderr, one line each; idempotent (one handler per process)."""
-    logger = logging.getLogger("regopt")
-    if not any(isinstance(h, _WarningLine) for h in logger.handlers):
-        logger.addHandler(_WarningLine(logging.WARNING))
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.WARNING)
 
 
 def _input_errors() -> tuple[type[Exception], ...]:

@@ -5,7 +5,8 @@ At the checkpoint's weights, on a probe batch of training examples (the model in
 - the Hessian's top eigenvalues and its most negative one (Lanczos), its trace (Hutchinson) and spectral
   density (stochastic Lanczos quadrature): a negative lambda_min means a saddle direction;
 - the largest stable learning rate for gradient descent, 2 / lambda_max, and along the gradient itself,
-  2 g'g / g'Hg (the seed's criterion turns positive above it);
+  2 g'g / g'Hg (the seed's criterion turns positive above it), and the criterion at the run's last learning
+  rate (the last row of metrics.csv: a schedule's decayed lr, not the config's initial one);
 - the gradient noise: tr(Sigma) of per-example gradients, the noise scale B_simple = tr(Sigma) / ||g||^2 and the
   signal-to-noise ratio against the batch size.
 
@@ -14,6 +15,7 @@ Writes ``diagnose.json``, ``spectrum.png`` and ``gradient_noise.png`` into ``RUN
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -61,7 +63,7 @@ def diagnose(path: str | Path, *, probe_size: int = 512, top_k: int = 3, seed: i
     trace = hessian_trace(op, samples=30, seed=seed)
     grid, density = spectral_density(op, num_runs=5, lanczos_steps=40, seed=seed)
     g = op.gradient()
-    lr = _last_lr(experiment.trainer.optimizer, state, path / CHECKPOINT)
+    lr = _last_lr(experiment.trainer.optimizer, state)
     along_gradient = step_curvature(g, op.matvec(g), lr)
     noise = gradient_noise(model, loss_fn, x, y)
     sizes = [1, 4, 16, 64, 256, 1024]
@@ -95,17 +97,16 @@ def diagnose(path: str | Path, *, probe_size: int = 512, top_k: int = 3, seed: i
     return result
 
 
-def _last_lr(optimizer: torch.optim.Optimizer, state: dict[str, Any], where: Path) -> float:
+def _last_lr(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> float:
     """The learning rate the run trained with last, as metrics.csv's last row records it.
 
     The checkpoint holds the Trainer's state: its optimizer state (the scheduled lr in ``param_groups``, and the
     per-parameter state) is loaded into ``optimizer``; its history's last row names the lr of the last epoch (an
     epoch schedule has already advanced the optimizer's lr one more time, for an epoch that never ran)."""
     if state.get("optimizer") is not None:
-        try:
+        # a state that does not fit (another optimizer) is not needed for the lr below: diagnose the weights anyway
+        with contextlib.suppress(KeyError, ValueError, RuntimeError):
             optimizer.load_state_dict(state["optimizer"])
-        except (KeyError, ValueError, RuntimeError) as err:
-            raise CheckpointError(f"{where}: its optimizer state does not fit the run's optimizer ({err})") from None
     history = state.get("history") or []
     if history and "lr" in history[-1]:
         return float(history[-1]["lr"])
