@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from regopt.optim import SGD, AdaGrad, Adam, AdamW, DeltaBarDelta, RMSProp
+from tests.optim.tolerance import nudge, tolerance_from
 
 
 def _model(dtype=torch.float32) -> torch.nn.Module:
@@ -84,8 +87,25 @@ def test_compiled_kernel_equals_eager(cls, kwargs):
     opt_compiled = cls(compiled.parameters(), **kwargs, compile=True)
     _train(eager, opt_eager, 20)
     _train(compiled, opt_compiled, 20)
-    for p, q in zip(eager.parameters(), compiled.parameters(), strict=True):
-        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    # Inductor's kernel and ATen's fuse and order the update's float32 operations differently (and pick them by the
+    # CPU's vector width), so the runs agree up to rounding only: Adam here ends 1e-6 (~17 ulps) apart on an AMD
+    # EPYC. The tolerance is measured on the problem, as for the reference tests (tests/optim/tolerance.py): 100x
+    # how far eager runs started one ulp off end up, plus 4 ulps of the parameters per step (theta - lr u rounds
+    # once per step, with or without a fused multiply-add; Adam's normalized step does not damp that).
+    others = []
+    for direction in (math.inf, -math.inf):
+        nudged = _model()
+        with torch.no_grad():
+            for p in nudged.parameters():
+                p.copy_(nudge(p, direction))
+        _train(nudged, cls(nudged.parameters(), **kwargs, compile=False), 20)
+        others.append(_flat(nudged))
+    atol = tolerance_from(_flat(eager), others, floor_ulps=4 * 20)
+    torch.testing.assert_close(_flat(compiled), _flat(eager), rtol=0, atol=atol)
+
+
+def _flat(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
 def test_changing_lr_does_not_recompile():
