@@ -304,7 +304,8 @@ def test_npz_classification_round_trip(tmp_path: Path) -> None:
 )
 def test_npz_task_inference(tmp_path: Path, y: np.ndarray, task: str, expect_task: str, output_dim: int) -> None:
     np.savez(tmp_path / "d.npz", x=np.arange(40.0), y=y)
-    ds = load_dataset(NpzData(name="npz", path=tmp_path / "d.npz", task=task))  # type: ignore[arg-type]
+    cfg = NpzData(name="npz", path=tmp_path / "d.npz", task=task, standardize=False)  # type: ignore[arg-type]
+    ds = load_dataset(cfg)
     assert ds.task == expect_task and ds.output_dim == output_dim and ds.input_shape == (1,)
     if expect_task == "regression":
         ids = ds.x_train[:, 0].long()
@@ -314,7 +315,7 @@ def test_npz_task_inference(tmp_path: Path, y: np.ndarray, task: str, expect_tas
 def test_csv_round_trip(tmp_path: Path) -> None:
     lines = ["a, label ,b"] + [f"{i},{i % 2},{i * 0.5}" for i in range(20)] + [""]
     (tmp_path / "d.csv").write_text("\n".join(lines))
-    ds = load_dataset(CsvData(name="csv", path=tmp_path / "d.csv"))
+    ds = load_dataset(CsvData(name="csv", path=tmp_path / "d.csv", standardize=False))
     assert ds.task == "classification" and ds.input_shape == (2,) and sizes(ds) == (13, 3, 4)
     x, y = torch.cat([ds.x_train, ds.x_val, ds.x_test]), torch.cat([ds.y_train, ds.y_val, ds.y_test])
     assert sorted(x[:, 0].tolist()) == list(range(20))

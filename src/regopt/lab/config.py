@@ -35,7 +35,7 @@ from pydantic import Field, ValidationError
 
 from regopt.lab.schema.base import ConfigError, Strict
 from regopt.lab.schema.data import *  # noqa: F403 - the config API is flat
-from regopt.lab.schema.data import DataConfig, Mnist1dData
+from regopt.lab.schema.data import CsvData, DataConfig, Mnist1dData, NpzData
 from regopt.lab.schema.diagnostics import *  # noqa: F403
 from regopt.lab.schema.diagnostics import DiagnosticsConfig
 from regopt.lab.schema.model import *  # noqa: F403
@@ -142,18 +142,54 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
 
 
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as 64 hex digits."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_data_identity(config: RunConfig) -> RunConfig:
+    """``config`` with its data file (``npz``/``csv``) named by absolute path and its ``sha256`` filled in.
+
+    A relative ``data.path`` is taken relative to the working directory. A recorded ``sha256`` is kept (the
+    loader compares it with the file's); a missing file is left for the loader to report. Other datasets
+    pass unchanged.
+    """
+    data = config.data
+    if not isinstance(data, (NpzData, CsvData)):
+        return config
+    path = data.path.resolve()
+    sha256 = data.sha256 if data.sha256 is not None or not path.is_file() else file_sha256(path)
+    if (path, sha256) == (data.path, data.sha256):
+        return config
+    return config.model_copy(update={"data": data.model_copy(update={"path": path, "sha256": sha256})})
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
     """Read, override and validate a run config.
 
     A relative ``data.path`` in the file is taken relative to the file's folder (so a config and its data travel
     together); one given with ``--set`` is relative to the working directory, as any command-line path is.
+    The result names the data file by absolute path and carries its ``sha256`` (:func:`record_data_identity`),
+    so a config written into a run directory reruns from anywhere and a changed file is noticed. A
+    ``--set data.path=...`` without ``--set data.sha256=...`` drops the hash recorded for the old file.
     """
     raw = read_toml(path)
     data = raw.get("data")
-    if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
-        data["path"] = str(Path(path).parent / data["path"])
-    raw = apply_overrides(raw, overrides or [])
-    return validate(raw, str(path))
+    if isinstance(data, dict) and isinstance(data.get("path"), str):
+        data["path"] = str((Path(path).parent / data["path"]).resolve())
+    overrides = overrides or []
+    raw = apply_overrides(raw, overrides)
+    keys = {item.partition("=")[0].strip() for item in overrides}
+    data = raw.get("data")
+    if isinstance(data, dict) and "data.path" in keys and "data.sha256" not in keys:
+        data.pop("sha256", None)
+    return record_data_identity(validate(raw, str(path)))
 
 
 def to_toml_dict(config: RunConfig) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""User data from a ``.csv`` file: a header row, then one example a row, every value a number.
+"""User data from a ``.csv`` file: a header row, then one example a row.
 
-``label_column`` is the target; every other column is a feature. Values are parsed as Python floats
-(``1``, ``-2.5e3``, ``nan``, ``inf``); blank lines are skipped. Read with the standard ``csv`` module.
+``label_column`` is the target; every other column is a feature. Feature values must be numbers, parsed as
+Python floats (``1``, ``-2.5e3``, ``nan``, ``inf``). The label column holds numbers, or text labels
+(``setosa``), which become classes in sorted order with their names kept; a column mixing the two is refused.
+Blank lines are skipped. Read with the standard ``csv`` module.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import numpy as np
 from regopt.lab.config import CsvData
 from regopt.lab.data.dataset import Dataset
 from regopt.lab.data.errors import DataError
-from regopt.lab.data.userdata import count_nonfinite, existing_file, split_user_data
+from regopt.lab.data.identity import check_source, existing_file
+from regopt.lab.data.userdata import count_nonfinite, split_user_data
 
 
 def _parse(rows: list[list[str]], lines: list[int], header: list[str], path: Path) -> np.ndarray:
@@ -29,7 +32,7 @@ def _parse(rows: list[list[str]], lines: list[int], header: list[str], path: Pat
             try:
                 out[i, j] = float(cell)
             except ValueError:
-                problem = "empty value" if not cell.strip() else f"not a number: {cell!r}"
+                problem = "empty value" if not cell.strip() else f"not a number: {cell!r} (features must be numbers; only the label column may hold text)"
                 raise DataError(f"{path}: line {line}, column {header[j]!r}: {problem}") from None
     return out
 
@@ -59,8 +62,31 @@ def read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
     return header, rows, lines
 
 
+def _labels(cells: list[str], lines: list[int], label: str, path: Path) -> np.ndarray:
+    """The label column as float64 numbers, or as text when no cell is a number."""
+    for cell, line in zip(cells, lines, strict=True):
+        if not cell.strip():
+            raise DataError(f"{path}: line {line}, column {label!r}: empty value")
+    numbers: list[float | None] = []
+    for cell in cells:
+        try:
+            numbers.append(float(cell))
+        except ValueError:
+            numbers.append(None)
+    if all(v is not None for v in numbers):
+        return np.array(numbers, dtype=np.float64)
+    if any(v is not None for v in numbers):
+        i = numbers.index(None) if numbers[0] is not None else next(k for k, v in enumerate(numbers) if v is not None)
+        raise DataError(
+            f"{path}: column {label!r} mixes numbers and text (line {lines[i]}: {cells[i].strip()!r}); "
+            "labels must be all numbers or all text"
+        )
+    return np.array([cell.strip() for cell in cells], dtype=str)
+
+
 def load_csv(cfg: CsvData) -> Dataset:
     """Read, check and split a CSV file (see :mod:`regopt.lab.data.userdata` for the checks)."""
+    source = check_source(cfg)
     path = Path(cfg.path)
     header, rows, lines = read_rows(path)
     label = cfg.label_column
@@ -71,12 +97,16 @@ def load_csv(cfg: CsvData) -> Dataset:
         raise DataError(f"{path}: label column {label!r} appears {header.count(label)} times in the header")
     if len(header) < 2:
         raise DataError(f"{path}: no feature columns besides the label column {label!r}")
-    values = _parse(rows, lines, header, path)
-    for j, name in enumerate(header):
-        found = count_nonfinite(values[:, j])
-        if found:
-            first = lines[int(np.flatnonzero(~np.isfinite(values[:, j]))[0])]
-            raise DataError(f"{path}: column {name!r} contains {found} value(s) (first on line {first})")
     j = header.index(label)
-    x, y = np.delete(values, j, axis=1), values[:, j]
-    return split_user_data(x, y, cfg, where=str(path), x_name="features", y_name=f"column {label!r}")
+    names = header[:j] + header[j + 1 :]
+    x = _parse([row[:j] + row[j + 1 :] for row in rows], lines, names, path)
+    y = _labels([row[j] for row in rows], lines, label, path)
+    for k, name in enumerate(header):
+        column = y if k == j else x[:, k - (k > j)]
+        found = count_nonfinite(column)
+        if found:
+            first = lines[int(np.flatnonzero(~np.isfinite(column))[0])]
+            raise DataError(f"{path}: column {name!r} contains {found} value(s) (first on line {first})")
+    return split_user_data(
+        x, y, cfg, where=str(path), x_name="features", y_name=f"column {label!r}", source=source, features=names
+    )

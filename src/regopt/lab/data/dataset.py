@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from torch import Tensor
 from regopt.lab.data.errors import DataError
 
 Task = Literal["classification", "regression"]
-Label = int | float
+Label = int | float | str
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,7 +31,12 @@ class Dataset:
         num_classes: number of classes; ``None`` for regression.
         classes: for classification, the original label of each class index (``classes[k]`` is the label
             that was encoded as ``k``, e.g. ``(-1, 1)`` for a file labelled -1/+1); ``None`` for regression.
-            Defaults to ``(0, 1, ..., num_classes - 1)``.
+            Defaults to ``(0, 1, ..., num_classes - 1)``. Text labels keep their text (``"setosa"``).
+        notes: what loading decided on the user's behalf, one sentence each (which task ``"auto"`` chose and
+            why, whether features were standardized), for the console and summary.json.
+        preprocessing: for user files, how the file became these tensors, JSON-serializable (source path and
+            sha256, feature names, class names, standardization statistics); see
+            :mod:`regopt.lab.data.preprocessing`. ``None`` for built-in datasets.
 
     Example::
 
@@ -52,6 +57,8 @@ class Dataset:
     y_test: Tensor
     num_classes: int | None
     classes: tuple[Label, ...] | None = None
+    notes: list[str] = field(default_factory=list)
+    preprocessing: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.task == "classification":

@@ -1,7 +1,8 @@
 """User data from an ``.npz`` archive holding ``x`` (examples first, any trailing shape) and ``y``.
 
 Save one with ``numpy.savez("data.npz", x=x, y=y)``. A 1-D ``x`` is one feature per example; ``y`` is
-``(n,)`` or ``(n, d)``. The archive is read without pickle (object arrays are refused).
+``(n,)`` or ``(n, d)``, numbers or text labels (``np.array(["setosa", ...])``, classes in sorted order). The
+archive is read without pickle (object arrays are refused). Images are ``x`` of shape ``(n, C, H, W)``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import numpy as np
 from regopt.lab.config import NpzData
 from regopt.lab.data.dataset import Dataset
 from regopt.lab.data.errors import DataError
-from regopt.lab.data.userdata import existing_file, split_user_data
+from regopt.lab.data.identity import check_source, existing_file
+from regopt.lab.data.userdata import split_user_data
 
 
 def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -42,5 +44,7 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load_npz(cfg: NpzData) -> Dataset:
     """Read, check and split an ``.npz`` file (see :mod:`regopt.lab.data.userdata` for the checks)."""
+    source = check_source(cfg)
     x, y = read_npz(cfg.path)
-    return split_user_data(x, y, cfg, where=str(cfg.path), x_name="array 'x'", y_name="array 'y'")
+    where = str(cfg.path)
+    return split_user_data(x, y, cfg, where=where, x_name="array 'x'", y_name="array 'y'", source=source)

@@ -1,32 +1,28 @@
 """Checks shared by user data files (``npz``, ``csv``): numeric, finite, matching lengths, then labels
-encoded for the task and the usual splits.
+encoded for the task (:mod:`regopt.lab.data.labels`), the usual splits, and standardization with the
+training split's statistics (:mod:`regopt.lab.data.standardize`).
 
-Task ``"auto"`` is classification when every label is integral (and there is one label per example), else
-regression. Classification labels are remapped to ``0..K-1`` in sorted order; the original values are kept
-in :attr:`Dataset.classes` (``classes[k]`` is the label encoded as ``k``).
+Every decision taken on the user's behalf (the task ``"auto"`` chose, whether features were standardized) is
+one sentence in :attr:`Dataset.notes`; how to reproduce the inputs is in :attr:`Dataset.preprocessing`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 
 import numpy as np
 
 from regopt.lab.config import CsvData, NpzData
-from regopt.lab.data.dataset import Dataset, Label, Task
+from regopt.lab.data.dataset import Dataset
 from regopt.lab.data.errors import DataError
+from regopt.lab.data.identity import existing_file
+from regopt.lab.data.labels import TEXT_KINDS, encode_labels
 from regopt.lab.data.splits import split_arrays
+from regopt.lab.data.standardize import standardize
+
+__all__ = ["check_finite", "check_numeric", "count_nonfinite", "existing_file", "split_user_data"]
 
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integer, float
-
-
-def existing_file(path: Path) -> Path:
-    """``path`` if it is a file, else a :class:`DataError` naming ``data.path``."""
-    if not path.exists():
-        raise DataError(f"data.path: no such file: {path}")
-    if not path.is_file():
-        raise DataError(f"data.path: not a file: {path}")
-    return path
 
 
 def check_numeric(a: np.ndarray, what: str, where: str) -> None:
@@ -50,68 +46,73 @@ def check_finite(a: np.ndarray, what: str, where: str) -> None:
         raise DataError(f"{where}: {what} contains {found} value(s)")
 
 
-def encode_labels(
-    y: np.ndarray, task: str, *, what: str, where: str
-) -> tuple[Task, np.ndarray, int | None, tuple[Label, ...] | None]:
-    """Resolve ``task`` ("auto", "classification", "regression") and encode ``y`` for it.
-
-    Returns ``(task, y, num_classes, classes)``: for classification ``y`` as int64 indices of shape ``(n,)``
-    and ``classes`` the sorted original labels; for regression ``y`` as float of shape ``(n, d)`` and
-    ``None, None``.
-    """
-    if y.ndim == 0 or y.ndim > 2:
-        raise DataError(f"{where}: {what} must have shape (n,) or (n, d), got {y.shape}")
-    one_per_example = y.ndim == 1 or y.shape[1] == 1
-    integral = y.dtype.kind in "biu" or bool(np.all(y == np.round(y)))
-    if task == "auto":
-        task = "classification" if one_per_example and integral else "regression"
-    if task == "regression":
-        return "regression", y.reshape(len(y), -1).astype(np.float64), None, None
-    if not one_per_example:
-        raise DataError(f"{where}: classification needs one label per example; {what} has shape {y.shape}")
-    y = y.reshape(-1)
-    if not integral:
-        bad = y[y != np.round(y)][0].item()
-        raise DataError(f"{where}: classification needs integer labels; {what} holds {bad!r}")
-    values, encoded = np.unique(y, return_inverse=True)
-    if len(values) == 1:  # (no labels at all is left to the split's "too few examples")
-        only = y[0].item()
-        raise DataError(f"{where}: classification needs 2 or more classes; every label in {what} is {only!r}")
-    classes = tuple(int(v) for v in values)
-    return "classification", encoded.reshape(-1).astype(np.int64), len(classes), classes
-
-
 def split_user_data(
-    x: np.ndarray, y: np.ndarray, cfg: NpzData | CsvData, *, where: str, x_name: str, y_name: str
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: NpzData | CsvData,
+    *,
+    where: str,
+    x_name: str,
+    y_name: str,
+    source: dict[str, str],
+    features: list[str] | None = None,
 ) -> Dataset:
-    """Validate ``(x, y)`` read from a user file and split it as ``cfg`` says.
+    """Validate ``(x, y)`` read from a user file, split it as ``cfg`` says, and standardize it if asked.
 
     Args:
-        x, y: the arrays as read, examples first.
-        cfg: the data config (task, fractions, train size, seed).
+        x, y: the arrays as read, examples first; ``y`` may hold text labels (classification).
+        cfg: the data config (task, standardize, fractions, train size, seed).
         where: the file, for messages.
         x_name, y_name: how to name the arrays in messages (``"array 'x'"``, ``"column 'label'"``).
+        source: the file's path and sha256 (:func:`regopt.lab.data.identity.check_source`), for
+            :attr:`Dataset.preprocessing`.
+        features: the feature names (csv columns), if the file has them.
     """
     for a, what in ((x, x_name), (y, y_name)):
         if a.ndim == 0:
             raise DataError(f"{where}: {what} must have examples along its first axis, got a scalar")
+        if a is y and a.dtype.kind in TEXT_KINDS:
+            continue  # text labels: classes (checked in encode_labels)
         check_numeric(a, what, where)
         check_finite(a, what, where)
     if len(x) != len(y):
         raise DataError(f"{where}: {x_name} has {len(x)} examples but {y_name} has {len(y)}")
     if x.ndim == 1:
         x = x[:, None]
-    task, y, num_classes, classes = encode_labels(y, cfg.task, what=y_name, where=where)
-    return split_arrays(
+    labels = encode_labels(y, cfg.task, what=y_name, where=where)
+    ds = split_arrays(
         x.astype(np.float32),
-        y,
+        labels.y,
         name=cfg.name,
-        task=task,
+        task=labels.task,
         seed=cfg.seed,
         val_fraction=cfg.val_fraction,
         train_size=cfg.train_size,
         test_fraction=cfg.test_fraction,
-        num_classes=num_classes,
-        classes=classes,
+        num_classes=labels.num_classes,
+        classes=labels.classes,
         where=where,
     )
+    notes = [labels.note] if labels.note else []
+    tabular = x.ndim == 2
+    stats = None
+    if cfg.standardize or (cfg.standardize is None and tabular):
+        ds, stats = standardize(ds)
+        count = int(np.prod(ds.input_shape))
+        notes.append(f"standardized {count} features with training-split statistics (mean 0, std 1)")
+    elif cfg.standardize is None:
+        notes.append(
+            f"features not standardized: x has shape {x.shape} (images or sequences); "
+            "set data.standardize = true for per-entry training-split statistics"
+        )
+    else:
+        notes.append("features not standardized (data.standardize = false)")
+    preprocessing = {
+        "source": source,
+        "task": ds.task,
+        "features": features,
+        "input_shape": list(ds.input_shape),
+        "classes": list(ds.classes) if ds.classes is not None else None,
+        "standardize": stats,
+    }
+    return dataclasses.replace(ds, notes=notes, preprocessing=preprocessing)

@@ -71,10 +71,37 @@ class PolynomialData(Strict):
     seed: int = 0
 
 
+AUTO_MAX_CLASSES = 50
+"""``task = "auto"`` calls integer labels classes only up to this many distinct values."""
+
+
 class FileData(SplitOptions):
+    """Your own data from a file (``npz`` or ``csv``).
+
+    ``task``: ``"classification"``, ``"regression"``, or ``"auto"`` (the default), which picks
+    classification when the target is one integer per example with at most 50 distinct values, each seen at
+    least twice (iris, wine, digits), or text (``'setosa'``); anything else is regression (the 214 distinct
+    integer targets of scikit-learn's diabetes set, a target with a fraction, several targets per example).
+    50 is above the class count of common tabular sets and well below the distinct values of an integer
+    measurement; a value seen once cannot be both learned and evaluated, so it is not a class. The choice
+    and its reason are reported in the run's notes; set ``task`` to override it. Classification labels are
+    numbered 0..K-1 in sorted order and their original values (numbers or text) kept as the class names.
+    """
+
     path: Path
+    """The file. A relative path in a config file is relative to that file's folder (one given with ``--set``
+    to the working directory); ``regopt run`` stores it absolute in the run directory's config.toml."""
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """SHA-256 of the file (hex). Left out, ``regopt run`` fills it in, so the run directory's config.toml
+    records which file was used; a file whose hash differs from a recorded one is refused, not used."""
     task: Literal["auto", "classification", "regression"] = "auto"
-    """'auto': classification when every label is an integer, else regression."""
+    """'classification', 'regression', or 'auto': classification for text labels, or for one integer label
+    per example with at most 50 distinct values each seen at least twice; else regression."""
+    standardize: bool | None = None
+    """Shift and scale each feature to mean 0, std 1 with the training split's statistics (val and test use
+    the same ones; a constant feature is only centred). Left out: on for tabular data (x of shape
+    ``(n, features)``), off for images and sequences (x with more axes: scale those yourself, or set true for
+    statistics per entry). The statistics are saved in the run directory's preprocessing.json."""
     test_fraction: Fraction = 0.2
 
 
