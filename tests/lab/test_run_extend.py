@@ -139,3 +139,14 @@ def test_an_early_stopped_run_extended_with_more_patience_equals_the_patient_run
     assert extended.summary["early_stopping"] == patient.summary["early_stopping"]
     assert extended.summary["test_error"] == patient.summary["test_error"]
     assert any("regularize.early_stopping.patience 1 -> 3" in note for note in extended.summary["notes"])
+
+
+def test_more_epochs_do_not_undo_an_early_stop(tmp_path):
+    stopped = run(validate(_early_stopping_raw(1)), out=tmp_path)
+    raw = _early_stopping_raw(1)
+    raw["train"]["epochs"] = 40
+    again = run(validate(raw), out=tmp_path, resume=True)
+    assert _strip(again.history) == _strip(stopped.history)
+    assert again.summary["stop_reason"] == stopped.summary["stop_reason"]
+    notes = again.summary["notes"]
+    assert any(note.startswith("nothing to extend: the run had stopped (early stopping") for note in notes)

@@ -36,6 +36,8 @@ class FinalModel:
     """The trainer that trained the final model last: its state is the run's final checkpoint."""
     description: str
     """What the final model is, one line for ``summary.json`` (``final_model``)."""
+    action: str
+    """What was done after early stopping, a few words for the stop reason ("retrained ... (Algorithm 7.2)")."""
     info: dict[str, Any]
     """What was done, for ``summary.json`` (``early_stopping.then``)."""
     trained_on_validation: bool
@@ -70,7 +72,8 @@ def retrain(config: RunConfig, experiment: Experiment, stopper: EarlyStopping) -
         f"a new model retrained from new initial weights on train+validation for {trainer.step} steps "
         f"(Algorithm 7.2; i* = {best_steps} steps from early stopping)"
     )
-    return FinalModel(fresh, trainer, description, info, trained_on_validation=trainer.step > 0)
+    action = f"retrained a new model on train+validation for {trainer.step} steps (Algorithm 7.2)"
+    return FinalModel(fresh, trainer, description, action, info, trained_on_validation=trainer.step > 0)
 
 
 def continue_training(experiment: Experiment, stopper: EarlyStopping) -> FinalModel:
@@ -121,8 +124,9 @@ def continue_training(experiment: Experiment, stopper: EarlyStopping) -> FinalMo
         weights = f"the early-stopped weights (epoch {stopper.best_epoch})"
     else:
         weights = f"the weights of epoch {old.epoch}"
+    action = f"trained further on train+validation for {taken} steps (Algorithm 7.3)"
     if taken:
-        description = f"{weights} trained further on train+validation for {taken} steps (Algorithm 7.3)"
+        description = f"{weights} {action}"
     else:
         description = f"{weights}: Algorithm 7.3 took no steps (the validation loss was already at its target)"
-    return FinalModel(experiment, trainer, description, info, trained_on_validation=taken > 0)
+    return FinalModel(experiment, trainer, description, action, info, trained_on_validation=taken > 0)

@@ -106,11 +106,14 @@ def describe_final_model(summary: dict[str, Any], final: FinalModel) -> dict[str
         **dict.fromkeys(_VALIDATION),
     )
     why = "the final model was trained on the validation examples (the early-stopping phase's figure: early_stopping)"
-    out["not_measured"] = {key: why for key in (*_VALIDATION, "final_epoch")}
+    out["not_measured"] = {
+        **dict.fromkeys(_VALIDATION, why),
+        "final_epoch": "the final model is none of the epochs in metrics.csv (those are the early-stopping phase's)",
+    }
     kept = str(phase["stop_reason"])
     if not continued:  # Algorithm 7.2 discards the restored weights: do not claim them
         kept = _without_restore(kept)
-    out["stop_reason"] = f"{kept}; then {final.description}"
+    out["stop_reason"] = f"{kept}; then {final.action}"
     return out
 
 
