@@ -25,7 +25,9 @@ def build_cnn2d(cfg: Cnn2dConfig, input_shape: tuple[int, ...], output_dim: int)
         output_dim: number of outputs.
 
     Raises:
-        ModelError: when ``input_shape`` is not an image shape (flat digits need ``data.image = true``).
+        ModelError: when ``input_shape`` is not an image shape; the message says how to get images for each
+            kind of data (digits: ``data.image = true``; your own data: an ``.npz`` with ``x`` of shape
+            ``(n, channels, height, width)``; 1-D signals such as mnist1d: model ``cnn1d``).
 
     Example:
         >>> model = build_cnn2d(Cnn2dConfig(name="cnn2d"), (1, 8, 8), 10)
@@ -34,8 +36,9 @@ def build_cnn2d(cfg: Cnn2dConfig, input_shape: tuple[int, ...], output_dim: int)
     """
     if len(input_shape) != 3:
         raise ModelError(
-            "model cnn2d needs image input of shape (channels, height, width), "
-            f"got {input_shape}; set data.image = true"
+            f"model cnn2d needs image input of shape (channels, height, width), got {input_shape}; "
+            "for digits set data.image = true; for your own data save x as (n, channels, height, width) "
+            "in an .npz (a csv is always flat); for 1-D signals such as mnist1d use model cnn1d"
         )
     channels_in, height, width = input_shape
     layers: OrderedDict[str, nn.Module] = OrderedDict()

@@ -22,7 +22,7 @@ MODELS: dict[str, str] = {
     "logistic": "one affine layer on the flattened input (logistic / softmax regression)",
     "mlp": "multilayer perceptron with optional dropout and batch norm",
     "cnn1d": "MNIST-1D paper's ConvBase: 3 strided 1-D convolutions and a linear head",
-    "cnn2d": "small 2-D CNN for images (digits with data.image = true): conv blocks with max-pooling",
+    "cnn2d": "small 2-D CNN for images (digits with data.image = true, npz x of shape (n, C, H, W)): conv blocks",
     "gru": "MNIST-1D paper's GRU over the features as a sequence, classifying from the final state",
     "custom": "your own model: target = 'package.module:function' returning an nn.Module",
 }
