@@ -62,14 +62,22 @@ def training_state(state: dict[str, Any]) -> dict[str, Any]:
     return dict(inner) if isinstance(inner, dict) else state
 
 
-def resume_training(experiment: Experiment, checkpoint: Path, plan: RunPlan, live: LiveWeights | None) -> list[str]:
+def resume_training(
+    experiment: Experiment, checkpoint: Path, plan: RunPlan, live: LiveWeights | None, *, run_monitors: int = 0
+) -> list[str]:
     """Load the run's checkpoint into ``experiment``'s trainer; lift the stops a lengthened run no longer has.
 
-    Returns notes for the summary. Raises :class:`RunDirError` if the checkpoint does not fit the config.
+    ``run_monitors`` is the number of stateless-at-start monitors the run directory put first among the trainer's
+    monitors; a checkpoint written before they existed (regopt before issue 14) lacks their entries and gets
+    empty ones. Returns notes for the summary. Raises :class:`RunDirError` if the checkpoint does not fit.
     """
     trainer, stopper = experiment.trainer, experiment.early_stopping
+    state = training_state(load_checkpoint(checkpoint, map_location=experiment.device))
+    hooks = state.get("monitors")
+    if isinstance(hooks, list) and len(hooks) == len(trainer.stateful()) - run_monitors:
+        state["monitors"] = [{} for _ in range(run_monitors)] + hooks
     try:
-        trainer.load_state_dict(training_state(load_checkpoint(checkpoint, map_location=experiment.device)))
+        trainer.load_state_dict(state)
     except (KeyError, ValueError, RuntimeError) as err:
         raise RunDirError(f"{checkpoint}: does not fit this config ({err})") from None
     if not plan.extended:

@@ -80,13 +80,14 @@ class MetricsWriter(Monitor):
         return False, ""
 
 
-def _run_monitors(experiment: Experiment, path: Path) -> LiveWeights | None:
+def _run_monitors(experiment: Experiment, path: Path) -> tuple[LiveWeights | None, int]:
     """Put the run directory's own monitors first, before any that may stop or raise: the metrics writer, and
-    (with early stopping that restores) the weights it is about to replace."""
+    (with early stopping that restores) the weights it is about to replace. Returns the latter and their number."""
     trainer, stopper = experiment.trainer, experiment.early_stopping
     live = LiveWeights(trainer.model, stopper) if stopper is not None and stopper.restore_best else None
-    trainer.monitors[:0] = [m for m in (live, MetricsWriter(trainer, path / METRICS)) if m is not None]
-    return live
+    ours = [m for m in (live, MetricsWriter(trainer, path / METRICS)) if m is not None]
+    trainer.monitors[:0] = ours
+    return live, len(ours)
 
 
 def run(
@@ -107,11 +108,11 @@ def run(
     plan = prepare_run_dir(config, path, resume=resume, force=force)
     experiment = build_experiment(config, checkpoint_path=path / CHECKPOINT, progress=progress)
     trainer = experiment.trainer
-    live = _run_monitors(experiment, path)
+    live, ours = _run_monitors(experiment, path)
     trainer.monitors.extend(extra_monitors)
     notes = list(plan.notes)
     if plan.from_checkpoint:
-        notes += resume_training(experiment, path / CHECKPOINT, plan, live)
+        notes += resume_training(experiment, path / CHECKPOINT, plan, live, run_monitors=ours)
     elif path.exists() and force:
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
