@@ -12,6 +12,15 @@ know nothing of its Trainer: they receive plain numbers and tensors. Any trainin
         if any(m.after_epoch(epoch, metrics)[0] for m in monitors):
             break
 
+A loop that supports it calls :meth:`Monitor.after_backward` between the backward pass and its gradient
+transforms (clipping), so that a monitor sees the raw gradient, before clipping hides a cliff::
+
+    loss.backward()
+    for m in monitors:
+        m.after_backward(step)
+    clip(model)
+    optimizer.step()
+
 A monitor may also run a step's backward pass itself (:meth:`Monitor.backward`, e.g. the ill-conditioning
 monitor keeps the gradient's graph at its check steps to reuse it for a Hessian-vector product); a loop that
 supports this replaces ``loss.backward()`` by::
@@ -48,6 +57,13 @@ class Monitor:
         monitors in order and stop at the first that ran it. The default does nothing and returns ``False``.
         """
         return False
+
+    def after_backward(self, step: int) -> None:
+        """Called after the backward pass of step ``step`` (1-based), before the loop's gradient transforms
+        (clipping) and the optimizer step: ``p.grad`` holds the raw gradient. Must not change anything that
+        training reads (parameters, gradients, the RNG). The default does nothing; loops that do not call it
+        leave monitors to read the (possibly clipped) gradient in :meth:`after_step`.
+        """
 
     def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
         """Called after each epoch's evaluation (``epoch`` is 1-based); return ``(stop, reason)``."""

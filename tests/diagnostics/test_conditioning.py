@@ -96,7 +96,7 @@ def train(model, batch, loss_fn, lr, steps, monitor=None, start=1):
 ALARM = re.compile(
     r"ill-conditioning at step 30: 0\.5\*eps\^2\*g'Hg - eps\*g'g = \+\d\.\de[+-]\d\d > 0 for 3 checks; "
     r"gradient norm rose \d+\.\dx while the loss changed \+\d+\.\d%; "
-    r"largest stable learning rate here ~0\.033 \(current 0\.034\)"
+    r"largest stable learning rate here ~0\.033 \(current 0\.034\); lower the learning rate below it"
 )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 
 import pytest
 import torch
 from torch import nn
 
+from regopt.diagnostics.alarms import LOGGER_NAME
 from regopt.diagnostics.clipping import clip_by_norm, clip_by_value
 from regopt.diagnostics.gradients import GradientMonitor, GradientSpike, gradient_norms
 from regopt.monitor import Monitor
@@ -208,3 +210,42 @@ BAD = [
 def test_bad_arguments_name_the_argument(make, name):
     with pytest.raises(ValueError, match=rf"^{name} must be"):
         make()
+
+
+# ------------------------------------------------------------------------------------------ raw vs clipped
+def clip_to(model: nn.Module, max_norm: float) -> None:
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm, foreach=True)
+
+
+def test_spike_is_judged_on_the_raw_norm_and_the_clipped_norm_is_recorded_beside_it(caplog):
+    """Issue 14, defect 3.1: with clipping to 1, a spike of norm 44,130 at step 12 was recorded as 1.0 and missed."""
+    model = mlp()
+    monitor = GradientMonitor(model, window=50)
+    norms = [1.0 + 0.1 * (k % 3) for k in range(1, 21)]
+    norms[11] = 44130.0  # step 12
+    with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
+        for step, norm in enumerate(norms, start=1):
+            set_grad_norm(model, norm)
+            monitor.after_backward(step)  # the raw gradient, before the loop's gradient transforms
+            clip_to(model, 1.0)
+            monitor.after_step(step, torch.tensor(0.0))
+    assert [(s.step, round(s.norm)) for s in monitor.spikes] == [(12, 44130)]
+    assert [n for _, n in monitor.history] == pytest.approx(norms, rel=1e-5)
+    assert monitor.clipped_norms == pytest.approx([min(n, 1.0) for n in norms], rel=1e-5)
+    (message,) = monitor.messages
+    assert message.startswith("gradient spike at step 12: norm 4.413e+04 is ")
+    assert "clipped to norm 1" in message
+    (record,) = [r for r in caplog.records if r.name == LOGGER_NAME]
+    assert record.levelno == logging.WARNING and record.getMessage() == message
+
+
+def test_without_gradient_transforms_the_clipped_norm_is_the_raw_one():
+    model = mlp()
+    monitor = GradientMonitor(model, window=50)
+    for step, norm in enumerate([1.0, 2.0, 3.0], start=1):
+        set_grad_norm(model, norm)
+        monitor.after_backward(step)
+        monitor.after_step(step, torch.tensor(0.0))
+    drive(monitor, model, [4.0], first_step=4)  # a loop that does not call after_backward
+    assert monitor.clipped_norms == [n for _, n in monitor.history]
+    assert monitor.clipped_norms == pytest.approx([1.0, 2.0, 3.0, 4.0], rel=1e-6)

@@ -144,3 +144,33 @@ def test_trainer_rejects_bad_arguments(small_config):
             batch_size=1,
             scheduler_interval="batch",
         )  # type: ignore[arg-type]
+
+
+def test_monitors_see_the_raw_gradient_between_backward_and_the_gradient_transforms(small_config):
+    """Issue 14, defect 3.1: monitors read p.grad only after clipping, which hid the cliffs clipping is for."""
+    experiment = build_experiment(small_config)
+    trainer, model = experiment.trainer, experiment.model
+    calls: list[str] = []
+    seen: dict[str, list[torch.Tensor]] = {}
+
+    def halve(m: nn.Module) -> None:
+        calls.append("transform")
+        seen["before transform"] = [p.grad.clone() for p in m.parameters()]
+        for p in m.parameters():
+            p.grad.mul_(0.5)
+
+    class Raw(Monitor):
+        def after_backward(self, step):
+            calls.append(f"after_backward{step}")
+            seen["after_backward"] = [p.grad.clone() for p in model.parameters()]
+
+        def after_step(self, step, loss):
+            calls.append(f"after_step{step}")
+
+    trainer.grad_transforms.append(halve)
+    trainer.monitors.append(Raw())
+    trainer.max_steps = 1
+    trainer.fit()
+    assert calls == ["after_backward1", "transform", "after_step1"]
+    for raw, before in zip(seen["after_backward"], seen["before transform"], strict=True):
+        assert torch.equal(raw, before)

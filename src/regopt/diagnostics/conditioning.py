@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from regopt.diagnostics.alarms import AlarmLog
 from regopt.diagnostics.hvp import HessianOperator, backward_with_hvp
 from regopt.monitor import Monitor
 
@@ -60,8 +61,8 @@ def step_curvature(g: Tensor, hg: Tensor, lr: float) -> dict[str, float]:
     Returns:
         ``gHg`` = g'Hg, ``gg`` = g'g, ``curvature`` = g'Hg / g'g (``nan`` if g = 0), ``criterion`` =
         ``0.5 * lr^2 * gHg - lr * gg`` (> 0: the step raises the loss to second order), and ``stable_lr`` =
-        ``2 gg / gHg``, the largest lr with ``criterion <= 0`` (``inf`` if ``gHg <= 0``). Python floats,
-        computed in float64.
+        ``2 gg / gHg``, the largest lr with ``criterion <= 0`` (``inf`` if ``gHg <= 0``; ``nan`` -- unknown --
+        if ``gHg`` or ``gg`` is not finite, e.g. overflowed in float32). Python floats, computed in float64.
     """
     if g.shape != hg.shape:
         raise ValueError(f"g and hg must have the same shape, got {tuple(g.shape)} and {tuple(hg.shape)}")
@@ -81,12 +82,15 @@ def _dots(g: Sequence[Tensor], hg: Sequence[Tensor]) -> tuple[float, float]:
 
 
 def _criterion(ghg: float, gg: float, lr: float) -> dict[str, float]:
+    # where the dot products overflowed (float32 beyond 3.4e38) or are NaN there is no estimate, not 2 g'g / inf = 0
+    finite = math.isfinite(ghg) and math.isfinite(gg)
+    stable_lr = (2 * gg / ghg if ghg > 0 else math.inf) if finite else math.nan
     return {
         "gHg": ghg,
         "gg": gg,
         "curvature": ghg / gg if gg > 0 else math.nan,
         "criterion": 0.5 * lr**2 * ghg - lr * gg,
-        "stable_lr": 2 * gg / ghg if ghg > 0 else math.inf,
+        "stable_lr": stable_lr,
     }
 
 
@@ -116,8 +120,11 @@ class IllConditioningMonitor(Monitor):
     3. the loss stalled: it fell by less than ``loss_tol`` (relative) over the same window, or rose,
 
     the three signs the book gives for ill-conditioning ("even very small steps increase the cost"; the
-    gradient norm grows while the loss does not decrease). The message is appended to :attr:`alarms` and issued
-    as an :class:`IllConditioningWarning`; one alarm per run of positive checks. :meth:`after_epoch` returns
+    gradient norm grows while the loss does not decrease). The message is appended to :attr:`alarms`, logged on
+    ``"regopt.diagnostics"`` at ``WARNING`` (at most one line per ``alarm_every`` steps, see
+    :mod:`~regopt.diagnostics.alarms`) and issued as an :class:`IllConditioningWarning`; one alarm per run of
+    positive checks. It quotes the stable learning rate of the check, or, where ``g'Hg`` overflowed (its row's
+    ``stable_lr`` is ``nan``), the last finite estimate (:meth:`last_stable_lr`). :meth:`after_epoch` returns
     ``(False, "")`` (a warning, not a stop) unless ``stop_on_alarm``, then ``(True, message)`` after an alarm.
 
     Args:
@@ -133,6 +140,7 @@ class IllConditioningMonitor(Monitor):
         stop_on_alarm: ask training to stop after an alarm (default ``False``).
         params: the parameters g and H refer to (default: all of the model's with ``requires_grad``). With
             ``batch=None`` every parameter of the model with ``requires_grad`` still gets its ``.grad``.
+        alarm_every: at most one logged alarm per this many steps (default ``100``).
 
     In a hand-written loop, training-step mode needs the backward pass routed through the monitor::
 
@@ -180,6 +188,7 @@ class IllConditioningMonitor(Monitor):
         loss_tol: float = 0.01,
         stop_on_alarm: bool = False,
         params: Sequence[Tensor] | None = None,
+        alarm_every: int = 100,
     ) -> None:
         if lr_fn is None:
             raise TypeError("IllConditioningMonitor needs lr_fn, a callable returning the current learning rate")
@@ -200,6 +209,7 @@ class IllConditioningMonitor(Monitor):
         self.params = params
         self.history: list[dict[str, float]] = []
         self.alarms: list[str] = []
+        self.alarm_log = AlarmLog("ill_conditioning", every=alarm_every)
         self.streak = 0  # consecutive checks with a positive criterion
         self.alarmed = False  # an alarm was raised during the current streak
         self._measured: tuple[int, float, float, float] | None = None  # (step, g'Hg, g'g, lr) from backward()
@@ -280,13 +290,32 @@ class IllConditioningMonitor(Monitor):
         if not (rise > 1 and -change < self.loss_tol):
             return
         self.alarmed = True
+        if math.isfinite(row["stable_lr"]) and row["stable_lr"] > 0:
+            estimate = f"largest stable learning rate here ~{row['stable_lr']:.2g} (current {row['lr']:.2g})"
+        else:
+            last = self.last_stable_lr()
+            estimate = "no stable learning rate estimate here (g'Hg overflowed or is not positive)" + (
+                f"; the last was ~{last[1]:.2g} at step {last[0]}" if last else ""
+            ) + f" (current {row['lr']:.2g})"
         message = (
             f"ill-conditioning at step {step}: 0.5*eps^2*g'Hg - eps*g'g = {row['criterion']:+.1e} > 0 for "
             f"{self.streak} checks; gradient norm rose {rise:.1f}x while the loss changed {change:+.1%}; "
-            f"largest stable learning rate here ~{row['stable_lr']:.2g} (current {row['lr']:.2g})"
+            f"{estimate}; lower the learning rate below it"
         )
         self.alarms.append(message)
+        self.alarm_log.alarm(step, message)
         warnings.warn(message, IllConditioningWarning, stacklevel=3)
+
+    def last_stable_lr(self) -> tuple[int, float] | None:
+        """``(step, stable_lr)`` of the last check with a finite, positive estimate; ``None`` if none had one.
+
+        A check whose ``g'Hg`` overflowed (``stable_lr`` is ``nan``) says nothing about the stable rate, and one
+        with ``g'Hg <= 0`` (``inf``) bounds nothing: both are skipped.
+        """
+        for row in reversed(self.history):
+            if math.isfinite(row["stable_lr"]) and row["stable_lr"] > 0:
+                return int(row["step"]), row["stable_lr"]
+        return None
 
     def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
         if self.stop_on_alarm and self.alarms:
@@ -300,6 +329,7 @@ class IllConditioningMonitor(Monitor):
             "streak": self.streak,
             "alarmed": self.alarmed,
             "window_losses": [float(v) for v in self._losses],
+            "alarm_log": self.alarm_log.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -307,3 +337,5 @@ class IllConditioningMonitor(Monitor):
         self.alarms = list(state["alarms"])
         self.streak, self.alarmed = int(state["streak"]), bool(state["alarmed"])
         self._losses = [torch.tensor(v, dtype=torch.float64) for v in state.get("window_losses", [])]
+        if "alarm_log" in state:
+            self.alarm_log.load_state_dict(state["alarm_log"])

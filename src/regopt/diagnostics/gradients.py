@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from regopt.diagnostics.alarms import AlarmLog
 from regopt.monitor import Monitor
 
 __all__ = ["GradientMonitor", "GradientSpike", "gradient_norms"]
@@ -108,19 +109,36 @@ class GradientSpike(NamedTuple):
     ratio: float  # norm / median
 
 
+class _Pending(NamedTuple):
+    """What :meth:`GradientMonitor.after_backward` measured, waiting for the clipped norm in ``after_step``."""
+
+    step: int
+    total: Tensor  # the raw global norm (0-d, float64, on the gradients' device)
+    norms: Tensor | None  # the raw per-tensor norms, with per_layer
+    names: list[str]
+    grads: list[tuple[Tensor, int]]  # each .grad tensor and its version counter, to see whether it changed
+
+
 class GradientMonitor(Monitor):
     """Record the global gradient norm during training and report spikes (cliffs, exploding gradients).
 
-    Every ``every`` optimizer steps, :meth:`after_step` reads the gradients still in ``p.grad`` (regopt's
-    Trainer calls monitors after the optimizer step, before the next ``zero_grad``) and appends
-    ``(step, norm)`` -- or ``(step, norm, {layer: norm})`` with ``per_layer=True`` -- to :attr:`history`. A norm
+    Every ``every`` optimizer steps it records the norm of the *raw* gradient, as backward left it: in
+    :meth:`after_backward`, which regopt's Trainer calls between backward and its gradient transforms
+    (clipping), so that clipping cannot hide the cliff it exists for. :meth:`after_step` then reads the
+    gradient the optimizer used (still in ``p.grad``: the Trainer calls monitors after the optimizer step,
+    before the next ``zero_grad``) and records its norm beside the raw one in :attr:`clipped_norms` (equal to
+    the raw norm when no transform changed the gradient: then nothing is computed twice). A loop that never
+    calls ``after_backward`` gets the norm ``after_step`` reads as both. ``(step, norm)`` -- or
+    ``(step, norm, {layer: norm})`` with ``per_layer=True`` -- is appended to :attr:`history`. A raw norm
     is a *spike* when::
 
         norm > spike_factor * median(the last `window` recorded finite norms)
 
     judged once at least ``min_samples`` norms are recorded (the median is robust: one earlier spike does not
     raise the bar for the next). A non-finite norm is always a spike. Each spike is appended to :attr:`spikes`
-    as a :class:`GradientSpike` and described in :attr:`messages`. The monitor reports and never stops training
+    as a :class:`GradientSpike`, described in :attr:`messages` and raised as an alarm (logged on
+    ``"regopt.diagnostics"``, at most one line per ``alarm_every`` steps, see :mod:`~regopt.diagnostics.alarms`).
+    The monitor reports and never stops training
     (:meth:`after_epoch` returns ``(False, "")``); to stop on NaN/Inf use
     :class:`regopt.diagnostics.guards.NonFiniteGuard`, to tame cliffs clip (:func:`clip_by_norm`).
 
@@ -132,6 +150,7 @@ class GradientMonitor(Monitor):
         per_layer: also record each named parameter's gradient norm (default ``False``).
         min_samples: recorded norms needed before judging, ``1 <= min_samples <= window`` (default
             ``min(5, window)``).
+        alarm_every: at most one logged alarm per this many steps (default ``100``); all are kept.
 
     Example:
         >>> from torch import nn
@@ -157,6 +176,7 @@ class GradientMonitor(Monitor):
         spike_factor: float = 10.0,
         per_layer: bool = False,
         min_samples: int | None = None,
+        alarm_every: int = 100,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -178,37 +198,67 @@ class GradientMonitor(Monitor):
         self.layer_names = [name for name, p in self._named if p.requires_grad]
         self._steps: list[int] = []
         self._norms: list[float] = []
+        self._clipped: list[float] = []  # the norm after the loop's gradient transforms
+        self._pending: _Pending | None = None
+        self.alarm_log = AlarmLog("gradient_norms", every=alarm_every)
         self._layer_norms: list[list[float]] = []  # rows in layer_names order; NaN where a grad was missing
         self._recent: deque[float] = deque(maxlen=window)  # the last `window` finite norms
         self.spikes: list[GradientSpike] = []
 
     # ------------------------------------------------------------------------------------------- hooks
+    def after_backward(self, step: int) -> None:
+        """Measure the raw gradient of this step (every ``every`` steps), before any gradient transform; no sync."""
+        self._pending = None
+        if step % self.every:
+            return
+        names, grads = _grads(self._named)
+        if not grads:
+            return  # after_step says so
+        norms = _norms(grads)
+        total = torch.linalg.vector_norm(norms)
+        versions = [(g, g._version) for g in grads]
+        self._pending = _Pending(step, total, norms if self.per_layer else None, names, versions)
+
     def after_step(self, step: int, loss: Tensor) -> None:
         """Record the gradient norm of this step (every ``every`` steps) and judge it against the median."""
         if step % self.every:
             return
+        pending, self._pending = self._pending, None
         names, grads = _grads(self._named)
         if not grads:
             raise RuntimeError(
                 "GradientMonitor found no gradient in the model's parameters: call after_step after backward and "
                 "the optimizer step, before zero_grad"
             )
-        if self.per_layer:
-            total, norms = _host_norms(grads)
-            layers = dict(zip(names, norms, strict=True))
-            self._layer_norms.append([layers.get(name, math.nan) for name in self.layer_names])
+        if pending is not None and pending.step == step:
+            unchanged = len(grads) == len(pending.grads) and all(
+                g is old and g._version == version for g, (old, version) in zip(grads, pending.grads, strict=True)
+            )
+            clipped = pending.total if unchanged else torch.linalg.vector_norm(_norms(grads))
+            parts = [pending.total.reshape(1), clipped.reshape(1)]
+            values = torch.cat(parts + ([pending.norms] if pending.norms is not None else [])).tolist()  # one sync
+            total, after, layer_values, names = values[0], values[1], values[2:], pending.names
+        elif self.per_layer:
+            total, layer_values = _host_norms(grads)
+            after = total
         else:
-            total = torch.linalg.vector_norm(_norms(grads)).item()
-        self._record(step, total)
+            total = after = torch.linalg.vector_norm(_norms(grads)).item()
+        if self.per_layer:
+            layers = dict(zip(names, layer_values, strict=True))
+            self._layer_norms.append([layers.get(name, math.nan) for name in self.layer_names])
+        self._record(step, total, after)
 
-    def _record(self, step: int, norm: float) -> None:
+    def _record(self, step: int, norm: float, clipped: float | None = None) -> None:
         self._steps.append(step)
         self._norms.append(norm)
+        self._clipped.append(norm if clipped is None else clipped)
         finite = math.isfinite(norm)
         median = statistics.median(self._recent) if self._recent else math.nan
         if not finite or (len(self._recent) >= self.min_samples and norm > self.spike_factor * median):
             ratio = norm / median if median > 0 else math.inf
-            self.spikes.append(GradientSpike(step, norm, median, ratio))
+            spike = GradientSpike(step, norm, median, ratio)
+            self.spikes.append(spike)
+            self.alarm_log.alarm(step, self._describe(spike, self._clipped[-1]))
         if finite:
             self._recent.append(norm)
 
@@ -228,21 +278,29 @@ class GradientMonitor(Monitor):
         ]
 
     @property
+    def clipped_norms(self) -> list[float]:
+        """The norm after the loop's gradient transforms (clipping) per recorded step, beside :attr:`history`."""
+        return list(self._clipped)
+
+    @property
     def messages(self) -> list[str]:
         """One line per spike, e.g. ``"gradient spike at step 6: norm 50 is 50x the running median 1 ..."``."""
-        lines = []
-        for spike in self.spikes:
-            if not math.isfinite(spike.norm):
-                lines.append(
-                    f"gradient spike at step {spike.step}: norm is {spike.norm} (non-finite; exploding gradients)"
-                )
-                continue
-            lines.append(
-                f"gradient spike at step {spike.step}: norm {spike.norm:.4g} is {spike.ratio:.3g}x the running "
-                f"median {spike.median:.4g} (threshold {self.spike_factor:g}x): a cliff of the loss surface; "
-                "consider clipping the gradient norm (train.clip_grad_norm) or a lower learning rate"
+        clipped = dict(zip(self._steps, self._clipped, strict=True))
+        return [self._describe(spike, clipped.get(spike.step, spike.norm)) for spike in self.spikes]
+
+    def _describe(self, spike: GradientSpike, clipped: float) -> str:
+        if not math.isfinite(spike.norm):
+            return f"gradient spike at step {spike.step}: norm is {spike.norm} (non-finite; exploding gradients)"
+        line = (
+            f"gradient spike at step {spike.step}: norm {spike.norm:.4g} is {spike.ratio:.3g}x the running "
+            f"median {spike.median:.4g} (threshold {self.spike_factor:g}x): a cliff of the loss surface; "
+        )
+        if clipped < spike.norm * (1 - 1e-6):
+            return line + (
+                f"clipped to norm {clipped:.4g} before the step (the clipping is doing its job; if spikes recur, "
+                "lower the learning rate)"
             )
-        return lines
+        return line + "consider clipping the gradient norm (train.clip_grad_norm) or a lower learning rate"
 
     # -------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -254,11 +312,13 @@ class GradientMonitor(Monitor):
             "layer_names": list(self.layer_names),
             "steps": torch.tensor(self._steps, dtype=torch.int64),
             "norms": torch.tensor(self._norms, dtype=torch.float64),
+            "clipped_norms": torch.tensor(self._clipped, dtype=torch.float64),
             "layer_norms": torch.tensor(self._layer_norms, dtype=torch.float64).reshape(
                 len(self._layer_norms), len(self.layer_names)
             ),
             "recent": torch.tensor(list(self._recent), dtype=torch.float64),
             "spikes": torch.tensor([list(s) for s in self.spikes], dtype=torch.float64).reshape(-1, 4),
+            "alarms": self.alarm_log.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -270,9 +330,12 @@ class GradientMonitor(Monitor):
             raise ValueError("GradientMonitor state was recorded on a model with other parameter names")
         self._steps = [int(s) for s in state["steps"].tolist()]
         self._norms = [float(n) for n in state["norms"].tolist()]
+        self._clipped = [float(n) for n in state.get("clipped_norms", state["norms"]).tolist()]
         self._layer_norms = [list(map(float, row)) for row in state["layer_norms"].tolist()]
         self._recent = deque(state["recent"].tolist(), maxlen=self.window)
         self.spikes = [GradientSpike(int(s), n, m, r) for s, n, m, r in state["spikes"].tolist()]
+        if "alarms" in state:
+            self.alarm_log.load_state_dict(state["alarms"])
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -7,6 +7,7 @@ One optimizer step runs these phases, in order::
     task loss        loss = loss_fn(output, y)
     penalties        total = loss + sum(penalty(model) for penalty in penalties)      # alpha * Omega(theta)
     backward         total.backward()                                                 # or a monitor's backward
+    raw gradient     monitor.after_backward(step) for each                            # before clipping
     grad transforms  transform(model) for each                                       # e.g. clipping
     optimizer step   optimizer.step()
     post-step        action(model) for each                                          # projection, averaging
@@ -146,6 +147,9 @@ class Trainer:
         step = self.step + 1  # a monitor may run the backward itself (to reuse the gradient's graph)
         if not any(m.backward(step, total) for m in self.monitors if hasattr(m, "backward")):
             total.backward()  # backward
+        for monitor in self.monitors:  # the raw gradient, before clipping can hide a cliff
+            if hasattr(monitor, "after_backward"):
+                monitor.after_backward(step)
         for grad_transform in self.grad_transforms:  # gradient transforms
             grad_transform(self.model)
         self.optimizer.step()  # optimizer step
