@@ -135,3 +135,18 @@ def test_long_run_names_stay_distinguishable_at_80_columns(tmp_path):
     assert "breast-cancer-standardized-mlp-256-256-" in text  # the shared prefix, once, in the title
     for cell in ("0.1000", "0.1100", "0.0500", "0.0600", "0.1200", "20", "12.3"):
         assert all(cell in row for row in rows), (cell, text)
+
+
+def test_run_names_are_whole_where_they_fit_and_numbers_keep_their_dot(tmp_path):
+    from regopt.lab.compare import collect_runs, compare_tables
+
+    names = ["moons-sgd-lr-0.1", "moons-sgd-lr-0.01"]
+    runs, _ = collect_runs([fake_run(tmp_path, name) for name in names])
+    (table,) = compare_tables([(r.label, r.summary) for r in runs])
+    wide = render(table, width=120)
+    assert all(name in wide for name in names) and "…" not in wide
+    long = [f"{'a-very-long-common-prefix-' * 3}{name}" for name in names]
+    runs, _ = collect_runs([fake_run(tmp_path / "long", name) for name in long])
+    (table,) = compare_tables([(r.label, r.summary) for r in runs])
+    narrow = render(table, width=80)
+    assert "…0.1 " in narrow and "…0.01 " in narrow, narrow  # cut at the '-', never inside the number

@@ -3,8 +3,8 @@
 ``regopt compare runs/*`` meets more than runs: the figure of the last comparison, tune studies, diagnose
 output, a trial that was pruned or a run that was interrupted. Each such path is skipped with a note saying what
 it is; only when no run is left is there an error. Runs whose error metrics differ (classification's error rate,
-regression's MSE) are never put in one column: each metric gets its own table and its own panel. Run names that
-share a long prefix are shown by their distinguishing tail, the prefix named once in the title.
+regression's MSE) are never put in one column: each metric gets its own table and its own panel. Run names too
+long for the terminal that share a prefix are shown by their distinguishing tail, the prefix named once.
 """
 
 from __future__ import annotations
@@ -88,38 +88,43 @@ def unique_names(paths: Sequence[Path]) -> list[str]:
 
 
 def shared_prefix(names: Sequence[str]) -> str:
-    """The longest prefix of all ``names`` ending at a separator (``-``, ``_``, ``.``, ``/``) that leaves each
-    name a non-empty tail; "" for a single name."""
+    """The longest prefix of all ``names`` ending at a separator (``-``, ``_``, ``/``; not ``.``, which sits
+    inside numbers such as ``lr-0.01``) that leaves each name a non-empty tail; "" for a single name."""
     if len(names) < 2:
         return ""
     common = names[0][: next((i for i, chars in enumerate(zip(*names, strict=False)) if len(set(chars)) > 1), None)]
-    cut = max((m.end() for m in re.finditer(r"[-_./]", common)), default=0)
+    cut = max((m.end() for m in re.finditer(r"[-_/]", common)), default=0)
     return common[:cut] if all(len(n) > cut for n in names) else ""
 
 
 def compare_tables(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[FittingTable]:
     """Best and final validation error, generalization gap, test error, epochs and wall time, one row per run;
-    one table per error metric, so that an error rate and an MSE never share a column. A prefix all of a
-    table's names share is named once in its title and dropped from the rows."""
+    one table per error metric, so that an error rate and an MSE never share a column. Where whole names do
+    not fit the console, a prefix all of a table's names share is named once in its title and dropped from the
+    rows (``…lr-0.01``), keeping each name's distinguishing tail; what still does not fit wraps."""
     metrics = list(dict.fromkeys(str(s.get("error_metric", "error rate")) for _, s in runs))
     tables = []
     for metric in metrics:
         group = [(label, s) for label, s in runs if str(s.get("error_metric", "error rate")) == metric]
         prefix = shared_prefix([label for label, _ in group])
-        rows = [
-            (
-                f"…{label[len(prefix):]}" if prefix else label,
-                s.get("best_val_error"),
-                s.get("final_val_error"),
-                s.get("final_train_error"),
-                s.get("generalization_gap"),
-                s.get("test_error"),
-                s.get("epochs"),
-                s.get("wall_time_s"),
-            )
-            for label, s in group
-        ]
-        title = f"run comparison: {metric}" + (f" (runs {prefix}…)" if prefix else "")
-        caption = "gap = final val - final train"
-        tables.append(rich_table(COLUMNS, rows, title=title, digits={"wall s": 1}, caption=caption))
+        whole = _table(metric, group, "")
+        tables.append(FittingTable(*whole.variants, *_table(metric, group, prefix).variants) if prefix else whole)
     return tables
+
+
+def _table(metric: str, group: Sequence[tuple[str, Mapping[str, Any]]], prefix: str) -> FittingTable:
+    rows = [
+        (
+            f"…{label[len(prefix):]}" if prefix else label,
+            s.get("best_val_error"),
+            s.get("final_val_error"),
+            s.get("final_train_error"),
+            s.get("generalization_gap"),
+            s.get("test_error"),
+            s.get("epochs"),
+            s.get("wall_time_s"),
+        )
+        for label, s in group
+    ]
+    title = f"run comparison: {metric}" + (f" (runs {prefix}…)" if prefix else "")
+    return rich_table(COLUMNS, rows, title=title, digits={"wall s": 1}, caption="gap = final val - final train")

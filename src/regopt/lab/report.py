@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -181,16 +182,20 @@ def markdown_table(
 
 
 class FittingTable:
-    """A rich table drawn with its usual box where it fits the console, else with no rules (two spaces between
-    columns instead of three characters), so that a narrow terminal shows whole names and numbers, not ``…``."""
+    """The first of several drawings of one table that fits the console (the last one where none does): e.g.
+    with its box, then without rules (two spaces between columns instead of three characters), so that a narrow
+    terminal shows whole names and numbers instead of ``…``."""
 
-    def __init__(self, build: Callable[[box.Box | None], Table]) -> None:
-        self.build = build
+    def __init__(self, *variants: Callable[[], Table]) -> None:
+        self.variants = variants
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        table = self.build(box.HEAVY_HEAD)
-        natural = table.__rich_measure__(console, options.update_width(10**6)).maximum
-        yield table if natural <= options.max_width else self.build(None)
+        wide = options.update_width(10**6)
+        for build in self.variants:
+            table = build()
+            if table.__rich_measure__(console, wide).maximum <= options.max_width:
+                break
+        yield table
 
 
 def rich_table(
@@ -205,22 +210,33 @@ def rich_table(
     as their cells, their headers wrapped onto several lines (also after ``=``, so that ``FGSM eps=0.05`` keeps
     its distinguishing ``0.05`` in view); text columns fold rather than cut, so nothing reads ``…``."""
     cells = _cells(headers, rows, digits or {})
+    return FittingTable(*(partial(_build, headers, cells, rows, title, caption, style) for style in STYLES))
 
-    def build(style: box.Box | None) -> Table:
-        table = Table(title=title or None, caption=caption or None, box=style, pad_edge=style is not None)
-        for j, header in enumerate(headers):
-            if _numeric([row[j] for row in rows]):
-                width = max(len(row[j]) for row in cells)
-                lines = wrap_header(header, width)
-                width = max(width, *(len(line) for line in lines))
-                table.add_column("\n".join(lines), justify="right", no_wrap=True, min_width=width, max_width=width)
-            else:
-                table.add_column(header, justify="left", overflow="fold")
-        for row in cells:
-            table.add_row(*row)
-        return table
 
-    return FittingTable(build)
+STYLES: tuple[box.Box | None, ...] = (box.HEAVY_HEAD, None)
+"""How :func:`rich_table` draws, in order of preference: boxed, then with no rules when the box does not fit."""
+
+
+def _build(
+    headers: Sequence[str],
+    cells: Sequence[Sequence[str]],
+    rows: Sequence[Sequence[Any]],
+    title: str,
+    caption: str,
+    style: box.Box | None,
+) -> Table:
+    table = Table(title=title or None, caption=caption or None, box=style, pad_edge=style is not None)
+    for j, header in enumerate(headers):
+        if _numeric([row[j] for row in rows]):
+            width = max(len(row[j]) for row in cells)
+            lines = wrap_header(header, width)
+            width = max(width, *(len(line) for line in lines))
+            table.add_column("\n".join(lines), justify="right", no_wrap=True, min_width=width, max_width=width)
+        else:
+            table.add_column(header, justify="left", overflow="fold")
+    for row in cells:
+        table.add_row(*row)
+    return table
 
 
 def _numeric(values: Sequence[Any]) -> bool:
