@@ -234,6 +234,8 @@ class PlateauMonitor(Monitor):
         if self.grad_tol is not None and not max(self._grad_norms) <= self.grad_tol:  # NaN compares False
             return False
         change, scale = abs(second - first), abs(first)
+        if change > max(self.loss_tol, self.max_noise) * scale + self.loss_atol:
+            return False  # moved more than any tolerance: no need to measure the noise
         z = self.noise_z * (_STAY if self.in_plateau else 1.0)  # hysteresis: noise alone does not end a plateau
         band = z * self.noise() * math.sqrt(2 / half)  # the change the noise alone explains
         if not band <= self.max_noise * scale + self.loss_atol:  # too noisy to tell (NaN compares False)

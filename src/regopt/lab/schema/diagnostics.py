@@ -38,6 +38,8 @@ class PlateauConfig(Strict):
     window: Annotated[int, Field(ge=2)] = 100
     loss_tol: Annotated[float, Field(ge=0.0)] = 1e-3
     noise_z: Annotated[float, Field(ge=0.0)] = 2.0
+    """A change of the loss within this many standard errors of its own step-to-step noise counts as none (for a
+    loss whose noise is below 2% of it; a noisier window is not judged). 0: judge by loss_tol alone."""
     grad_tol: Annotated[float, Field(gt=0.0)] | None = None
     """None: the gradient is reported, not judged (a minibatch gradient's norm stays well above zero on a
     plateau, e.g. 0.06 at chance level). A number: also require every gradient norm in the window below it
