@@ -170,14 +170,12 @@ def record_data_identity(config: RunConfig) -> RunConfig:
     return config.model_copy(update={"data": data.model_copy(update={"path": path, "sha256": sha256})})
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read, override and validate a run config.
+def read_raw_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The config file's raw mapping with ``overrides`` applied and ``data.path`` made absolute.
 
-    A relative ``data.path`` in the file is taken relative to the file's folder (so a config and its data travel
-    together); one given with ``--set`` is relative to the working directory, as any command-line path is.
-    The result names the data file by absolute path and carries its ``sha256`` (:func:`record_data_identity`),
-    so a config written into a run directory reruns from anywhere and a changed file is noticed. A
-    ``--set data.path=...`` without ``--set data.sha256=...`` drops the hash recorded for the old file.
+    A relative ``data.path`` in the file is taken relative to the file's folder; one given with ``--set`` is
+    relative to the working directory. A ``--set data.path=...`` without ``--set data.sha256=...`` drops
+    the hash recorded for the old file. (For commands that validate later, such as ``regopt tune``.)
     """
     raw = read_toml(path)
     data = raw.get("data")
@@ -187,9 +185,23 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     raw = apply_overrides(raw, overrides)
     keys = {item.partition("=")[0].strip() for item in overrides}
     data = raw.get("data")
-    if isinstance(data, dict) and "data.path" in keys and "data.sha256" not in keys:
-        data.pop("sha256", None)
-    return record_data_identity(validate(raw, str(path)))
+    if isinstance(data, dict) and isinstance(data.get("path"), str):
+        data["path"] = str(Path(data["path"]).resolve())
+        if "data.path" in keys and "data.sha256" not in keys:
+            data.pop("sha256", None)
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override and validate a run config.
+
+    A relative ``data.path`` in the file is taken relative to the file's folder (so a config and its data travel
+    together); one given with ``--set`` is relative to the working directory, as any command-line path is.
+    The result names the data file by absolute path and carries its ``sha256`` (:func:`record_data_identity`),
+    so a config written into a run directory reruns from anywhere and a changed file is noticed. A
+    ``--set data.path=...`` without ``--set data.sha256=...`` drops the hash recorded for the old file.
+    """
+    return record_data_identity(validate(read_raw_config(path, overrides), str(path)))
 
 
 def to_toml_dict(config: RunConfig) -> dict[str, Any]:

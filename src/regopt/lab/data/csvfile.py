@@ -32,7 +32,8 @@ def _parse(rows: list[list[str]], lines: list[int], header: list[str], path: Pat
             try:
                 out[i, j] = float(cell)
             except ValueError:
-                problem = "empty value" if not cell.strip() else f"not a number: {cell!r} (features must be numbers; only the label column may hold text)"
+                only = "features must be numbers; only the label column may hold text"
+                problem = "empty value" if not cell.strip() else f"not a number: {cell!r} ({only})"
                 raise DataError(f"{path}: line {line}, column {header[j]!r}: {problem}") from None
     return out
 

@@ -58,7 +58,7 @@ def auto_task(y: np.ndarray, what: str) -> tuple[Task, str]:
     y = y.reshape(-1)
     if y.dtype.kind == "f" and not np.all(y == np.round(y)):
         example = y[y != np.round(y)][0].item()
-        return "regression", f"task 'auto' chose regression: {what} holds values that are not all integers ({example!r})"
+        return "regression", f"task 'auto' chose regression: {what} holds values that are not all integers ({example})"
     values, counts = np.unique(y, return_counts=True)
     rule = f"classification needs at most {AUTO_MAX_CLASSES}, each seen at least twice"
     if len(values) > AUTO_MAX_CLASSES:
