@@ -242,7 +242,7 @@ def test_run_prints_notes_and_diagnostics_alarms(tmp_path, capsys, monkeypatch):
         "final_val_error": 0.5,
         "wall_time_s": 0.1,
         "data_notes": ["task 'auto' chose regression: 214 distinct integer targets"],
-        "notes": ["restored the weights of epoch 2"],
+        "notes": "restored the weights of epoch 2",
         "diagnostics": {
             "alarms": [{"step": 12, "monitor": "gradient_norms", "message": "gradient spike 44130 at step 12"}],
             "gradient_spikes": ["gradient spike 44130 at step 12"],

@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         + f", {s.get('wall_time_s', 0.0):.1f} s",
         markup=False,
     )
-    for line in [*s.get("data_notes", []), *s.get("notes", [])]:
+    for line in [*_lines(s.get("data_notes")), *_lines(s.get("notes"))]:
         console.print(f"note: {line}", markup=False, highlight=False)
     alarms = _alarms(s.get("diagnostics") or {})
     if alarms:
@@ -48,6 +48,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         for line in alarms:
             console.print(f"  {line}", markup=False, highlight=False)
     return 0
+
+
+def _lines(value: object) -> list[str]:
+    """A summary's notes: a list of lines, or one line, or nothing."""
+    if not value:
+        return []
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
 
 
 _ALARM_LISTS = ("gradient_spikes", "ill_conditioning_alarms", "plateaus")
