@@ -247,9 +247,10 @@ class PlateauMonitor(Monitor):
         first, second, _ = self._halves()
         change = (second - first) / abs(first) if first != 0 else math.nan
         noise = self.noise()
+        grad = statistics.median(self._grad_norms)
         line = (
-            f"plateau from step {event.start} (ongoing): loss {event.loss:.4g} not improving over {self.window} "
-            f"steps (changed {change:+.2%}, step-to-step noise {noise:.2g}), gradient norm {event.grad_norm:.2g}"
+            f"plateau since step {event.start}: loss {event.loss:.4g} not improving over the last {self.window} "
+            f"steps (changed {change:+.2%}, step-to-step noise {noise:.2g}), gradient norm ~{grad:.2g}"
         )
         if event.min_eigenvalue is not None:
             kind = "saddle" if event.min_eigenvalue < 0 else "flat region"
