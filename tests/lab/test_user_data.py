@@ -97,11 +97,14 @@ def test_standardize_uses_training_statistics_only(tmp_path: Path) -> None:
     assert "standardized 14 features with training-split statistics" in " ".join(std.notes)
     assert std.preprocessing["features"][0] == "alcohol" and std.preprocessing["classes"] == [0, 1, 2]
     assert raw.preprocessing["standardize"] is None
-    from regopt.lab.data.preprocessing import write_preprocessing
+    from regopt.lab.data.preprocessing import apply_preprocessing, write_preprocessing
 
     written = write_preprocessing(std, tmp_path / "run")
     assert written == tmp_path / "run" / "preprocessing.json"
-    assert json.loads(written.read_text()) == json.loads(json.dumps(std.preprocessing))
+    saved = json.loads(written.read_text())
+    assert saved == json.loads(json.dumps(std.preprocessing))
+    again = apply_preprocessing(raw.x_test.numpy(), saved)  # new inputs prepared from the saved file
+    torch.testing.assert_close(torch.from_numpy(again), std.x_test, atol=1e-5, rtol=1e-5)
 
 
 def _wine_run(tmp_path: Path, csv: Path, standardize: bool) -> dict[str, Any]:

@@ -17,14 +17,18 @@ Example::
 from regopt.lab.data.dataset import Dataset
 from regopt.lab.data.errors import DataError
 from regopt.lab.data.polynomial import polynomial_curve, polynomial_features, polynomial_statistics
+from regopt.lab.data.preprocessing import PREPROCESSING, apply_preprocessing, write_preprocessing
 from regopt.lab.data.registry import DATASETS, load_dataset
 
 __all__ = [
     "DATASETS",
+    "PREPROCESSING",
     "DataError",
     "Dataset",
+    "apply_preprocessing",
     "load_dataset",
     "polynomial_curve",
     "polynomial_features",
     "polynomial_statistics",
+    "write_preprocessing",
 ]
