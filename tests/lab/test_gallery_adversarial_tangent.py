@@ -89,4 +89,6 @@ def test_example_tangent_prop(capsys):
     results = example["main"](epochs=5, alphas=(0.0, 0.3))
     assert results["alpha=0.3 rotation change"] < results["alpha=0.0 rotation change"]
     assert results["1-NN tangent"] > results["1-NN Euclidean"]
-    assert len(capsys.readouterr().out.splitlines()) == 3
+    # learned tangent planes hold part of the rotation tangent (0.28 measured), a random 3-plane about 0.20
+    assert results["learned share"] > results["random share"] + 0.03
+    assert len(capsys.readouterr().out.splitlines()) == 4

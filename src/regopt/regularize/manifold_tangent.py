@@ -22,6 +22,7 @@ tangents, and any classifier can use them (the tangent-prop part of the method).
 
 Example::
 
+    >>> from regopt.regularize import TangentProp
     >>> x = torch.rand(200, 64)
     >>> cae = fit_contractive_autoencoder(x, hidden_dim=16, epochs=5)
     >>> tangent_prop = TangentProp(alpha=0.1, tangents_fn=learned_tangents(cae, k=3))
@@ -157,6 +158,7 @@ def fit_contractive_autoencoder(
             optimizer.zero_grad()
             cae.loss(flat[index.to(flat.device)], contraction).backward()
             optimizer.step()
+    optimizer.zero_grad(set_to_none=True)  # hand back a model with no stale .grad
     return cae.eval()
 
 
