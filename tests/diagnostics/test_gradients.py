@@ -249,3 +249,15 @@ def test_without_gradient_transforms_the_clipped_norm_is_the_raw_one():
     drive(monitor, model, [4.0], first_step=4)  # a loop that does not call after_backward
     assert monitor.clipped_norms == [n for _, n in monitor.history]
     assert monitor.clipped_norms == pytest.approx([1.0, 2.0, 3.0, 4.0], rel=1e-6)
+
+
+def test_per_layer_norms_are_raw_too():
+    model = mlp()
+    monitor = GradientMonitor(model, per_layer=True)
+    set_grad_norm(model, 8.0)
+    monitor.after_backward(1)
+    clip_to(model, 1.0)
+    monitor.after_step(1, torch.tensor(0.0))
+    ((step, norm, layers),) = monitor.history
+    assert (step, monitor.clipped_norms) == (1, pytest.approx([1.0]))
+    assert norm == pytest.approx(8.0) and math.hypot(*layers.values()) == pytest.approx(8.0)
