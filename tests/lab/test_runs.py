@@ -180,21 +180,33 @@ def _no_constants(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-def test_a_diverged_run_writes_strict_json_with_its_diagnostics(tmp_path):
+def test_a_diverged_run_writes_strict_json_with_its_diagnostics(tmp_path, monkeypatch):
     from regopt.diagnostics import TrainingDiverged
 
     raw = small_raw(
-        optimizer={"name": "sgd", "lr": 3000.0},  # blows up within a few steps of epoch 2
+        optimizer={"name": "sgd", "lr": 300.0},  # gradient spikes (10^4 x the median) within the first epoch
         diagnostics={"gradient_norms": {}},
         train={"epochs": 10, "batch_size": 32},
     )
-    with pytest.raises(TrainingDiverged):
+    original, calls = Trainer.train_step, {"n": 0}
+
+    def thrown_far(self, x, y):  # the last step of epoch 1 (8 steps) throws the weights far out, still finite:
+        loss = original(self, x, y)  # epoch 1 evaluates to NaN (float32 overflow), epoch 2's first loss too
+        calls["n"] += 1
+        if calls["n"] == 8:
+            with torch.no_grad():
+                for p in self.model.parameters():
+                    p.fill_(1e20)
+        return loss
+
+    monkeypatch.setattr(Trainer, "train_step", thrown_far)
+    with pytest.raises(TrainingDiverged, match="step 9"):
         run(validate(raw), out=tmp_path)
     summary = _no_constants((tmp_path / "tiny" / "summary.json").read_text())
     assert summary["diverged"] is True
     assert summary["diagnostics"]["gradient_spikes"]  # the alarms that fired before the divergence
     history = read_metrics(tmp_path / "tiny" / "metrics.csv")
-    assert history and history[-1]["train_loss"] != history[-1]["train_loss"]  # NaN in the last row
+    assert len(history) == 1 and history[0]["train_loss"] != history[0]["train_loss"]  # NaN
     assert summary["final_train_loss"] is None and "final_train_loss" in summary["nonfinite"]
 
 
