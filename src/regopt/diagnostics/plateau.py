@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from regopt.diagnostics.alarms import AlarmLog
-from regopt.diagnostics.gradients import global_grad_norm
+from regopt.diagnostics.norms import global_grad_norm
 from regopt.monitor import Monitor
 
 __all__ = ["PlateauEvent", "PlateauMonitor"]
