@@ -36,8 +36,12 @@ def smooth_images(n: int = 4, seed: int = 0) -> torch.Tensor:
 
 @pytest.mark.parametrize(("mode", "slope"), [("bicubic", 0.75), ("bilinear", 0.5)])
 def test_shift_tangent_is_a_difference_of_neighbouring_pixels(mode, slope):
-    """Bicubic: the slope 3/4 of torch's Keys kernel at the neighbours; bilinear: the central difference."""
-    x = padded_images()
+    """Bicubic: the slope 3/4 of torch's Keys kernel at the neighbours; bilinear: the central difference.
+
+    In float64, so that what is left is the finite difference's own error, the same on every machine: bicubic
+    3.7e-4 (h = 1e-3 times the jump of the spline's second derivative at a pixel), bilinear 1e-12. In float32 the
+    warp's coordinate rounding divided by 2h adds ~2e-4 that depends on the CPU's kernels (5.8e-4 in all here)."""
+    x = padded_images().double()
     shift_x, shift_y = tangent_vectors(x, ("shift_x", "shift_y"), mode=mode)
     padded = F.pad(x, (1, 1, 1, 1))
     expected_x = slope * (padded[..., 1:-1, :-2] - padded[..., 1:-1, 2:])  # slope * (x[u - 1] - x[u + 1])
@@ -60,13 +64,16 @@ def test_tangent_predicts_a_small_transformation(name, amount):
 
 
 def test_bilinear_tangent_predicts_only_the_symmetric_change():
-    x = smooth_images()
+    x = smooth_images().double()  # float64: the identity below is exact, its rounding error ~ eps64 / h ~ 1e-12
     (v,) = tangent_vectors(x, ("shift_x",), mode="bilinear")
     one_sided = transform_images(x, "shift_x", 0.1, mode="bilinear") - x
     symmetric = transform_images(x, "shift_x", 0.1, mode="bilinear") - transform_images(
         x, "shift_x", -0.1, mode="bilinear"
     )
-    assert torch.allclose(symmetric, 0.2 * v, atol=1e-4)
+    # bilinear is linear in s on either side of 0: T(s) - T(-s) = 2 s v exactly (2.7e-13 here; float32's rounding
+    # divided by h was 5e-5, half the old atol 1e-4, and CPU-dependent); a one-sided v would be off by 0.1 x the
+    # second difference of x
+    assert torch.allclose(symmetric, 0.2 * v, rtol=0, atol=1e-9)
     assert (one_sided - 0.1 * v).norm() > 0.3 * one_sided.norm()
 
 
