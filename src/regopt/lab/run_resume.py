@@ -2,8 +2,8 @@
 
 A finished run's checkpoint records why it stopped. To continue it exactly as the longer run would have gone:
 
-- the epochs ran out: the Trainer's loop runs while ``epoch < epochs``, the new value; a restored
-  ``"completed N epochs"`` is cleared.
+- the epochs (or steps) ran out: the Trainer's loop runs while ``epoch < epochs``, the new value; a restored
+  ``"completed N epochs"`` (or ``"reached N steps"``) is cleared.
 - early stopping stopped it (its wait counter reached the old patience) and the new patience is larger: the
   stop is lifted (``stopped_epoch`` and ``reason`` cleared, the counters and the best weights kept, so it decides
   from there as the patient run did), and the model gets back the weights it had at the stop, before early
@@ -96,6 +96,8 @@ def resume_training(
         notes.append(f"early stopping had stopped the run at epoch {epoch}; continuing with patience {patience}")
     if trainer.stop_reason.startswith("completed ") and trainer.epoch < trainer.epochs:
         trainer.stop_reason = ""
+    if trainer.stop_reason.startswith("reached ") and (trainer.max_steps or 0) > trainer.step:
+        trainer.stop_reason = ""  # train.max_steps raised (should the schema offer it)
     if trainer.stop_reason:
         notes.append(f"nothing to extend: the run had stopped ({trainer.stop_reason})")
     return notes
