@@ -85,10 +85,10 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
 
 
 def _tune(args: argparse.Namespace, console: Console) -> int:
-    from regopt.lab.config import apply_overrides, read_toml
+    from regopt.lab.config import read_raw_config
     from regopt.lab.tune import best_text, trial_rows, tune
 
-    raw = apply_overrides(read_toml(args.config), args.set)
+    raw = read_raw_config(args.config, args.set)  # data.path relative to the config file, as `run` takes it
     result = tune(
         raw,
         args.param,
@@ -98,15 +98,20 @@ def _tune(args: argparse.Namespace, console: Console) -> int:
         metric=args.metric,
         prune=not args.no_prune,
         seed=args.seed,
+        study=args.study,
+        force=args.force,
     )
     rows = trial_rows(result.study, result.space)
     table = Table(title=f"{result.path}: {len(rows)} trials")
     columns = ["trial", "state", *[p.key for p in result.space], "value", "final_train_error", "final_val_error"]
+    columns += ["error"] if any(row.get("error") for row in rows) else []
     for column in columns:
         table.add_column(column, justify="left" if column in ("state",) else "right")
     for row in rows:
         table.add_row(*[_cell(row.get(c)) for c in columns])
     console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}")
     console.print(best_text(result))
     console.print(f"study: {result.path}; trials.csv" + (", curve.png" if (result.path / "curve.png").exists() else ""))
     return 0
@@ -229,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="best_val_error", choices=["best_val_error", "final_val_error"])
     p.add_argument("--no-prune", action="store_true", help="never stop hopeless trials early")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+    p.add_argument("--study", metavar="NAME", help="study name; its directory is <out>/NAME-tune (default: name)")
+    p.add_argument("--force", action="store_true", help="replace an existing study of that name and its trials")
     p.set_defaults(handler=_tune)
 
     p = sub.add_parser("diagnose", help="curvature, gradient noise and stable lr of a run; or a seed example")
