@@ -235,7 +235,7 @@ def test_count_parameters_counts_shared_tensors_once() -> None:
             (64,),
             10,
             r"^model cnn2d needs image input of shape \(channels, height, width\), got \(64,\); "
-            r"set data\.image = true$",
+            r"for digits set data\.image = true; .*use model cnn1d$",
         ),
         (Cnn1dConfig(name="cnn1d"), (2,), 10, r"^model cnn1d needs sequences of length >= 3"),
         (Cnn1dConfig(name="cnn1d"), (1, 8, 8), 10, r"^model cnn1d needs sequence input .*got \(1, 8, 8\)$"),
