@@ -43,10 +43,10 @@ class EarlyStopping(Monitor):
 
     With a ``model`` and ``restore_best=True``, a copy of ``model.state_dict()`` (parameters and buffers) is
     taken at each improvement (theta*) and loaded back into the model when stopping. If training ends without a
-    stop, call :meth:`restore` yourself. The copy is taken inside ``optimizer.evaluation_view()`` when an
-    ``optimizer`` with one is given, or inside ``view()`` when a ``view`` is given, so that theta* is the set of
-    weights that was evaluated (see the Note). :attr:`best_step` is ``i*`` (the ``"step"`` entry of the metrics at the
-    best epoch), the input of :func:`algorithm_7_2`. Once stopped, later calls return the same decision.
+    stop, call :meth:`restore` yourself. With an ``optimizer`` that has an ``evaluation_view()``, the copy is
+    taken inside that view and restored so that the view shows it again (see the Note). :attr:`best_step` is
+    ``i*`` (the ``"step"`` entry of the metrics at the best epoch), the input of :func:`algorithm_7_2`. Once
+    stopped, later calls return the same decision.
 
     Args:
         model: the model whose best weights are kept; ``None`` to only decide (default ``None``).
@@ -57,19 +57,18 @@ class EarlyStopping(Monitor):
         min_delta: the smallest change that counts as an improvement, ``>= 0`` (default ``0.0``).
         restore_best: keep the best weights and load them back on stop (default ``True``; needs ``model``).
         start_epoch: ignore epochs ``1..start_epoch`` (default ``0``).
-        optimizer: the training optimizer; if it has an ``evaluation_view()`` (regopt's Nesterov SGD and
-            RMSProp), the best weights are copied inside it (default ``None``). Optimizers without one are
-            accepted and change nothing.
-        view: instead of ``optimizer``, any zero-argument callable returning a context manager inside which the
-            model holds the weights being evaluated, e.g. a Trainer's ``evaluation_view`` or
-            ``PolyakAveraging.evaluation_view`` (default ``None``).
+        optimizer: the training optimizer (default ``None``); if it has an ``evaluation_view()`` (regopt's
+            Nesterov SGD and RMSProp), the best weights are copied inside it and restored through it. Optimizers
+            without one are accepted and change nothing.
 
     Note:
         The Nesterov interim-point pitfall. regopt's Nesterov optimizers follow the seed's Algorithm 8.3: between
         steps the parameters hold the *interim point* theta~ = theta + alpha v, where the next gradient is
         taken, and ``optimizer.evaluation_view()`` swaps theta itself in for evaluation. A hand-written loop that
         validates inside the view but lets the stopper copy the weights outside it saves theta~, weights whose
-        validation error was never measured (and restores them). Give the stopper the optimizer::
+        validation error was never measured, and restores theta~, from which the next evaluation inside the view
+        subtracts the last epoch's alpha v: neither is the model that was measured. Give the stopper the
+        optimizer::
 
             optimizer = regopt.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
             stopper = EarlyStopping(model, monitor="val_loss", optimizer=optimizer)
@@ -79,11 +78,17 @@ class EarlyStopping(Monitor):
                     val_loss = validation_loss(model)
                 stop, reason = stopper.after_epoch(epoch, {"val_loss": val_loss})  # copies theta, inside the view
                 if stop:
-                    break                                # the model now holds the best theta
+                    break
+            with optimizer.evaluation_view():            # theta* (the best epoch's val_loss, up to rounding)
+                test_loss = evaluate(model, test_data)
+                torch.save(model.state_dict(), "best.pt")
 
-        (or call ``after_epoch`` inside the ``with`` block yourself). After a restore the parameters hold theta*
-        itself: evaluate the model directly, not inside the optimizer's view, which would subtract the last
-        epoch's alpha v from it; to train on from theta*, create a fresh optimizer (zero velocity).
+        On restore the parameters are set to theta* + alpha v, the interim point of theta* for the optimizer's
+        current velocity v, so that the model is where the optimizer expects it: its ``evaluation_view()``
+        shows theta* (to within rounding, as ``(theta* + alpha v) - alpha v``), and training can go on from
+        theta* (Algorithm 7.3). Outside the view the parameters are that interim point, as always between
+        Nesterov steps: evaluate and save inside the view. Call ``after_epoch`` outside the ``with`` block: a
+        restore inside it would be undone when the view puts back the interim point it saved on entry.
 
     Example:
         >>> from torch import nn
@@ -116,16 +121,11 @@ class EarlyStopping(Monitor):
         restore_best: bool = True,
         start_epoch: int = 0,
         optimizer: torch.optim.Optimizer | None = None,
-        view: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         if model is not None and not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
-        if view is not None and not callable(view):
-            raise TypeError(f"view must be a callable returning a context manager or None, got {type(view).__name__}")
-        if optimizer is not None and view is not None:
-            raise ValueError("pass optimizer= or view=, not both (a view that needs both can enter the optimizer's)")
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be a non-empty metric name, got {monitor!r}")
         if mode not in ("min", "max", "auto"):
@@ -139,9 +139,8 @@ class EarlyStopping(Monitor):
         if not _is_int(start_epoch) or start_epoch < 0:
             raise ValueError(f"start_epoch must be an integer >= 0, got {start_epoch!r}")
         self.model = model
-        if view is None and optimizer is not None:
-            view = getattr(optimizer, "evaluation_view", None)
-        self.view: Callable[[], AbstractContextManager[Any]] = view if view is not None else contextlib.nullcontext
+        # where the evaluated weights are (Nesterov: theta = theta~ - alpha v); None: the parameters themselves
+        self.view: Callable[[], AbstractContextManager[Any]] | None = getattr(optimizer, "evaluation_view", None)
         self.monitor = monitor
         if mode == "auto":
             mode = "max" if "acc" in monitor.lower() else "min"
@@ -183,7 +182,7 @@ class EarlyStopping(Monitor):
             self.best_value, self.best_epoch, self.wait = value, epoch, 0
             self.best_step = int(metrics["step"]) if "step" in metrics else None
             if self.model is not None and self.restore_best:
-                with self.view():  # theta*, the weights that were evaluated (Nesterov: not the interim point)
+                with self.view() if self.view is not None else contextlib.nullcontext():  # theta*, as evaluated
                     self._best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             return False, ""
         self.wait += 1
@@ -213,11 +212,22 @@ class EarlyStopping(Monitor):
 
         Does nothing before the first improvement (there is nothing better than the current weights to go
         back to). Raises ``RuntimeError`` if no weights are kept (no ``model``, or ``restore_best=False``).
+
+        With an optimizer's ``evaluation_view()``, which moves the parameters by a shift (Nesterov's -alpha v),
+        the parameters become theta* minus that shift, so that the view shows theta* (see the class Note).
         """
         if self.model is None or not self.restore_best:
             raise RuntimeError("EarlyStopping keeps no weights to restore: it needs a model and restore_best=True")
-        if self._best_weights is not None:
-            self.model.load_state_dict(self._best_weights)
+        if self._best_weights is None:
+            return
+        self.model.load_state_dict(self._best_weights)
+        if self.view is not None:
+            params = [p for p in self.model.parameters()]
+            with torch.no_grad():
+                with self.view():
+                    shifted = [p.detach().clone() for p in params]  # theta* - alpha v
+                for p, inside in zip(params, shifted, strict=True):
+                    p.add_(p - inside)  # theta* + alpha v: the view now shows theta*
 
     # -------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
