@@ -134,6 +134,7 @@ def test_auto_compiles_only_large_buckets(monkeypatch):
     assert calls == []
     big = torch.nn.Parameter(torch.zeros(flat.COMPILE_THRESHOLD))
     big.grad = torch.ones(flat.COMPILE_THRESHOLD)
+    monkeypatch.setattr(flat, "COMPILE_PAYOFF", 0)  # compile a large update from its first step
     SGD([big], lr=0.1, momentum=0.9).step()
     assert len(calls) == 1
     monkeypatch.setenv("REGOPT_COMPILE", "0")

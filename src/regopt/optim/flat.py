@@ -10,6 +10,17 @@ compiled function and passed as 0-dim tensors so that changing them never recomp
 Each update is written with in-place operations (``add_scaled_(v.mul_(alpha), -lr, g)`` for v <- alpha v - eps g)
 so that the eager path makes few temporaries; compiled, the same code becomes one kernel.
 
+Compiling is not free: the first compiled step of a process takes about 5 s (4.8 s in the report of issue 14,
+7.5 s cold in BENCHMARKS.md; torch's Adam takes 0.04 s), and every later variant (another algorithm or flag)
+about 0.8 s. So ``compile="auto"`` (the default of every optimizer) never compiles an update of fewer than
+:data:`COMPILE_THRESHOLD` elements, and a larger one only after ``ceil(COMPILE_PAYOFF / n)`` eager steps
+(:data:`COMPILE_PAYOFF`), when the run has shown itself long enough to repay the compile; the switch depends only
+on the size and the step count kept in the optimizer state, so a resumed run switches where the uninterrupted one
+did. ``compile=True`` compiles from the first step, ``compile=False`` never, and ``REGOPT_COMPILE=0`` (``1``) in
+the environment makes ``"auto"`` never (always) compile. If compiling fails (no C++ compiler for inductor:
+``InvalidCxxCompiler``, or any other error at the first compiled call), the update runs eagerly with the same
+result and one ``RuntimeWarning`` per process that names the cause.
+
 Contracts kept from ``torch.optim``:
 
 - ``optimizer.state[p]`` holds per-parameter state (views of the flat buffers) under the algorithm's names,
@@ -41,9 +52,19 @@ COMPILE_THRESHOLD = 1 << 20
 """With ``compile="auto"``, only updates of at least this many elements are ever compiled; smaller ones run
 eagerly, where compiling could not repay its cost."""
 
-COMPILE_PAYOFF = 0
+COMPILE_PAYOFF = 10**10
 """With ``compile="auto"``, an update of n >= COMPILE_THRESHOLD elements runs eagerly for its first
-``ceil(COMPILE_PAYOFF / n)`` steps and compiled from then on (see :func:`eager_steps`)."""
+``ceil(COMPILE_PAYOFF / n)`` steps and compiled from then on (see :func:`eager_steps`): 9,537 steps at 1M elements,
+2,385 at 4M, 597 at 16M, 100 at 100M. Compiling costs C once (the first compiled step of a process: 4.8 s in the
+report of issue 14, 7.5 s cold in BENCHMARKS.md "Optimizer step speed"; torch's Adam takes 0.04 s) and then saves
+s seconds per element and step, so a run of n elements repays it after C / (s n) steps, and running eagerly that
+long before compiling costs at most twice the better choice in hindsight, however long the run. With Adam on
+1M float32 elements s = 0.56 ns (eager 0.82 ms, compiled kernel 0.27 ms a step, quiet machine, BENCHMARKS.md),
+giving C / s = 0.9-1.3e10 element-steps. ``.venv/bin/python benchmarks/compile_payoff.py`` (1M and 4M elements,
+1 thread, on a machine at load 7-9, C as CPU time: 17-18 s there) measured C / s at 1M elements = 1.7e10 (Adam),
+0.5e10 (delta-bar-delta) and 7e10 (SGD momentum, whose saving is smallest), a median of 1.1e10 over all six rows.
+A short run of a large model therefore never pays for a compile; a long one compiles after a small fraction of
+its steps."""
 
 EAGER_CHUNK = 1 << 17
 """The eager path runs the update over slices of this many elements. The in-place update still makes a few
