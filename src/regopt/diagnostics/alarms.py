@@ -78,12 +78,13 @@ class AlarmLog:
         self.alarms.append(alarm)
         return alarm
 
-    def flush(self) -> None:
-        """Log one line counting the alarms held back since the last logged one (at the end of training)."""
+    def flush(self, where: str = "the monitor keeps them all") -> None:
+        """Log one line counting the alarms held back since the last logged one (at the end of training), ending
+        with ``where`` they can be read."""
         if self._held:
             logger.warning(
                 f"{len(self._held)} more {self.monitor} alarms from step {self._held[0]} to {self._held[-1]} "
-                "not shown (all are in the run's summary)"
+                f"not shown ({where})"
             )
             self._held = []
 

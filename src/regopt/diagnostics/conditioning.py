@@ -141,6 +141,8 @@ class IllConditioningMonitor(Monitor):
         params: the parameters g and H refer to (default: all of the model's with ``requires_grad``). With
             ``batch=None`` every parameter of the model with ``requires_grad`` still gets its ``.grad``.
         alarm_every: at most one logged alarm per this many steps (default ``100``).
+        warn: also issue each alarm as an :class:`IllConditioningWarning` (default ``True``; ``False`` where the
+            logged line is enough, as in regopt's lab: Python prints every warning of a new text, unlimited).
 
     In a hand-written loop, training-step mode needs the backward pass routed through the monitor::
 
@@ -189,6 +191,7 @@ class IllConditioningMonitor(Monitor):
         stop_on_alarm: bool = False,
         params: Sequence[Tensor] | None = None,
         alarm_every: int = 100,
+        warn: bool = True,
     ) -> None:
         if lr_fn is None:
             raise TypeError("IllConditioningMonitor needs lr_fn, a callable returning the current learning rate")
@@ -210,6 +213,7 @@ class IllConditioningMonitor(Monitor):
         self.history: list[dict[str, float]] = []
         self.alarms: list[str] = []
         self.alarm_log = AlarmLog("ill_conditioning", every=alarm_every)
+        self.warn = warn
         self.streak = 0  # consecutive checks with a positive criterion
         self.alarmed = False  # an alarm was raised during the current streak
         self._measured: tuple[int, float, float, float] | None = None  # (step, g'Hg, g'g, lr) from backward()
@@ -304,7 +308,8 @@ class IllConditioningMonitor(Monitor):
         )
         self.alarms.append(message)
         self.alarm_log.alarm(step, message)
-        warnings.warn(message, IllConditioningWarning, stacklevel=3)
+        if self.warn:
+            warnings.warn(message, IllConditioningWarning, stacklevel=3)
 
     def last_stable_lr(self) -> tuple[int, float] | None:
         """``(step, stable_lr)`` of the last check with a finite, positive estimate; ``None`` if none had one.

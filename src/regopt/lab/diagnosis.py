@@ -5,7 +5,8 @@ of a broken step is never written; the ill-conditioning monitor's last finite st
 quoted in the guard's message (not one from a check whose g'Hg overflowed).
 
 Each monitor logs its alarms as they happen (on ``"regopt.diagnostics"``, rate-limited, see
-:mod:`regopt.diagnostics.alarms`); :func:`report_diagnostics` lists them again for the run's summary.
+:mod:`regopt.diagnostics.alarms`; the ill-conditioning monitor issues no Python warning besides, which would
+print every alarm unlimited); :func:`report_diagnostics` lists them again for the run's summary.
 """
 
 from __future__ import annotations
@@ -48,10 +49,14 @@ def diagnostic_monitors(
     if config.ill_conditioning is not None:
         c = config.ill_conditioning
         if c.probe_size is None:  # the step actually taken: the Trainer lets the monitor run that backward
-            out.conditioning = IllConditioningMonitor(model, lr_fn=lr, every=c.every, patience=c.patience)
+            out.conditioning = IllConditioningMonitor(
+                model, lr_fn=lr, every=c.every, patience=c.patience, warn=False
+            )
         else:
             probe = (data.x_train[: c.probe_size], data.y_train[: c.probe_size])
-            out.conditioning = IllConditioningMonitor(model, loss_fn, probe, lr, every=c.every, patience=c.patience)
+            out.conditioning = IllConditioningMonitor(
+                model, loss_fn, probe, lr, every=c.every, patience=c.patience, warn=False
+            )
     if config.nonfinite_guard:
         conditioning = out.conditioning
 
@@ -111,7 +116,7 @@ def report_diagnostics(monitors: DiagnosticMonitors, run_dir: Path) -> dict[str,
         found["plateaus"] = list(monitors.plateau.messages)
     logs = [m.alarm_log for m in (monitors.gradients, monitors.conditioning, monitors.plateau) if m is not None]
     for log in logs:
-        log.flush()
+        log.flush("summary.json lists them all")
     alarms = sorted((a for log in logs for a in log.shown), key=lambda a: a.step)
     if logs:
         found["alarms"] = [{"monitor": a.monitor, "step": a.step, "message": a.message} for a in alarms]
