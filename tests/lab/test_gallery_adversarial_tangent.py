@@ -61,8 +61,9 @@ def test_tangent_prop(out, capsys):
     assert float(compare[2][2]) > 0.7  # tangent prop with learned tangents trains
     for k, *cells in shares:
         learned, chance = [float(c) for c in cells[:3]], [float(c) for c in cells[3:]]
-        # a random k-plane holds about sqrt(k / 64) of a tangent; the learned one clearly more (0.29-0.44 at k=3)
-        assert all(abs(c - (int(k) / 64) ** 0.5) < 0.05 for c in chance)
+        # a random k-plane holds at most sqrt(k / 64) of a tangent on average (Jensen: E||Pv|| <= sqrt(E||Pv||^2));
+        # the learned one more: at 10 CAE epochs 0.16-0.19 against 0.10 at k=1, 0.31-0.36 against 0.20 at k=3
+        assert all(0.5 * (int(k) / 64) ** 0.5 < c < (int(k) / 64) ** 0.5 + 0.01 for c in chance)
         assert all(a > c + 0.02 for a, c in zip(learned, chance, strict=True))
     printed = capsys.readouterr().out
     assert "1-NN: Euclidean vs tangent distance" in printed and "contractive autoencoder" in printed
