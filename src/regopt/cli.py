@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import typing
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ USAGE_ERROR = 2
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
+    from regopt.cli_summary import run_summary_lines
     from regopt.lab.config import load_config
     from regopt.lab.runs import run
 
@@ -31,42 +31,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if not args.quiet:
         console.print(f"[bold]regopt run[/] {args.config} -> {Path(args.out) / config.name}")
     result = run(config, out=args.out, resume=args.resume, force=args.force, progress=not args.quiet)
-    s = result.summary
-    console.print(
-        f"{result.path}: {s.get('stop_reason')}; best val {s.get('error_metric', 'error')} "
-        f"{_fixed(s.get('best_val_error'))} (epoch {s.get('best_epoch')}), final train "
-        f"{_fixed(s.get('final_train_error'))} / val {_fixed(s.get('final_val_error'))}"
-        + (f", test {_fixed(s['test_error'])}" if s.get("test_error") is not None else "")
-        + f", {s.get('wall_time_s', 0.0):.1f} s",
-        markup=False,
-    )
-    for line in [*_lines(s.get("data_notes")), *_lines(s.get("notes"))]:
-        console.print(f"note: {line}", markup=False, highlight=False)
-    alarms = _alarms(s.get("diagnostics") or {})
-    if alarms:
-        console.print(f"diagnostics: {len(alarms)} alarm{'s' if len(alarms) > 1 else ''}", markup=False)
-        for line in alarms:
-            console.print(f"  {line}", markup=False, highlight=False)
+    for line in run_summary_lines(result.path, result.summary):
+        console.print(line, markup=False, highlight=False)
     return 0
-
-
-def _lines(value: object) -> list[str]:
-    """A summary's notes: a list of lines, or one line, or nothing."""
-    if not value:
-        return []
-    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
-
-
-_ALARM_LISTS = ("gradient_spikes", "ill_conditioning_alarms", "plateaus")
-"""Lists of messages in ``summary["diagnostics"]`` written before its ``alarms`` list existed."""
-
-
-def _alarms(found: dict[str, typing.Any]) -> list[str]:
-    """The alarms of a run's diagnostics, one line each: its ``alarms`` list (dicts with ``step`` and
-    ``message``), else the messages of each monitor's list."""
-    if isinstance(found.get("alarms"), list):
-        return [_alarm_line(alarm) for alarm in found["alarms"]]
-    return [str(m) for key in _ALARM_LISTS for m in found.get(key) or []]
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
@@ -117,13 +84,6 @@ def _tune(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _alarm_line(alarm: object) -> str:
-    if not isinstance(alarm, dict):
-        return str(alarm)
-    message, step = str(alarm.get("message", alarm)), alarm.get("step")
-    return message if step is None or f"step {step}" in message else f"step {step}: {message}"
-
-
 def _diagnose(args: argparse.Namespace, console: Console) -> int:
     if args.example:
         from regopt.lab.gallery import GALLERY
@@ -162,11 +122,6 @@ def _diagnose(args: argparse.Namespace, console: Console) -> int:
     for figure in r["figures"]:
         console.print(f"wrote {figure}")
     return 0
-
-
-def _fixed(value: object) -> str:
-    """A metric as the run line prints it: 4 decimals, or "-" when the run did not measure it."""
-    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
 
 
 def _cell(value: object) -> str:

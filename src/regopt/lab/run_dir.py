@@ -83,6 +83,10 @@ def resume_changes(saved: RunConfig, config: RunConfig, path: Path) -> dict[str,
     for key in _differences(to_toml_dict(saved), to_toml_dict(config)):
         before, after = old.get(key), new.get(key)
         where = f"{path}: cannot resume: config differs from the run's {CONFIG} at {key}"
+        if key == "data.sha256":
+            if before is None:  # a run directory from before hashes were recorded: nothing to compare with
+                continue
+            raise RunDirError(f"{where}: the data file has changed since the run started ({before} -> {after})")
         if key not in EXTENDABLE or not isinstance(before, int) or not isinstance(after, int):
             raise RunDirError(where)
         if after < before:
@@ -111,7 +115,7 @@ def prepare_run_dir(config: RunConfig, path: Path, *, resume: bool, force: bool)
         if started:  # nothing trained yet: any lengthening is just the new run's length
             old = to_toml_dict(saved)
             for key in _differences(old, to_toml_dict(config)):
-                if key not in EXTENDABLE:
+                if key not in EXTENDABLE and not (key == "data.sha256" and "sha256" not in old.get("data", {})):
                     raise RunDirError(f"{path}: cannot resume: config differs from the run's {CONFIG} at {key}")
             note = f"{path}: the run was interrupted before its first checkpoint; started it again from the beginning"
             return RunPlan(notes=[note])

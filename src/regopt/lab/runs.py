@@ -33,7 +33,8 @@ from regopt.diagnostics import TrainingDiverged
 from regopt.lab.after_early_stopping import FinalModel, continue_training, retrain
 from regopt.lab.atomic import write_text
 from regopt.lab.checkpoint import load_checkpoint, save_checkpoint
-from regopt.lab.config import ConfigError, RunConfig, to_toml_dict
+from regopt.lab.config import ConfigError, RunConfig, record_data_identity, to_toml_dict
+from regopt.lab.data import write_preprocessing
 from regopt.lab.diagnosis import report_diagnostics
 from regopt.lab.experiment import Experiment, build_experiment
 from regopt.lab.report import plot_curves
@@ -104,6 +105,7 @@ def run(
     The summary's ``notes`` (when present) say what ``resume`` did beyond continuing: a run started again
     because it had no checkpoint, keys lengthened, stops lifted.
     """
+    config = record_data_identity(config)  # a data file by absolute path and sha256, so the run dir reruns anywhere
     path = Path(out) / config.name
     plan = prepare_run_dir(config, path, resume=resume, force=force)
     experiment = build_experiment(config, checkpoint_path=path / CHECKPOINT, progress=progress)
@@ -117,6 +119,8 @@ def run(
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     write_text(path / CONFIG, tomli_w.dumps(to_toml_dict(config)))
+    write_preprocessing(experiment.data, path)  # preprocessing.json: standardization statistics, class names
+    notes = [*experiment.data.notes, *notes]  # what the data loader decided (task 'auto', standardization)
     found: dict[str, Any] = {}
     diverged: TrainingDiverged | None = None
     try:

@@ -84,7 +84,12 @@ def _objective(raw: dict[str, Any], space: Sequence[SearchParam], trials_dir: Pa
         for key in ERRORS:
             if s.get(key) is not None:
                 trial.set_user_attr(key, s[key])
-        return float(s[metric])
+        value = s.get(metric)
+        if value is None:  # then = "retrain"/"continue": the final model trained on the validation data,
+            value = (s.get("early_stopping") or {}).get(metric)  # so the early-stopping phase is what tune judges
+        if value is None:
+            raise ConfigError(f"trial {trial.number}: the run measured no {metric} to tune on")
+        return float(value)
 
     return objective
 
