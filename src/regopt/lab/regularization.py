@@ -119,7 +119,12 @@ def regularization_hooks(
     if config.early_stopping is not None:
         e = config.early_stopping
         hooks.early_stopping = EarlyStopping(
-            model, monitor=e.monitor, patience=e.patience, min_delta=e.min_delta, restore_best=e.restore_best
+            model,
+            monitor=e.monitor,
+            patience=e.patience,
+            min_delta=e.min_delta,
+            restore_best=e.restore_best,
+            optimizer=optimizer,  # Nesterov: keep the theta that was evaluated, not the interim point
         )
         hooks.monitors.append(hooks.early_stopping)
     return hooks
