@@ -51,14 +51,18 @@ def test_auto_runs_eagerly_then_compiles(small_threshold):
         assert len(small_threshold) == max(0, step - 3)  # the kernel is looked up on each step from step 4
 
 
-def test_true_compiles_from_the_first_step_and_false_never(small_threshold, monkeypatch):
+def test_true_compiles_from_the_first_step_false_never_and_the_environment_switch(small_threshold, monkeypatch):
     model = _model()
     _steps(model, Adam(model.parameters(), lr=1e-2, compile=True), BATCHES[:1])
     assert len(small_threshold) == 1
     _steps(model, Adam(model.parameters(), lr=1e-2, compile=False), BATCHES)
-    monkeypatch.setenv("REGOPT_COMPILE", "0")
+    monkeypatch.setenv("REGOPT_COMPILE", "0")  # the switch turns compiling off, even where compile=True
     _steps(model, Adam(model.parameters(), lr=1e-2), BATCHES)
+    _steps(model, Adam(model.parameters(), lr=1e-2, compile=True), BATCHES)
     assert len(small_threshold) == 1
+    monkeypatch.setenv("REGOPT_COMPILE", "1")  # and makes "auto" compile from the first step
+    _steps(model, Adam(model.parameters(), lr=1e-2), BATCHES[:1])
+    assert len(small_threshold) == 2
 
 
 @pytest.mark.parametrize("cls", [Adam, DeltaBarDelta])

@@ -16,8 +16,9 @@ about 0.8 s. So ``compile="auto"`` (the default of every optimizer) never compil
 :data:`COMPILE_THRESHOLD` elements, and a larger one only after ``ceil(COMPILE_PAYOFF / n)`` eager steps
 (:data:`COMPILE_PAYOFF`), when the run has shown itself long enough to repay the compile; the switch depends only
 on the size and the step count kept in the optimizer state, so a resumed run switches where the uninterrupted one
-did. ``compile=True`` compiles from the first step, ``compile=False`` never, and ``REGOPT_COMPILE=0`` (``1``) in
-the environment makes ``"auto"`` never (always) compile. If compiling fails (no C++ compiler for inductor:
+did. ``compile=True`` compiles from the first step, ``compile=False`` never; ``REGOPT_COMPILE=0`` in the
+environment turns compiling off whatever ``compile`` says, and ``REGOPT_COMPILE=1`` makes ``"auto"`` compile from
+the first step. If compiling fails (no C++ compiler for inductor:
 ``InvalidCxxCompiler``, or any other error at the first compiled call), the update runs eagerly with the same
 result and one ``RuntimeWarning`` per process that names the cause.
 
@@ -259,17 +260,17 @@ class FlatOptimizer(Optimizer):
 
         ``compile="auto"`` runs eagerly for the first :func:`eager_steps` steps of an update of at least
         :data:`COMPILE_THRESHOLD` elements and compiled after them (never below the threshold; ``t=None``, a step
-        count the caller does not know, compiles at once); ``REGOPT_COMPILE=0`` (``1``) in the environment makes
-        ``"auto"`` never (always) compile. ``True`` compiles from the first step, ``False`` never. If compiling
-        fails, the update runs eagerly with a warning (see :func:`compiled`).
-        """
+        count the caller does not know, compiles at once); ``REGOPT_COMPILE=1`` in the environment makes
+        ``"auto"`` always compile. ``True`` compiles from the first step, ``False`` never, and
+        ``REGOPT_COMPILE=0`` never compiles whatever ``compile`` says. If compiling fails, the update runs eagerly
+        with a warning (see :func:`compiled`)."""
         use = self.compile
         env = os.environ.get("REGOPT_COMPILE")
-        if use == "auto":
-            if env in ("0", "1"):
-                use = env == "1"
-            else:
-                use = theta.numel() >= COMPILE_THRESHOLD and (t is None or t > eager_steps(theta.numel()))
+        if env == "0":
+            use = False
+        elif use == "auto":
+            n = theta.numel()
+            use = env == "1" or (n >= COMPILE_THRESHOLD and (t is None or t > eager_steps(n)))
         if use and _COMPILE_FAILURE is None:
             return compiled(fn)
         return eager(fn, theta.numel())
