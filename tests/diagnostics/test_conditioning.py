@@ -54,6 +54,8 @@ def test_curvature_of_a_quadratic_by_hand():
     g = h @ theta - b  # gradient of 0.5 theta'H theta - b'theta
     row = step_curvature(g, h @ g, lr=0.05)
     ghg, gg = float(g @ h @ g), float(g @ g)
+    # rel 1e-14: (g'H)g and g'(Hg) are dot products of 6 terms, whose rounding is bounded by ~2 n eps |g|'|H||g| /
+    # g'Hg = 4e-15 relative here (equal bits on this CPU); the criterion's two terms cancel by a factor ~1.4 only
     assert row["gHg"] == pytest.approx(ghg, rel=1e-14) and row["gg"] == pytest.approx(gg, rel=1e-14)
     assert row["curvature"] == pytest.approx(ghg / gg, rel=1e-14)
     assert row["stable_lr"] == pytest.approx(2 * gg / ghg, rel=1e-14)
