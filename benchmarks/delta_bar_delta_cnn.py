@@ -12,7 +12,7 @@ whose gradients keep their sign grow without bound unless ``max_rate`` caps them
 
 Usage::
 
-    .venv/bin/python benchmarks/delta_bar_delta_cnn.py              # 5 settings x 3 seeds, about 2-4 minutes
+    .venv/bin/python benchmarks/delta_bar_delta_cnn.py              # 6 settings x 3 seeds, about 3-5 minutes
     .venv/bin/python benchmarks/delta_bar_delta_cnn.py --seeds 42
 """
 
@@ -44,6 +44,7 @@ SETTINGS: dict[str, Factory] = {
     ),
     "DeltaBarDelta, new defaults": lambda ps: DeltaBarDelta(ps),
     "DeltaBarDelta, new defaults without the bound (max_rate=inf)": lambda ps: DeltaBarDelta(ps, max_rate=math.inf),
+    "DeltaBarDelta, new defaults but Jacobs' theta 0.7": lambda ps: DeltaBarDelta(ps, theta=0.7),
     "SGD lr 0.1": lambda ps: SGD(ps, lr=0.1),
     "SGD lr 0.1, momentum 0.9": lambda ps: SGD(ps, lr=0.1, momentum=0.9),
 }
