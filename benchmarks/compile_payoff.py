@@ -1,5 +1,5 @@
 """When does compiling an optimizer update pay? Eager vs compiled step time on 1M-4M element groups, and the cost
-of the first compiled step in a fresh process; from them ``COMPILE_PAYOFF`` of ``regopt.optim.flat``.
+of the first compiled step in a fresh process; from them ``COMPILE_PAYOFF`` of ``regopt.optim.kernels``.
 
 ``compile="auto"`` runs an update of n elements eagerly for ``ceil(COMPILE_PAYOFF / n)`` steps and compiled after.
 Compiling costs C seconds once (the first compiled step of a process, cold inductor cache) and saves

@@ -1,4 +1,4 @@
-"""Two probes behind figures in BENCHMARKS.md and ``regopt/optim/flat.py``, below the level of ``step()``.
+"""Two probes behind figures in BENCHMARKS.md and ``regopt/optim/kernels.py``, below the level of ``step()``.
 
 1. **Compiled kernels against torch's fused step.** regopt's update functions compiled as ``step()`` compiles
    them (``torch.compile(dynamic=True, fullgraph=True)``, scalars as 0-dim tensors) called directly on 16M
@@ -25,7 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-import regopt.optim.flat as flat
+import regopt.optim.kernels as kernels
 from regopt.optim import SGD, Adam
 from regopt.optim.adam import adam_update
 from regopt.optim.sgd import momentum_update
@@ -88,19 +88,19 @@ def eager_probe(sizes: list[int], chunks: list[int], steps: int) -> None:
     header = " | ".join(f"Adam {c // 1024}K | momentum {c // 1024}K" for c in chunks)
     print(f"| elements | {header} | torch Adam foreach | torch Adam fused |")
     print("|---:|" + "---:|" * (2 * len(chunks) + 2))
-    saved = flat.EAGER_CHUNK
+    saved = kernels.EAGER_CHUNK
     try:
         for n in sizes:
             cells = []
             for chunk in chunks:
-                flat.EAGER_CHUNK = chunk
+                kernels.EAGER_CHUNK = chunk
                 for factory in (lambda ps: Adam(ps, lr=1e-3), lambda ps: SGD(ps, lr=1e-3, momentum=0.9)):
                     cells.append(f"{eager_step_ms(factory, n, steps):.3f}")
             for extra in ({"foreach": True}, {"fused": True}):
                 cells.append(f"{eager_step_ms(lambda ps, e=extra: torch.optim.Adam(ps, lr=1e-3, **e), n, steps):.3f}")
             print(f"| {n:,} | " + " | ".join(cells) + " |")
     finally:
-        flat.EAGER_CHUNK = saved
+        kernels.EAGER_CHUNK = saved
 
 
 def eager_step_ms(factory: Callable[[list[nn.Parameter]], torch.optim.Optimizer], numel: int, steps: int) -> float:

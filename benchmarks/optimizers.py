@@ -67,8 +67,8 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.profiler import ProfilerActivity, profile
 
-from regopt.optim import SGD, AdaGrad, Adam, AdamW, DeltaBarDelta, RMSProp, flat
-from regopt.optim.flat import COMPILE_THRESHOLD
+from regopt.optim import SGD, AdaGrad, Adam, AdamW, DeltaBarDelta, RMSProp, kernels
+from regopt.optim.kernels import COMPILE_THRESHOLD
 
 WARMUP = 3
 TORCH_RATIO_GOAL = 0.9
@@ -423,7 +423,7 @@ def main() -> None:
         args.numel, args.repeats, args.rounds = COMPILE_THRESHOLD + 200_000, 3, 1
     if args.threads:
         torch.set_num_threads(args.threads)
-    flat.COMPILE_PAYOFF = 0  # compile="auto" compiles large groups at once: this benchmark times the compiled step
+    kernels.COMPILE_PAYOFF = 0  # compile="auto" compiles large groups at once: this benchmark times the compiled step
     cache = "default (possibly warm)"
     if not args.warm_cache and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="regopt-bench-inductor-")

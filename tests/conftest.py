@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from typing import Any
 
 import pytest
 import torch
 
+import regopt.optim.kernels as kernels
 from regopt.lab.config import RunConfig, validate
 
 # pytest runs one process per core (-n 2): a second intra-op thread per process only oversubscribes the cores,
 # and on these tiny models two threads contending can be 10x slower than one.
 torch.set_num_threads(1)
+
+# A fresh inductor cache for the session (shared by its xdist workers, which inherit the environment): torch's
+# on-disk cache does not key kernels by ATEN_CPU_CAPABILITY, so a suite run at another capability would be served
+# kernels an earlier run built for this one (tests/optim/test_compile_check.py shows what that computes).
+if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    _inductor_cache = tempfile.mkdtemp(prefix="regopt-tests-inductor-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = _inductor_cache
+    atexit.register(shutil.rmtree, _inductor_cache, ignore_errors=True)
 
 
 def small_raw(**sections: Any) -> dict[str, Any]:
@@ -40,3 +53,12 @@ def _restore_torch_rng():
     state = torch.get_rng_state()
     yield
     torch.set_rng_state(state)
+
+
+@pytest.fixture(autouse=True)
+def _forget_compile_failures():
+    """A test that makes compiling fail on purpose must not turn compiling off for the tests after it (the
+    failure is remembered process-wide, as it should be in a training run)."""
+    failure = kernels._COMPILE_FAILURE
+    yield
+    kernels._COMPILE_FAILURE = failure

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import regopt.optim.flat as flat
+import regopt.optim.kernels as kernels
 from regopt.optim import Adam, DeltaBarDelta
 
 
@@ -30,17 +30,17 @@ def _steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: li
 def small_threshold(monkeypatch):
     """Make the 58-parameter model "large": compiled from step 4 under auto (3 eager steps), and record compiles."""
     monkeypatch.delenv("REGOPT_COMPILE", raising=False)
-    monkeypatch.setattr(flat, "COMPILE_THRESHOLD", 8)
-    monkeypatch.setattr(flat, "COMPILE_PAYOFF", 58 * 3)
-    real, calls = flat.compiled, []
-    monkeypatch.setattr(flat, "compiled", lambda fn: calls.append(fn) or real(fn))
+    monkeypatch.setattr(kernels, "COMPILE_THRESHOLD", 8)
+    monkeypatch.setattr(kernels, "COMPILE_PAYOFF", 58 * 3)
+    real, calls = kernels.compiled, []
+    monkeypatch.setattr(kernels, "compiled", lambda fn: calls.append(fn) or real(fn))
     return calls
 
 
 def test_eager_steps_depend_on_size_only():
-    assert flat.eager_steps(flat.COMPILE_THRESHOLD - 1) == float("inf")
-    big = flat.eager_steps(16 * flat.COMPILE_THRESHOLD)
-    assert 1 <= big < flat.eager_steps(flat.COMPILE_THRESHOLD)  # a larger group repays the compile sooner
+    assert kernels.eager_steps(kernels.COMPILE_THRESHOLD - 1) == float("inf")
+    big = kernels.eager_steps(16 * kernels.COMPILE_THRESHOLD)
+    assert 1 <= big < kernels.eager_steps(kernels.COMPILE_THRESHOLD)  # a larger group repays the compile sooner
 
 
 def test_auto_runs_eagerly_then_compiles(small_threshold):

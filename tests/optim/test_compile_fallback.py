@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent(
     import json, warnings
     import torch
     from regopt.optim import DeltaBarDelta
-    from regopt.optim.flat import compile_failure
+    from regopt.optim.kernels import compile_failure
 
     def run(compile):
         torch.manual_seed(0)

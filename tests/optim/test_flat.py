@@ -123,18 +123,18 @@ def test_changing_lr_does_not_recompile():
 
 def test_auto_compiles_only_large_buckets(monkeypatch):
     """Plain SGD without decay is one in-place axpy at any size; the other updates compile past the threshold."""
-    import regopt.optim.flat as flat
+    import regopt.optim.kernels as kernels
 
     calls = []
-    monkeypatch.setattr(flat, "compiled", lambda fn: calls.append(fn) or fn)
+    monkeypatch.setattr(kernels, "compiled", lambda fn: calls.append(fn) or fn)
     monkeypatch.delenv("REGOPT_COMPILE", raising=False)
     small = torch.nn.Parameter(torch.zeros(10))
     small.grad = torch.ones(10)
     SGD([small], lr=0.1, momentum=0.9).step()
     assert calls == []
-    big = torch.nn.Parameter(torch.zeros(flat.COMPILE_THRESHOLD))
-    big.grad = torch.ones(flat.COMPILE_THRESHOLD)
-    monkeypatch.setattr(flat, "COMPILE_PAYOFF", 0)  # compile a large update from its first step
+    big = torch.nn.Parameter(torch.zeros(kernels.COMPILE_THRESHOLD))
+    big.grad = torch.ones(kernels.COMPILE_THRESHOLD)
+    monkeypatch.setattr(kernels, "COMPILE_PAYOFF", 0)  # compile a large update from its first step
     SGD([big], lr=0.1, momentum=0.9).step()
     assert len(calls) == 1
     monkeypatch.setenv("REGOPT_COMPILE", "0")
@@ -144,12 +144,12 @@ def test_auto_compiles_only_large_buckets(monkeypatch):
 
 @pytest.mark.parametrize(("cls", "kwargs"), [c[1:] for c in COMPILED_CASES], ids=[c[0] for c in COMPILED_CASES])
 def test_eager_slices_give_the_same_update(cls, kwargs, monkeypatch):
-    import regopt.optim.flat as flat
+    import regopt.optim.kernels as kernels
 
     whole, sliced = _model(), _model()
     opt_whole = cls(whole.parameters(), **kwargs, compile=False)
     _train(whole, opt_whole, 5)
-    monkeypatch.setattr(flat, "EAGER_CHUNK", 7)  # slices that cut across tensors
+    monkeypatch.setattr(kernels, "EAGER_CHUNK", 7)  # slices that cut across tensors
     opt_sliced = cls(sliced.parameters(), **kwargs, compile=False)
     _train(sliced, opt_sliced, 5)
     for p, q in zip(whole.parameters(), sliced.parameters(), strict=True):
