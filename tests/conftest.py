@@ -15,8 +15,9 @@ import regopt.optim.kernels as kernels
 from regopt.lab.config import RunConfig, validate
 
 # pytest runs one process per core (-n 2): a second intra-op thread per process only oversubscribes the cores,
-# and on these tiny models two threads contending can be 10x slower than one.
-torch.set_num_threads(1)
+# and on these tiny models two threads contending can be 10x slower than one. REGOPT_TEST_THREADS=2 runs the
+# suite with two intra-op threads per process, to show that no test depends on the thread count.
+torch.set_num_threads(int(os.environ.get("REGOPT_TEST_THREADS", "1")))
 
 # A fresh inductor cache for the session (shared by its xdist workers, which inherit the environment): torch's
 # on-disk cache does not key kernels by ATEN_CPU_CAPABILITY, so a suite run at another capability would be served
