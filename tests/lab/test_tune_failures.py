@@ -11,22 +11,16 @@ import pytest
 from regopt.lab import tune as tune_module
 from regopt.lab.config import ConfigError
 from regopt.lab.tune import trial_rows, tune
-from tests.conftest import small_raw
-
-ALPHA = "regularize.l2.alpha=loguniform:1e-5:1e-1"
+from tests.lab.tune_helpers import ALPHA, skip_figures, tune_raw
 
 
 @pytest.fixture(autouse=True)
 def _no_figures(monkeypatch):
-    """Drawing each trial's curves is most of a tiny run's time; these tests read the study, not the figures."""
-    monkeypatch.setattr("regopt.lab.runs.plot_curves", lambda *args, **kwargs: None)
-    monkeypatch.setattr("regopt.lab.tune.plot_parameter_curve", lambda *args, **kwargs: None)
+    skip_figures(monkeypatch)
 
 
 def _raw():
-    raw = small_raw(train={"epochs": 2, "batch_size": 64})
-    raw["regularize"] = {"l2": {"alpha": 0.0}}
-    return raw
+    return tune_raw()
 
 
 def _failing_on(number, error):

@@ -7,22 +7,18 @@ import optuna
 import pytest
 
 from regopt.lab.tune import SearchParam, make_pruner, make_sampler, tune
-from tests.conftest import small_raw
+from tests.lab.tune_helpers import skip_figures, tune_raw
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 @pytest.fixture(autouse=True)
 def _no_figures(monkeypatch):
-    """Drawing each trial's curves is most of a tiny run's time; these tests read the study, not the figures."""
-    monkeypatch.setattr("regopt.lab.runs.plot_curves", lambda *args, **kwargs: None)
-    monkeypatch.setattr("regopt.lab.tune.plot_parameter_curve", lambda *args, **kwargs: None)
+    skip_figures(monkeypatch)
 
 
 def _raw():
-    raw = small_raw(train={"epochs": 2, "batch_size": 100})
-    raw["regularize"] = {"l2": {"alpha": 0.0}}
-    return raw
+    return tune_raw(batch_size=100)
 
 
 def _points(study):
