@@ -3,7 +3,7 @@
     python examples/trainer_in_python.py
 
 Every phase of the Trainer is a plain list, so a technique is one ``append``: here an L2 penalty
-alpha/2 * ||w||^2 on the weight matrices (the seed's Omega) and a monitor that stops when validation error
+alpha/2 * ||w||^2 on the weight matrices (the chapter's Omega) and a monitor that stops when validation error
 falls below a target.
 """
 

@@ -198,14 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--example",
         choices=["ill-conditioning", "saddle", "cliff"],
-        help="reproduce one of the seed's worked examples instead",
+        help="reproduce one of the chapter's worked examples instead",
     )
     p.add_argument("--probe", type=int, default=512, help="training examples the Hessian is taken on (default 512)")
     p.add_argument("--top", type=int, default=3, help="how many top eigenvalues (default 3)")
     p.add_argument("--out", default="runs/diagnose", help="directory for --example figures")
     p.set_defaults(handler=_diagnose)
 
-    p = sub.add_parser("demo", help="run the gallery of the seed's figures on bundled data")
+    p = sub.add_parser("demo", help="run the gallery of the chapter's figures on bundled data")
     p.add_argument("--out", default="runs/demo", help="directory for the gallery (default: runs/demo)")
     p.add_argument("--only", action="append", metavar="ENTRY", help="run only this entry (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

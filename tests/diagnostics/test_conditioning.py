@@ -1,4 +1,4 @@
-"""The seed's ill-conditioning criterion on f(x) = 30 x^2 and quadratics, and the monitor on scripted runs."""
+"""The chapter's ill-conditioning criterion on f(x) = 30 x^2 and quadratics, and the monitor on scripted runs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from regopt.diagnostics.hvp import HessianOperator
 
 
 def thirty_x_squared(x0: float) -> tuple[nn.Module, tuple[Tensor, Tensor], object]:
-    """The seed's f(x) = 30 x^2 as a one-parameter model: output = w * 1, loss = 30 * output^2."""
+    """The chapter's f(x) = 30 x^2 as a one-parameter model: output = w * 1, loss = 30 * output^2."""
     model = nn.Linear(1, 1, bias=False).double()
     with torch.no_grad():
         model.weight.fill_(x0)

@@ -111,7 +111,7 @@ def test_a_loop_that_does_not_route_the_backward_gets_a_clear_error():
 
 
 def thirty_x_squared_run(lr: float, steps: int, monitor: IllConditioningMonitor | None, model: nn.Module, start=1):
-    """The seed's f(w) = 30 w^2 by SGD, the backward routed through the monitor."""
+    """The chapter's f(w) = 30 w^2 by SGD, the backward routed through the monitor."""
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     for step in range(start, start + steps):
         opt.zero_grad()

@@ -1,4 +1,4 @@
-"""The seed's worked examples of optimization challenges, reproduced number for number."""
+"""The chapter's worked examples of optimization challenges, reproduced number for number."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from regopt.diagnostics.toy_problems import (
 )
 
 STEPS = 100
-# (lr, multiplier 1 - 60 lr, converges): the seed's three learning rates
+# (lr, multiplier 1 - 60 lr, converges): the chapter's three learning rates
 SEED_CASES = [(0.033, -0.98, True), (0.034, -1.04, False), (0.035, -1.10, False)]
 
 

@@ -1,4 +1,4 @@
-"""Literal float64 transcriptions of the seed's pseudo-code (Algorithms 8.1-8.7) and Jacobs' delta-bar-delta.
+"""Literal float64 transcriptions of the chapter's pseudo-code (Algorithms 8.1-8.7) and Jacobs' delta-bar-delta.
 
 Plain and slow on purpose: one flat vector theta, one line per line of the pseudo-code, no vectorization
 tricks, so a reader can hold each beside the slide. ``grad(theta)`` returns the gradient at theta; ``lr(k)``

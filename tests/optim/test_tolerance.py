@@ -59,7 +59,7 @@ def _transcription(fn, problem, lr, **kwargs):
 CASES = [
     (
         # the comparison that failed on an Intel Xeon (2.8e-10 where 1e-10 was allowed); constant rate, as there:
-        # torch applies lr after the momentum buffer, the seed's 8.6 before, the same only while lr is constant
+        # torch applies lr after the momentum buffer, the chapter's 8.6 before, the same only while lr is constant
         "torch rmsprop momentum",
         lambda ps, lr: RMSProp(ps, lr=lr, rho=0.9, eps=1e-8, momentum=0.5, eps_inside_sqrt=False),
         lambda p, lr: run_of(

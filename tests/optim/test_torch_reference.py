@@ -21,7 +21,7 @@ CASES = [
         lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0.01),
     ),
     ("momentum", lambda ps: SGD(ps, lr=0.02, momentum=0.9), lambda ps: torch.optim.SGD(ps, lr=0.02, momentum=0.9)),
-    # Nesterov after the change of variables: torch's parameters are the seed's interim point theta + alpha v
+    # Nesterov after the change of variables: torch's parameters are the chapter's interim point theta + alpha v
     (
         "nesterov",
         lambda ps: SGD(ps, lr=0.02, momentum=0.9, nesterov=True),

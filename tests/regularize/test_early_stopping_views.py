@@ -1,7 +1,7 @@
 """EarlyStopping with Nesterov's interim point (issue 14, 2.14): the best weights are the evaluated theta.
 
 regopt's Nesterov optimizers keep the interim point theta~ = theta + alpha v in the parameters between steps
-(the seed's Algorithm 8.3) and swap theta in only inside ``optimizer.evaluation_view()``. A snapshot taken
+(the chapter's Algorithm 8.3) and swap theta in only inside ``optimizer.evaluation_view()``. A snapshot taken
 outside that view saves theta~, which was never evaluated; with ``optimizer=`` the snapshot is taken inside it
 and restored so that the view shows theta* again.
 """

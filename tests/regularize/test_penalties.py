@@ -1,4 +1,4 @@
-"""Norm penalties and tying: selection, limiting cases, the seed's L2 update, sparsity of L1, bad arguments."""
+"""Norm penalties and tying: selection, limiting cases, the chapter's L2 update, sparsity of L1, bad arguments."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ def test_penalty_is_an_abstract_base():
     assert "alpha=0.5" in repr(L1(0.5, proximal=True)) and "proximal=True" in repr(L1(0.5, proximal=True))
 
 
-# ------------------------------------------------------------------------------------ the seed's update
+# ------------------------------------------------------------------------------------ the chapter's update
 
 
 def test_coupled_l2_under_sgd_is_the_seed_update():

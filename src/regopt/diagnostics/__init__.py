@@ -7,7 +7,7 @@ Everything here works on a plain ``nn.Module``, a loss function and a batch, in 
   :class:`HessianOperator`, the Hessian of a model's loss on a batch as a matrix-free operator.
 - :mod:`~regopt.diagnostics.curvature`: Lanczos top/bottom eigenvalues, Hutchinson trace, stochastic Lanczos
   quadrature spectral density.
-- :mod:`~regopt.diagnostics.conditioning`: the seed's ill-conditioning criterion
+- :mod:`~regopt.diagnostics.conditioning`: the chapter's ill-conditioning criterion
   ``0.5 * eps^2 * g'Hg > eps * g'g`` per step, and :class:`IllConditioningMonitor` tracking it in training.
 - :mod:`~regopt.diagnostics.gradients`, :mod:`~regopt.diagnostics.guards`, :mod:`~regopt.diagnostics.plateau`:
   cliffs and exploding gradients (norms, spikes, clipping), NaN/Inf guards, plateaus and saddles.

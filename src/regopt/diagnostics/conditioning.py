@@ -1,4 +1,4 @@
-r"""Ill-conditioning (Goodfellow et al. 2016, sec. 8.2.1): the seed's criterion, per step and tracked in training.
+r"""Ill-conditioning (Goodfellow et al. 2016, sec. 8.2.1): the chapter's criterion, per step and tracked in training.
 
 A gradient step ``theta - eps g`` changes the loss, to second order, by
 
@@ -8,7 +8,7 @@ so when ``0.5 * eps^2 * g'Hg > eps * g'g`` even this small step *raises* the los
 is safe up to ``eps = 2 g'g / g'Hg``, i.e. ``2 / c`` with ``c = g'Hg / g'g`` the curvature along g (a Rayleigh
 quotient, between H's smallest and largest eigenvalues).
 
-The seed's worked example, ``f(x) = 30 x^2``: ``g = 60 x``, ``H = 60``, so ``c = 60`` and the stable learning
+The chapter's worked example, ``f(x) = 30 x^2``: ``g = 60 x``, ``H = 60``, so ``c = 60`` and the stable learning
 rate is ``2 / 60 = 1/30`` at every x: the criterion is negative at ``eps = 0.033`` and positive at ``0.034``,
 for x = 3, 4 or 50 alike (only its magnitude, ``3600 x^2 eps (30 eps - 1)``, grows with x).
 
@@ -51,7 +51,7 @@ class IllConditioningWarning(RuntimeWarning):
 
 
 def step_curvature(g: Tensor, hg: Tensor, lr: float) -> dict[str, float]:
-    r"""The seed's ill-conditioning criterion for one gradient step of size ``lr`` (eps).
+    r"""The chapter's ill-conditioning criterion for one gradient step of size ``lr`` (eps).
 
     Args:
         g: the gradient (any shape; flattened).
@@ -104,7 +104,7 @@ class IllConditioningMonitor(Monitor):
       backward pass (:meth:`backward`; regopt's Trainer calls it in place of ``loss.backward()``), which takes
       ``g`` with ``create_graph=True``, leaves in ``p.grad`` exactly what ``loss.backward()`` would, and takes
       one Hessian-vector product ``Hg`` on that graph (:func:`~regopt.diagnostics.hvp.backward_with_hvp`).
-      The row is the seed's criterion for the step actually taken (minibatch gradient, penalties included) at
+      The row is the chapter's criterion for the step actually taken (minibatch gradient, penalties included) at
       that step's lr; ``loss`` is the mean training loss since the last check. About 2 gradients per check; no
       extra forward, so dropout masks, batch-norm statistics and the RNG are those of training.
     - **a fixed probe batch** (``batch=(x, y)``): in :meth:`after_step`, ``g`` and ``Hg`` on the probe batch

@@ -1,7 +1,7 @@
 """Local minima and model identifiability (Goodfellow et al. 2016, sec. 8.2.2): weight-space symmetry.
 
 A network is not *identifiable*: many parameter settings compute the same function, so every minimum comes
-with a whole family of equivalent minima of exactly the same cost. Two such symmetries, as the seed states them:
+with a whole family of equivalent minima of exactly the same cost. Two such symmetries, as the chapter states them:
 
 - **Permuting hidden units.** Reordering the units of a hidden layer (rows of its weight matrix and bias, and the
   matching columns of the next layer's weights) leaves the function unchanged: with ``m`` layers of ``n`` units
@@ -46,7 +46,7 @@ _PER_UNIT: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.LayerNorm, nn.PReLU
 
 def count_equivalent_arrangements(widths: Sequence[int]) -> int:
     """``prod_i n_i!``: the number of hidden-unit orderings of layers of widths ``n_i`` that compute the same
-    function (the seed's ``n!^m`` for ``m`` layers of ``n`` units). ``[3, 3] -> 36``."""
+    function (the chapter's ``n!^m`` for ``m`` layers of ``n`` units). ``[3, 3] -> 36``."""
     total = 1
     for width in widths:
         if isinstance(width, bool) or not isinstance(width, int) or width < 0:

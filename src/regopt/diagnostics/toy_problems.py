@@ -1,8 +1,8 @@
-"""The seed's "Challenges in Neural Network Optimization", worked on toy problems small enough to solve by hand.
+"""The chapter's "Challenges in Neural Network Optimization", worked on toy problems small enough to solve by hand.
 
-- **Ill-conditioning** (the seed's example): f(x) = 30 x^2, so f'(x) = 60 x and f''(x) = H = 60, inputs
+- **Ill-conditioning** (the chapter's example): f(x) = 30 x^2, so f'(x) = 60 x and f''(x) = H = 60, inputs
   x0 in {3, 4, 50}, learning rates 0.033, 0.034, 0.035. Gradient descent multiplies x by (1 - 60 eps) each
-  step, so it converges for eps < 2/60 = 1/30 and diverges above; the seed's criterion
+  step, so it converges for eps < 2/60 = 1/30 and diverges above; the chapter's criterion
   (1/2) eps^2 g'Hg > eps g'g says the same (:func:`stable_lr_boundary`). Remedies: an adaptive method
   (:func:`adam_1d`) and input normalization (:func:`badly_scaled_least_squares`, :func:`standardize`).
 - **Saddle points**: f(x, y) = x^2 - y^2 from next to the saddle (:func:`saddle_trajectories`).
@@ -28,7 +28,7 @@ from regopt.optim.adam import Adam
 from regopt.optim.sgd import SGD
 
 CURVATURE = 60.0
-"""H = f''(x) of the seed's f(x) = 30 x^2."""
+"""H = f''(x) of the chapter's f(x) = 30 x^2."""
 SEED_INPUTS = (3.0, 4.0, 50.0)
 SEED_LRS = (0.033, 0.034, 0.035)
 F64 = torch.float64
@@ -44,7 +44,7 @@ def _tensor(x: float | Sequence[float] | Tensor) -> Tensor:
 def gradient_descent_1d(
     x0: float | Sequence[float] | Tensor, lr: float, steps: int, curvature: float = CURVATURE
 ) -> Tensor:
-    """Gradient descent on f(x) = (curvature/2) x^2 (the seed's 30 x^2): x_{k+1} = x_k - lr * f'(x_k).
+    """Gradient descent on f(x) = (curvature/2) x^2 (the chapter's 30 x^2): x_{k+1} = x_k - lr * f'(x_k).
 
     Since f'(x) = curvature * x, each step multiplies x by (1 - lr * curvature): x_1 = 3 (1 - 60 * 0.033) =
     -2.94. ``x0`` may hold several inputs; returns the trajectory, shape ``(steps + 1, *x0.shape)``, float64,
@@ -67,7 +67,7 @@ def gradient_descent_1d(
 def ill_conditioning_criterion(
     x: float | Sequence[float] | Tensor, lr: float | Sequence[float] | Tensor, curvature: float = CURVATURE
 ) -> Tensor:
-    """The seed's criterion (1/2) eps^2 g'Hg - eps g'g at x for f(x) = (curvature/2) x^2; positive means that
+    """The chapter's criterion (1/2) eps^2 g'Hg - eps g'g at x for f(x) = (curvature/2) x^2; positive means that
     the second-order term outweighs the first and a gradient step of size eps *raises* the cost.
 
     With g = f'(x) = curvature * x and H = curvature; ``x`` and ``lr`` broadcast against each other.
@@ -78,7 +78,7 @@ def ill_conditioning_criterion(
 
 
 def stable_lr_boundary(curvature: float = CURVATURE) -> float:
-    """The learning rate where the criterion changes sign: 2 / H (1/30 for the seed's f(x) = 30 x^2).
+    """The learning rate where the criterion changes sign: 2 / H (1/30 for the chapter's f(x) = 30 x^2).
 
     Derivation: with g = H x, (1/2) eps^2 g H g - eps g g = eps g^2 (eps H / 2 - 1), which for eps > 0 and
     g != 0 is positive exactly when eps > 2/H, whatever x is. It is also the divergence boundary of gradient

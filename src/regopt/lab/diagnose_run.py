@@ -5,7 +5,7 @@ At the checkpoint's weights, on a probe batch of training examples (the model in
 - the Hessian's top eigenvalues and its most negative one (Lanczos), its trace (Hutchinson) and spectral
   density (stochastic Lanczos quadrature): a negative lambda_min means a saddle direction;
 - the largest stable learning rate for gradient descent, 2 / lambda_max, and along the gradient itself,
-  2 g'g / g'Hg (the seed's criterion turns positive above it), and the criterion at the run's last learning
+  2 g'g / g'Hg (the chapter's criterion turns positive above it), and the criterion at the run's last learning
   rate (the last row of metrics.csv: a schedule's decayed lr, not the config's initial one);
 - the gradient noise: tr(Sigma) of per-example gradients, the noise scale B_simple = tr(Sigma) / ||g||^2 and the
   signal-to-noise ratio against the batch size.

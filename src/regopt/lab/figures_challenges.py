@@ -1,4 +1,4 @@
-"""Figures of the seed's optimization challenges: ill-conditioning of f(x) = 30x^2, a saddle, a cliff.
+"""Figures of the chapter's optimization challenges: ill-conditioning of f(x) = 30x^2, a saddle, a cliff.
 
 Each function draws data computed by :mod:`regopt.diagnostics.toy_problems` (the gallery entries in
 :mod:`regopt.lab.gallery.challenges` compute it) and saves one PNG with :func:`~regopt.lab.report.save_figure`.
@@ -34,7 +34,7 @@ def plot_ill_conditioning_trajectories(
     runs: Mapping[float, torch.Tensor], inputs: Sequence[float], path: str | Path, *, curvature: float, zoom: int = 40
 ) -> None:
     """Top row: |x_k| (log) for every input, one panel per lr. Bottom row: x_k of the first input, signed, for
-    the first ``zoom`` steps (the seed's "For Input 3 and Learning Rate ..." plots)."""
+    the first ``zoom`` steps (the chapter's "For Input 3 and Learning Rate ..." plots)."""
     lrs = list(runs)
     fig, axes = plt.subplots(2, len(lrs), figsize=(4.6 * len(lrs), 7.5))
     for j, lr in enumerate(lrs):
@@ -68,7 +68,7 @@ def plot_ill_conditioning_trajectories(
 def plot_criterion(
     inputs: Sequence[float], seed_lrs: Sequence[float], path: str | Path, *, curvature: float, boundary: float
 ) -> None:
-    """The seed's criterion (1/2) eps^2 g'Hg - eps g'g against eps: per input (symlog), and divided by g'g
+    """The chapter's criterion (1/2) eps^2 g'Hg - eps g'g against eps: per input (symlog), and divided by g'g
     (one curve for every input: the sign change at 2/H does not depend on x)."""
     lr = torch.linspace(0.0, 0.045, 451, dtype=torch.float64)
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
@@ -99,7 +99,7 @@ def plot_criterion(
     right.set_xlim(float(zoom[0]), float(zoom[-1]))
     right.set_title("zoom near 1/30, divided by g'g: one curve for every input", fontsize=10)
     right.legend(fontsize="small", loc="upper left")
-    fig.suptitle("The seed's ill-conditioning criterion for f(x) = 30 x^2: positive exactly when eps > 1/30")
+    fig.suptitle("The chapter's ill-conditioning criterion for f(x) = 30 x^2: positive exactly when eps > 1/30")
     fig.tight_layout()
     save_figure(fig, path)
 

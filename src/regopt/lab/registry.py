@@ -1,6 +1,6 @@
 """Name -> optimizer and name -> learning-rate schedule, as a config refers to them.
 
-Plain names are regopt's own optimizers (the seed's algorithms); ``torch.<name>`` are torch.optim's, for
+Plain names are regopt's own optimizers (the chapter's algorithms); ``torch.<name>`` are torch.optim's, for
 comparison. Every config key besides ``name`` is checked against the constructor's signature before anything
 is built. ``coordinate`` wraps an ``inner`` optimizer in block coordinate descent, one block per layer.
 ``no_decay_bias_norm`` (default true) puts biases and normalization parameters in a group without weight decay.

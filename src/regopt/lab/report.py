@@ -1,4 +1,4 @@
-"""Figures and tables of runs: the seed's "Training vs. Test Set Error" curve, and run comparisons."""
+"""Figures and tables of runs: the chapter's "Training vs. Test Set Error" curve, and run comparisons."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Optimizers of the seed (Algorithms 8.1-8.7), delta-bar-delta, averaging, coordinate descent, schedules.
+"""Optimizers of the chapter (Algorithms 8.1-8.7), delta-bar-delta, averaging, coordinate descent, schedules.
 
 Each optimizer is a ``torch.optim.Optimizer`` whose update is written once over flat buffers
-(:mod:`regopt.optim.flat`), line by line as the seed's pseudo-code.
+(:mod:`regopt.optim.flat`), line by line as the chapter's pseudo-code.
 """
 
 from regopt.optim.adagrad import AdaGrad

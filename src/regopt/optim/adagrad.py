@@ -22,7 +22,7 @@ def adagrad_update(
 
 
 class AdaGrad(FlatOptimizer):
-    r"""AdaGrad (Duchi, Hazan & Singer 2011), as the seed's Algorithm 8.4.
+    r"""AdaGrad (Duchi, Hazan & Singer 2011), as the chapter's Algorithm 8.4.
 
     Update, with r initialized to 0::
 

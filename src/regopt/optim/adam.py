@@ -41,7 +41,7 @@ def adam_update(
 
 
 class Adam(FlatOptimizer):
-    r"""Adam (Kingma & Ba 2015), as the seed's Algorithm 8.7.
+    r"""Adam (Kingma & Ba 2015), as the chapter's Algorithm 8.7.
 
     Update at step t, with s = r = 0 initially::
 
@@ -69,8 +69,8 @@ class Adam(FlatOptimizer):
         >>> model(torch.ones(2, 3)).sum().backward(); _ = opt.step()
 
     Note:
-        The seed's slide writes sqrt(r_hat + delta); the book (Goodfellow et al. 2016, Algorithm 8.7), Kingma &
-        Ba and torch.optim.Adam write sqrt(r_hat) + delta. The default follows the seed;
+        The lecture's slide writes sqrt(r_hat + delta); the book (Goodfellow et al. 2016, Algorithm 8.7), Kingma &
+        Ba and torch.optim.Adam write sqrt(r_hat) + delta. The default follows the slide;
         ``eps_inside_sqrt=False`` reproduces torch.optim.Adam / AdamW to rounding. With delta = 1e-8 inside the
         root the floor on the denominator is 1e-4, which damps steps of parameters with tiny gradients.
 

@@ -45,7 +45,7 @@ def rmsprop_update(
 
 
 class RMSProp(FlatOptimizer):
-    r"""RMSProp (Hinton 2012), as the seed's Algorithm 8.5, and 8.6 with ``nesterov=True``.
+    r"""RMSProp (Hinton 2012), as the chapter's Algorithm 8.5, and 8.6 with ``nesterov=True``.
 
     Update, with r initialized to 0::
 
@@ -63,7 +63,7 @@ class RMSProp(FlatOptimizer):
         momentum: momentum coefficient alpha in [0, 1).
         nesterov: Algorithm 8.6 (needs ``momentum > 0``).
         weight_decay: coupled L2 coefficient added to g as ``weight_decay * theta``.
-        eps_inside_sqrt: the seed's sqrt(delta + r) (default) or torch's sqrt(r) + delta.
+        eps_inside_sqrt: the chapter's sqrt(delta + r) (default) or torch's sqrt(r) + delta.
         compile: ``"auto"`` (default) updates eagerly, and compiles the update of a group of 1M+ elements
             only once the run is long enough to repay the compile (about 5 s for the first compiled step in a
             process; see ``regopt.optim.flat``); ``True`` compiles from the first step, ``False`` never.
@@ -77,7 +77,7 @@ class RMSProp(FlatOptimizer):
     Note:
         The seed puts delta inside the square root (Algorithm 8.5); torch.optim.RMSprop and Keras add it
         outside (``eps_inside_sqrt=False`` matches torch, which then agrees to rounding, with torch's momentum
-        buffer b = -v / lr while lr is constant). The seed's Algorithm 8.6 has no delta at all; it is kept here
+        buffer b = -v / lr while lr is constant). The chapter's Algorithm 8.6 has no delta at all; it is kept here
         (in the same place as 8.5) so that a zero r cannot divide by zero; set ``eps=0`` for the literal 8.6.
         As in :class:`regopt.optim.SGD`, Nesterov parameters hold the interim point theta + alpha v between
         steps; ``evaluation_view()`` swaps in theta.

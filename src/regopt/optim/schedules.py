@@ -8,7 +8,7 @@ from regopt.optim.flat import check
 
 
 def linear_decay(tau: int, final_fraction: float = 0.01) -> Callable[[int], float]:
-    """The seed's decay eps_k = (1 - k/tau) eps_0 + (k/tau) eps_tau until k = tau, then eps_tau, as the factor
+    """The chapter's decay eps_k = (1 - k/tau) eps_0 + (k/tau) eps_tau until k = tau, then eps_tau, as the factor
     eps_k / eps_0 for ``LambdaLR`` (with eps_tau = ``final_fraction`` * eps_0; the book suggests about 1%).
 
     Example::

@@ -38,7 +38,7 @@ def momentum_update(
 
 
 class SGD(FlatOptimizer):
-    r"""Stochastic gradient descent with optional (Nesterov) momentum, as the seed's Algorithms 8.1-8.3.
+    r"""Stochastic gradient descent with optional (Nesterov) momentum, as the chapter's Algorithms 8.1-8.3.
 
     Update at step k, with g the minibatch gradient::
 
@@ -51,7 +51,7 @@ class SGD(FlatOptimizer):
         lr: learning rate eps (> 0).
         momentum: momentum parameter alpha in [0, 1); 0 gives Algorithm 8.1.
         nesterov: Algorithm 8.3 (needs ``momentum > 0``).
-        weight_decay: coupled L2 coefficient: ``weight_decay * theta`` is added to g (the seed's alpha*W).
+        weight_decay: coupled L2 coefficient: ``weight_decay * theta`` is added to g (the chapter's alpha*W).
         compile: ``"auto"`` (default) updates eagerly, and compiles the update of a group of 1M+ elements
             only once the run is long enough to repay the compile (about 5 s for the first compiled step in a
             process; see ``regopt.optim.flat``); ``True`` compiles from the first step, ``False`` never.
@@ -64,10 +64,10 @@ class SGD(FlatOptimizer):
 
     Note:
         torch.optim.SGD keeps b <- mu b + g and steps theta <- theta - lr b; here v carries eps inside it, as in
-        the seed (v = -lr b). The two agree while lr is constant and differ once a schedule changes lr: here a
+        the chapter (v = -lr b). The two agree while lr is constant and differ once a schedule changes lr: here a
         new lr affects only new gradients, not the velocity already accumulated.
 
-        Nesterov follows the seed: the gradient is taken at the interim point theta + alpha v. Between steps
+        Nesterov follows the chapter: the gradient is taken at the interim point theta + alpha v. Between steps
         the parameters *hold* that interim point, so any ordinary training loop computes the right gradient,
         and ``evaluation_view()`` swaps in theta itself for evaluation. The parameters then coincide with
         torch's ``nesterov=True`` (Sutskever et al. 2013's change of variables) while lr is constant.

@@ -62,7 +62,7 @@ class EarlyStopping(Monitor):
             without one are accepted and change nothing.
 
     Note:
-        The Nesterov interim-point pitfall. regopt's Nesterov optimizers follow the seed's Algorithm 8.3: between
+        The Nesterov interim-point pitfall. regopt's Nesterov optimizers follow the chapter's Algorithm 8.3: between
         steps the parameters hold the *interim point* theta~ = theta + alpha v, where the next gradient is
         taken, and ``optimizer.evaluation_view()`` swaps theta itself in for evaluation. A hand-written loop that
         validates inside the view but lets the stopper copy the weights outside it saves theta~, weights whose

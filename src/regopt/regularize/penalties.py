@@ -1,6 +1,6 @@
 r"""Parameter norm penalties (sec. 7.1) and parameter tying (sec. 7.9): ``loss = task_loss + penalty(model)``.
 
-Each penalty is the seed's regularized objective J~(theta) = J(theta) + alpha * Omega(theta): ``penalty(model)``
+Each penalty is the chapter's regularized objective J~(theta) = J(theta) + alpha * Omega(theta): ``penalty(model)``
 returns ``alpha * Omega`` over the selected parameters (default: weights, not biases or normalization
 parameters; see :class:`~regopt.regularize.selection.Selector`), as a scalar to add to the task loss.
 """
@@ -107,7 +107,7 @@ class L2(Penalty):
     r"""L2 penalty (weight decay, ridge, Tikhonov): Omega(theta) = 1/2 ||w||_2^2.
 
     Added to the loss, it contributes alpha * w to the gradient, so one gradient step with learning rate eps is
-    the seed's::
+    the chapter's::
 
         W <- W - eps (alpha W + grad L(W)) = (1 - eps alpha) W - eps grad L(W)
 

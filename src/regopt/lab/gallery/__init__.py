@@ -1,4 +1,4 @@
-"""The demo gallery: each entry reproduces one picture of the seed and writes it under the demo directory.
+"""The demo gallery: each entry reproduces one picture of the chapter and writes it under the demo directory.
 
 An entry is a function ``(out: Path, progress: bool) -> GalleryResult``; register it in :data:`GALLERY`.
 Training entries are configs shipped beside this file (``<entry>.toml``) run as ordinary run directories, so

@@ -1,4 +1,4 @@
-"""Gallery entry ``alpha_curve``: the seed's "Selecting regularization term alpha", as a sweep of L2's alpha.
+"""Gallery entry ``alpha_curve``: the chapter's "Selecting regularization term alpha", as a sweep of L2's alpha.
 
 The MLP of ``alpha_curve.toml`` (widths [256, 256], ~80k weights) learns 500 MNIST-1D signals; without a
 penalty it drives training error to 0 while validation error stays near 0.59. The entry trains it once for

@@ -1,4 +1,4 @@
-"""Gallery entry ``bagging``: the seed's "Bagging and Other Ensemble Methods" picture, on real 9s, 6s and 8s.
+"""Gallery entry ``bagging``: the chapter's "Bagging and Other Ensemble Methods" picture, on real 9s, 6s and 8s.
 
 The seed (after Goodfellow et al. 2016, fig. 7.5) draws an original data set of the digits 9, 6 and 8 and two
 resampled data sets, each missing one digit and repeating another, so each member learns a different rule and
@@ -29,7 +29,7 @@ from regopt.lab.gallery.common import single_threaded, write_table
 
 ENTRY = "bagging"
 DIGITS = (9, 6, 8)
-"""The seed's three digits, in its order; class index i stands for ``DIGITS[i]``."""
+"""The chapter's three digits, in its order; class index i stands for ``DIGITS[i]``."""
 PER_CLASS, MEMBERS, HIDDEN, EPOCHS, BATCH, LR = 15, 10, 8, 20, 10, 0.05
 COLUMNS, SUBSETS = 8, 60
 HEADERS = ("members k", "ensemble accuracy (mean prob)", "ensemble accuracy (vote)", "mean member accuracy")
@@ -160,7 +160,7 @@ def plot_accuracy_vs_k(rows: list[tuple[float, ...]], member_acc: Tensor, path: 
 
 @single_threaded
 def bagging_digits(out: Path, progress: bool, *, members: int = MEMBERS, epochs: int = EPOCHS) -> GalleryResult:
-    """The seed's bagging picture on digits 9, 6, 8: members that each misread some digits, the ensemble that reads them right, and accuracy against the number of members."""  # noqa: E501
+    """The chapter's bagging picture on digits 9, 6, 8: members that each misread some digits, the ensemble that reads them right, and accuracy against the number of members."""  # noqa: E501
     from regopt.ensemble import Bagging
     from regopt.optim import SGD
 
@@ -183,7 +183,7 @@ def bagging_digits(out: Path, progress: bool, *, members: int = MEMBERS, epochs:
     rescued = wrong.any(0) & (ensemble == y_test)
 
     folder = Path(out) / ENTRY
-    # As in the seed's picture, show digits that a minority of members misread: the majority vote is right too.
+    # As in the chapter's picture, show digits that a minority of members misread: the majority vote is right too.
     columns = pick_columns(wrong, rescued & (votes == y_test), y_test, COLUMNS)
     assert bag.indices is not None
     labels = []

@@ -1,8 +1,8 @@
-"""Gallery entries ``ill_conditioning``, ``saddle`` and ``cliff``: the seed's "Challenges in Neural Network
+"""Gallery entries ``ill_conditioning``, ``saddle`` and ``cliff``: the chapter's "Challenges in Neural Network
 Optimization" on toy problems from :mod:`regopt.diagnostics.toy_problems`, each in well under a few seconds.
 
-- ``ill_conditioning``: the seed's worked example, f(x) = 30 x^2 from inputs 3, 4, 50 at learning rates 0.033,
-  0.034, 0.035; the criterion (1/2) eps^2 g'Hg > eps g'g against eps; the two remedies of the seed (an adaptive
+- ``ill_conditioning``: the chapter's worked example, f(x) = 30 x^2 from inputs 3, 4, 50 at learning rates 0.033,
+  0.034, 0.035; the criterion (1/2) eps^2 g'Hg > eps g'g against eps; the two remedies of the chapter (an adaptive
   method, input normalization).
 - ``saddle``: gradient descent, momentum and Adam leaving the saddle of x^2 - y^2.
 - ``cliff``: gradient descent over a cliff, with and without gradient-norm clipping.
@@ -51,7 +51,7 @@ def _write(
 
 
 def _seed_rows(runs: dict[float, Any]) -> list[tuple[Any, ...]]:
-    """One row per (input, lr) of the seed's example: multiplier, x1, final |x|, verdict, criterion at x0."""
+    """One row per (input, lr) of the chapter's example: multiplier, x1, final |x|, verdict, criterion at x0."""
     from regopt.diagnostics import toy_problems as tp
 
     rows = []

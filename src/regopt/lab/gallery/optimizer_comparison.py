@@ -11,7 +11,7 @@ five values around the optimizer's usual range, seeds 0, 1 and 2, keeping the lr
 validation error (no early stopping); every other hyperparameter keeps its textbook default (momentum 0.9,
 RMSProp's rho 0.9, Adam's betas (0.9, 0.999)). Delta-bar-delta also had its decrease fraction ``phi`` swept over
 {0.1, 0.01}: at Jacobs' phi = 0.1 the sign of a minibatch gradient flips so often that the per-weight rates
-collapse and its best lr reached only ~0.57 validation error (the seed warns that the method was made for
+collapse and its best lr reached only ~0.57 validation error (the chapter warns that the method was made for
 full-batch training). With phi = 0.01 the rates shrink slowly instead, which acts as a learning-rate decay that
 the other optimizers, run at a constant lr here, do not get. Sweep results (mean final validation error over
 the three seeds) are quoted beside each entry of :data:`OPTIMIZERS`.

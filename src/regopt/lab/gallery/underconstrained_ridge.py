@@ -1,4 +1,4 @@
-"""Gallery entry ``underconstrained``: the seed's "Regularization and Under-Constrained Problems" (sec. 7.3).
+"""Gallery entry ``underconstrained``: the chapter's "Regularization and Under-Constrained Problems" (sec. 7.3).
 
 Linear regression with more features than examples (:data:`EXAMPLES` x :data:`FEATURES`, Gaussian) has a
 singular X'X: the normal equations X'X w = X'y have infinitely many solutions. Weight decay solves

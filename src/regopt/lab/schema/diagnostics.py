@@ -19,7 +19,7 @@ class GradientNormsConfig(Strict):
 
 
 class IllConditioningConfig(Strict):
-    """The seed's criterion 0.5 eps^2 g'Hg - eps g'g for the step just taken, every ``every`` steps; an alarm
+    """The chapter's criterion 0.5 eps^2 g'Hg - eps g'g for the step just taken, every ``every`` steps; an alarm
     after ``patience`` positive checks while the gradient norm rises and the loss stalls."""
 
     every: PositiveInt = 10
