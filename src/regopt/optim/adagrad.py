@@ -33,7 +33,7 @@ class AdaGrad(FlatOptimizer):
     Args:
         params: parameters or parameter groups.
         lr: global learning rate eps (> 0).
-        eps: delta, the small constant for numerical stability (seed: perhaps 1e-7).
+        eps: delta, the small constant for numerical stability (the chapter: perhaps 1e-7).
         weight_decay: coupled L2 coefficient added to g as ``weight_decay * theta``.
         compile: ``"auto"`` (default) updates eagerly, and compiles the update of a group of 1M+ elements
             only once the run is long enough to repay the compile (about 5 s for the first compiled step in a
@@ -41,6 +41,7 @@ class AdaGrad(FlatOptimizer):
 
     Example::
 
+        >>> import torch
         >>> model = torch.nn.Linear(3, 1)
         >>> opt = AdaGrad(model.parameters(), lr=0.1)
         >>> model(torch.ones(2, 3)).sum().backward(); _ = opt.step()

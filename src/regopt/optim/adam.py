@@ -64,6 +64,7 @@ class Adam(FlatOptimizer):
 
     Example::
 
+        >>> import torch
         >>> model = torch.nn.Linear(3, 1)
         >>> opt = Adam(model.parameters(), lr=1e-3)
         >>> model(torch.ones(2, 3)).sum().backward(); _ = opt.step()

@@ -59,7 +59,7 @@ class RMSProp(FlatOptimizer):
         params: parameters or parameter groups.
         lr: global learning rate eps (> 0).
         rho: decay rate rho of the squared-gradient average, in [0, 1).
-        eps: delta (seed: usually 1e-6).
+        eps: delta (the chapter: usually 1e-6).
         momentum: momentum coefficient alpha in [0, 1).
         nesterov: Algorithm 8.6 (needs ``momentum > 0``).
         weight_decay: coupled L2 coefficient added to g as ``weight_decay * theta``.
@@ -70,12 +70,13 @@ class RMSProp(FlatOptimizer):
 
     Example::
 
+        >>> import torch
         >>> model = torch.nn.Linear(3, 1)
         >>> opt = RMSProp(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
         >>> model(torch.ones(2, 3)).sum().backward(); _ = opt.step()
 
     Note:
-        The seed puts delta inside the square root (Algorithm 8.5); torch.optim.RMSprop and Keras add it
+        The chapter puts delta inside the square root (Algorithm 8.5); torch.optim.RMSprop and Keras add it
         outside (``eps_inside_sqrt=False`` matches torch, which then agrees to rounding, with torch's momentum
         buffer b = -v / lr while lr is constant). The chapter's Algorithm 8.6 has no delta at all; it is kept here
         (in the same place as 8.5) so that a zero r cannot divide by zero; set ``eps=0`` for the literal 8.6.

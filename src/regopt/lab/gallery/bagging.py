@@ -1,6 +1,6 @@
 """Gallery entry ``bagging``: the chapter's "Bagging and Other Ensemble Methods" picture, on real 9s, 6s and 8s.
 
-The seed (after Goodfellow et al. 2016, fig. 7.5) draws an original data set of the digits 9, 6 and 8 and two
+The chapter (Goodfellow et al. 2016, fig. 7.5) draws an original data set of the digits 9, 6 and 8 and two
 resampled data sets, each missing one digit and repeating another, so each member learns a different rule and
 each misreads a digit that the other reads; averaged, the ensemble reads all three.
 
