@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
 from regopt.lab.schema.base import ConfigError, Strict
 from regopt.lab.schema.data import *  # noqa: F403 - the config API is flat
@@ -58,8 +58,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+def run_name(value: str) -> str:
+    """A run name is one path component: it names the directory ``OUT/NAME/`` and nothing outside ``OUT``."""
+    if value in (".", ".."):
+        raise ValueError(f"{value!r} is not a run name: a run directory must lie inside --out")
+    return value
+
+
 class RunConfig(Strict):
-    name: Annotated[str, Field(pattern=r"^[\w.-]+$")] = "run"
+    name: Annotated[str, Field(pattern=r"^[\w.-]+$", max_length=100), AfterValidator(run_name)] = "run"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "cpu"
     data: DataConfig = Field(default_factory=lambda: Mnist1dData(name="mnist1d"))

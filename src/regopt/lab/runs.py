@@ -107,6 +107,8 @@ def run(
     """
     config = record_data_identity(config)  # a data file by absolute path and sha256, so the run dir reruns anywhere
     path = Path(out) / config.name
+    if path.resolve().parent != Path(out).resolve():  # validate() refuses such names; a hand-built config might not
+        raise RunDirError(f"name: {config.name!r} would write outside {out}; a run name is one path component")
     plan = prepare_run_dir(config, path, resume=resume, force=force)
     experiment = build_experiment(config, checkpoint_path=path / CHECKPOINT, progress=progress)
     trainer = experiment.trainer
