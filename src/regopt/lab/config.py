@@ -139,12 +139,22 @@ def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file, raising :class:`ConfigError` for a missing or malformed file."""
+    """Read a TOML file, raising :class:`ConfigError` for a missing, unreadable, non-UTF-8 or malformed file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        return tomllib.loads(path.read_text())
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        where = f"byte {err.start} (line {line}) is 0x{data[err.start]:02x}"
+        raise ConfigError(f"{path}: not UTF-8 text, as TOML must be: {where}") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
 
