@@ -1,7 +1,9 @@
 """Atomic file writes: a temporary file in the same directory, fsync, then rename over the target.
 
 A crash, a full disk or an exception mid-write leaves the previous file intact (POSIX ``rename`` replaces a
-file atomically within one filesystem).
+file atomically within one filesystem). A process killed mid-write leaves its temporary file behind
+(``.NAME.XXXXXXXX.tmp``); :func:`temp_files` finds them and :func:`remove_temp_files` clears them when a run
+starts or resumes (one process writes a run directory at a time).
 """
 
 from __future__ import annotations
@@ -29,6 +31,25 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def is_temp_file(path: Path) -> bool:
+    """Whether ``path`` is the temporary file of an :func:`atomic_write` (``.NAME.XXXXXXXX.tmp``)."""
+    return path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp") and path.name.count(".") >= 3
+
+
+def temp_files(directory: str | Path) -> list[Path]:
+    """The temporary files that killed atomic writes left in ``directory`` (none if it does not exist)."""
+    directory = Path(directory)
+    return sorted(p for p in directory.iterdir() if is_temp_file(p)) if directory.is_dir() else []
+
+
+def remove_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temporary files of killed atomic writes in ``directory``; return what was removed."""
+    removed = temp_files(directory)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def write_text(path: str | Path, text: str) -> None:

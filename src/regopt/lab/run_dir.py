@@ -9,7 +9,9 @@ the run's length: ``constant``, ``step`` and ``exponential`` do not, nor ``linea
 would have been different), so a run with one of those cannot be lengthened.
 
 A directory holding a ``config.toml`` but no checkpoint and no summary is a run interrupted before its first
-checkpoint: ``--resume`` starts it again from the beginning (same config check), with a note.
+checkpoint: ``--resume`` starts it again from the beginning (same config check), with a note. A directory
+holding only the temporary files of killed atomic writes (a run killed while writing its ``config.toml``) counts
+as empty: ``run`` uses it and ``--resume`` starts the run from the beginning.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from regopt.lab.atomic import is_temp_file
 from regopt.lab.config import RunConfig, read_toml, to_toml_dict, validate
 
 CONFIG, METRICS, SUMMARY, CHECKPOINT, CURVES = (
@@ -103,11 +106,19 @@ def interrupted_start(path: Path) -> bool:
     return (path / CONFIG).is_file() and not (path / CHECKPOINT).exists() and not (path / SUMMARY).exists()
 
 
+def holds_nothing(path: Path) -> bool:
+    """An existing directory with nothing in it but the temporary files of killed atomic writes: a run killed
+    while writing its first file (``config.toml``), to be treated as empty."""
+    return path.is_dir() and all(is_temp_file(entry) for entry in path.iterdir())
+
+
 def prepare_run_dir(config: RunConfig, path: Path, *, resume: bool, force: bool) -> RunPlan:
     """Check that ``path`` may be used as asked, before anything is built or written; say how."""
     if resume:
         if force:
             raise RunDirError("--resume and --force contradict each other: resume keeps the run, force replaces it")
+        if holds_nothing(path):  # killed before its config landed: nothing to check, nothing to keep
+            return RunPlan(notes=[f"{path}: the run had written nothing yet; started it from the beginning"])
         started = interrupted_start(path)
         if not (path / CHECKPOINT).is_file() and not started:
             raise RunDirError(f"{path}: nothing to resume (no {CHECKPOINT})")
@@ -122,7 +133,7 @@ def prepare_run_dir(config: RunConfig, path: Path, *, resume: bool, force: bool)
         extended = resume_changes(saved, config, path)
         notes = [f"extended: {key} {a} -> {b}" for key, (a, b) in extended.items()]
         return RunPlan(from_checkpoint=True, extended=extended, notes=notes)
-    if path.exists() and any(path.iterdir()):
+    if path.exists() and not holds_nothing(path):
         if not force:
             if interrupted_start(path):
                 raise RunDirError(

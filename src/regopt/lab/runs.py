@@ -31,7 +31,7 @@ import tomli_w
 
 from regopt.diagnostics import TrainingDiverged
 from regopt.lab.after_early_stopping import FinalModel, continue_training, retrain
-from regopt.lab.atomic import write_text
+from regopt.lab.atomic import remove_temp_files, write_text
 from regopt.lab.checkpoint import load_checkpoint, save_checkpoint
 from regopt.lab.config import ConfigError, RunConfig, record_data_identity, to_toml_dict
 from regopt.lab.data import write_preprocessing
@@ -120,6 +120,7 @@ def run(
     elif path.exists() and force:
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
+    remove_temp_files(path)  # what writes killed earlier left behind (.checkpoint.pt.XXXX.tmp, ...)
     write_text(path / CONFIG, tomli_w.dumps(to_toml_dict(config)))
     write_preprocessing(experiment.data, path)  # preprocessing.json: standardization statistics, class names
     notes = [*experiment.data.notes, *notes]  # what the data loader decided (task 'auto', standardization)
