@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from regopt.cli import main
-from regopt.lab.config import ConfigError, read_toml
+from regopt.lab.config import ConfigError, read_toml, validate
+from tests.conftest import small_raw
 
 
 def test_a_config_that_is_not_utf8_is_refused_naming_the_file_and_byte(tmp_path: Path) -> None:
@@ -27,3 +29,45 @@ def test_cli_refuses_a_non_utf8_config_in_one_line(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("regopt: error: ") and "byte 0" in err[0]
     assert not (tmp_path / "runs").exists()
+
+
+def _refused(raw: dict[str, Any], where: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate(raw)
+    message = str(info.value)
+    assert message.startswith(f"config: {where}: ") and "\n" not in message, message
+    return message
+
+
+def _section(section: str, **values: Any) -> dict[str, Any]:
+    raw = small_raw()
+    return {**raw, section: {**raw.get(section, {}), **values}}
+
+
+@pytest.mark.parametrize("value", ["yes", "true", 1, 0, 1.0])
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [("train", "shuffle"), ("train", "evaluate_test"), ("diagnostics", "nonfinite_guard"), ("model", "batch_norm")],
+)
+def test_a_boolean_must_be_true_or_false(section: str, key: str, value: Any) -> None:
+    _refused(_section(section, **{key: value}), f"{section}.{key}")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("train", "epochs", "5"), ("train", "epochs", True), ("train", "batch_size", 32.0), ("optimizer", "lr", "0.1"),
+     ("optimizer", "lr", True), ("data", "noise", "0.1")],
+)
+def test_a_number_must_be_a_number(section: str, key: str, value: Any) -> None:
+    _refused(_section(section, **{key: value}), f"{section}.{key}")
+
+
+def test_types_the_toml_spelling_gives_still_validate(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("a,label\n1,0\n2,1\n")
+    raw = small_raw(data={"name": "csv", "path": str(data), "standardize": True})
+    raw["regularize"] = {"augment_signal": {"scale": [0.9, 1.1]}, "l1": {"alpha": 0, "proximal": True}}
+    raw["optimizer"] = {"name": "adam", "lr": 1, "betas": [0.9, 0.99]}
+    config = validate(raw)
+    assert config.data.path == data and config.regularize.augment_signal.scale == (0.9, 1.1)
+    assert config.optimizer.lr == 1.0 and config.regularize.l1.alpha == 0.0

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt
 
-from regopt.lab.schema.base import Fraction, Strict
+from regopt.lab.schema.base import FilePath, Fraction, Strict
 
 
 # --------------------------------------------------------------------------------------------------- data
@@ -88,7 +87,7 @@ class FileData(SplitOptions):
     numbered 0..K-1 in sorted order and their original values (numbers or text) kept as the class names.
     """
 
-    path: Path
+    path: FilePath
     """The file. A relative path in a config file is relative to that file's folder (one given with ``--set``
     to the working directory); ``regopt run`` stores it absolute in the run directory's config.toml."""
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt
 
-from regopt.lab.schema.base import NonNegative, Strict
+from regopt.lab.schema.base import NonNegative, Pair, Strict
 
 # ------------------------------------------------------------------------------------------- regularize
 
@@ -40,7 +40,7 @@ class ImageAugmentConfig(Strict):
 
     rotate: NonNegative = 0.0
     flip: bool = False
-    scale: tuple[float, float] | None = None
+    scale: Pair | None = None
     shift: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
 
@@ -48,7 +48,7 @@ class SignalAugmentConfig(Strict):
     """Random shift (positions), amplitude scaling range and additive noise for 1-D signals such as MNIST-1D."""
 
     shift: Annotated[int, Field(ge=0)] = 0
-    scale: tuple[float, float] | None = None
+    scale: Pair | None = None
     noise: NonNegative = 0.0
 
 

@@ -14,7 +14,7 @@ class OptimizerConfig(BaseModel):
     """``name`` picks an optimizer from the registry (``regopt list``); every other key is passed to its
     constructor and checked against its signature when the run is built."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
     name: str = "sgd"
     lr: float = Field(0.01, gt=0.0)
 
