@@ -21,7 +21,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from regopt.lab.checkpoint import load_checkpoint
+from regopt.lab.checkpoint import CheckpointError, load_checkpoint
+from regopt.lab.checkpoint_check import check_trainer_state
 from regopt.lab.experiment import Experiment
 from regopt.lab.run_dir import RunDirError, RunPlan
 from regopt.monitor import Monitor
@@ -69,13 +70,20 @@ def resume_training(
 
     ``run_monitors`` is the number of stateless-at-start monitors the run directory put first among the trainer's
     monitors; a checkpoint written before they existed (regopt before issue 14) lacks their entries and gets
-    empty ones. Returns notes for the summary. Raises :class:`RunDirError` if the checkpoint does not fit.
+    empty ones. Returns notes for the summary. Raises :class:`CheckpointError` (one line, naming the field) if
+    the checkpoint's structure does not fit this trainer (checked before any of it is used), :class:`RunDirError`
+    if loading it still fails.
     """
     trainer, stopper = experiment.trainer, experiment.early_stopping
-    state = training_state(load_checkpoint(checkpoint, map_location=experiment.device))
+    saved = load_checkpoint(checkpoint, map_location=experiment.device)
+    if TRAINING_STATE in saved and not isinstance(saved[TRAINING_STATE], dict):
+        found = type(saved[TRAINING_STATE]).__name__
+        raise CheckpointError(f"{checkpoint}: {TRAINING_STATE} is a {found}, expected a dict")
+    state = training_state(saved)
     hooks = state.get("monitors")
     if isinstance(hooks, list) and len(hooks) == len(trainer.stateful()) - run_monitors:
         state["monitors"] = [{} for _ in range(run_monitors)] + hooks
+    check_trainer_state(state, trainer, checkpoint, prefix=f"{TRAINING_STATE}." if TRAINING_STATE in saved else "")
     try:
         trainer.load_state_dict(state)
     except (KeyError, ValueError, RuntimeError) as err:

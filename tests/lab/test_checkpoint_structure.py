@@ -1,0 +1,137 @@
+"""A damaged checkpoint (fields of the wrong type, a missing key, another model's weights) is refused on
+``regopt run --resume`` in one line naming the field, before any of it is used, and nothing is written."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from regopt.cli import main
+from regopt.lab.config import validate
+from regopt.lab.experiment import build_experiment
+from regopt.lab.runs import run
+from tests.conftest import small_raw
+
+Damage = Callable[[dict[str, Any]], None]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real two-epoch run directory (its checkpoint written by the Trainer)."""
+    out = tmp_path_factory.mktemp("runs")
+    run(validate(small_raw(train={"epochs": 2, "batch_size": 32})), out=out)
+    return out / "tiny"
+
+
+def _resume_damaged(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Damage
+) -> tuple[int, list[str], Path]:
+    """Copy the run, damage its checkpoint with ``damage``, resume it through the CLI: exit code, stderr lines."""
+    path = tmp_path / "tiny"
+    shutil.copytree(finished_run, path)
+    state = torch.load(path / "checkpoint.pt", weights_only=True)
+    damage(state)
+    torch.save(state, path / "checkpoint.pt")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    capsys.readouterr()
+    code = main(["run", str(path / "config.toml"), "--out", str(tmp_path), "--resume", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before, "a refused resume must write nothing"
+    return code, err, path
+
+
+def _set(*keys: str, value: Callable[[Any], Any]) -> Damage:
+    def damage(state: dict[str, Any]) -> None:
+        inner = state
+        for key in keys[:-1]:
+            inner = inner[key]
+        inner[keys[-1]] = value(inner[keys[-1]])
+
+    return damage
+
+
+def _delete(key: str) -> Damage:
+    def damage(state: dict[str, Any]) -> None:
+        del state[key]
+
+    return damage
+
+
+def _other_width(state: dict[str, Any]) -> None:
+    other = build_experiment(validate(small_raw(model={"name": "mlp", "widths": [32]})))
+    state["model"] = other.model.state_dict()
+
+
+CASES: list[tuple[str, Damage, list[str]]] = [
+    ("epoch as a string", _set("position", "epoch", value=str), ["position.epoch is a str, expected an int"]),
+    ("negative step", _set("position", "step", value=lambda s: -1), ["position.step is -1"]),
+    ("torch RNG as floats", _set("rng", "torch", value=lambda t: t.float()), ["rng.torch is a torch.float32"]),
+    ("shuffle RNG cut short", _set("rng", "epoch_shuffle", value=lambda t: t[:100]), ["rng.epoch_shuffle", "(100,)"]),
+    ("numpy keys as a list", _set("rng", "numpy", "keys", value=lambda t: t.tolist()), ["rng.numpy.keys is a list"]),
+    ("python RNG garbage", _set("rng", "python", value=lambda s: "(3, (1, 2), None)"), ["rng.python"]),
+    ("history as a tensor", _set("history", value=lambda h: torch.zeros(2, 8)), ["history is a Tensor"]),
+    ("history row of strings", _set("history", value=lambda h: [{**h[0], "val_loss": "low"}]), ["val_loss is a str"]),
+    ("elapsed as a string", _set("elapsed", value=str), ["elapsed is a str, expected a number"]),
+    ("missing optimizer", _delete("optimizer"), ["optimizer is missing"]),
+    ("missing rng", _delete("rng"), ["rng is missing"]),
+    ("lr as a string", _set("optimizer", "param_groups", value=lambda g: [{**g[0], "lr": "0.1"}]), [".lr is a str"]),
+    ("another model's weights", _other_width, ["has shape (32, 2), this config's model has (16, 2)"]),
+]
+
+
+@pytest.mark.parametrize(("damage", "expected"), [(d, e) for _, d, e in CASES], ids=[c[0] for c in CASES])
+def test_damaged_checkpoint_is_refused_in_one_line(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Damage, expected: list[str]
+) -> None:
+    code, err, path = _resume_damaged(finished_run, tmp_path, capsys, damage)
+    assert code == 2
+    assert len(err) == 1, err
+    line = err[0]
+    assert line.startswith(f"regopt: error: {path / 'checkpoint.pt'}: "), line
+    assert "Traceback" not in line
+    for part in expected:
+        assert part in line, line
+
+
+def test_training_state_not_a_dict_is_refused(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A final-model checkpoint keeps the state training continues from under training_state: a tensor there
+    must not silently send resume to the top level (the final model's state)."""
+
+    def damage(state: dict[str, Any]) -> None:
+        state["training_state"] = torch.zeros(3)
+
+    code, err, _ = _resume_damaged(finished_run, tmp_path, capsys, damage)
+    assert code == 2 and len(err) == 1
+    assert "training_state is a Tensor, expected a dict" in err[0]
+
+
+def test_damage_inside_training_state_is_named_with_its_prefix(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def damage(state: dict[str, Any]) -> None:
+        inner = {k: v for k, v in state.items() if k != "format"}
+        inner["position"] = {**inner["position"], "batch": 1.5}
+        state["training_state"] = inner
+
+    code, err, _ = _resume_damaged(finished_run, tmp_path, capsys, damage)
+    assert code == 2 and len(err) == 1
+    assert "training_state.position.batch is a float, expected an int" in err[0]
+
+
+def test_an_intact_checkpoint_still_resumes(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tiny"
+    shutil.copytree(finished_run, path)
+    code = main(
+        ["run", str(path / "config.toml"), "--out", str(tmp_path), "--resume", "--quiet", "--set", "train.epochs=3"]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert len((path / "metrics.csv").read_text().strip().splitlines()) == 1 + 3
