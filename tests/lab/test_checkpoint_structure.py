@@ -135,3 +135,51 @@ def test_an_intact_checkpoint_still_resumes(
     )
     assert code == 0, capsys.readouterr().err
     assert len((path / "metrics.csv").read_text().strip().splitlines()) == 1 + 3
+
+
+EARLY_STOPPED = {
+    "train": {"epochs": 4, "batch_size": 32},
+    "regularize": {"early_stopping": {"patience": 1, "monitor": "val_loss", "min_delta": 10.0}},
+}
+
+
+@pytest.fixture(scope="module")
+def early_stopped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run early stopping stopped at epoch 2: its monitors hold copies of the weights (best, and at the stop)."""
+    out = tmp_path_factory.mktemp("runs")
+    result = run(validate(small_raw(**EARLY_STOPPED)), out=out)
+    assert result.summary["early_stopping"]["stopped_epoch"] == 2
+    return out / "tiny"
+
+
+def _monitor_with(state: dict[str, Any], key: str) -> dict[str, Any]:
+    inner = state.get("training_state", state)
+    return next(m for m in inner["monitors"] if key in m)
+
+
+def _other_width_best_weights(state: dict[str, Any]) -> None:
+    other = build_experiment(validate(small_raw(model={"name": "mlp", "widths": [32]})))
+    _monitor_with(state, "best_weights")["best_weights"] = other.model.state_dict()
+
+
+def _wait_as_string(state: dict[str, Any]) -> None:
+    _monitor_with(state, "wait")["wait"] = "1"
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (_other_width_best_weights, [".best_weights.", "has shape (32, 2), this config's model has (16, 2)"]),
+        (_wait_as_string, ["monitors[", "].wait is a str, expected a number"]),
+    ],
+    ids=["best weights of another width", "early stopping wait as a string"],
+)
+def test_damaged_monitor_state_is_refused_in_one_line(
+    early_stopped_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Damage, expected: list[str]
+) -> None:
+    code, err, path = _resume_damaged(early_stopped_run, tmp_path, capsys, damage)
+    assert code == 2
+    assert len(err) == 1, err
+    assert err[0].startswith(f"regopt: error: {path / 'checkpoint.pt'}: "), err[0]
+    for part in expected:
+        assert part in err[0], err[0]
