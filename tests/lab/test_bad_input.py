@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from torch import nn
 
 from regopt.cli import main
 from regopt.lab.config import ConfigError, read_toml, validate
+from regopt.lab.registry import build_optimizer
 from tests.conftest import small_raw
 
 
@@ -35,7 +37,7 @@ def _refused(raw: dict[str, Any], where: str) -> str:
     with pytest.raises(ConfigError) as info:
         validate(raw)
     message = str(info.value)
-    assert message.startswith(f"config: {where}: ") and "\n" not in message, message
+    assert message.startswith(f"config: {where}") and "\n" not in message, message
     return message
 
 
@@ -71,3 +73,58 @@ def test_types_the_toml_spelling_gives_still_validate(tmp_path: Path) -> None:
     config = validate(raw)
     assert config.data.path == data and config.regularize.augment_signal.scale == (0.9, 1.1)
     assert config.optimizer.lr == 1.0 and config.regularize.l1.alpha == 0.0
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize(
+    ("where", "raw"),
+    [
+        ("optimizer.lr", lambda v: _section("optimizer", lr=v)),
+        ("schedule.eta_min", lambda v: _section("schedule", name="cosine", eta_min=v)),
+        ("data.noise", lambda v: _section("data", noise=v)),
+        ("regularize.l2.alpha", lambda v: _section("regularize", l2={"alpha": v})),
+        ("regularize.max_norm.c", lambda v: _section("regularize", max_norm={"c": v})),
+        ("regularize.augment_signal.scale.1", lambda v: _section("regularize", augment_signal={"scale": [1.0, v]})),
+        ("train.clip_grad_norm", lambda v: _section("train", clip_grad_norm=v)),
+        ("init.bias", lambda v: _section("init", bias=v)),
+        ("diagnostics.plateau.loss_tol", lambda v: _section("diagnostics", plateau={"loss_tol": v})),
+    ],
+)
+def test_every_float_is_finite(where: str, raw: Any, value: float) -> None:
+    message = _refused(raw(value), where)
+    assert "finite" in message or "greater" in message or "less" in message
+
+
+@pytest.mark.parametrize(
+    ("where", "raw"),
+    [
+        ("optimizer.lr", _section("optimizer", lr=1e300)),
+        ("schedule.eta_min", _section("schedule", name="cosine", eta_min=1e300)),
+        ("data.noise", _section("data", noise=1e300)),
+        ("data.seed", _section("data", seed=2**64)),
+        ("data.seed", _section("data", seed=-(2**63) - 1)),
+    ],
+)
+def test_numbers_beyond_what_can_run_are_refused(where: str, raw: dict[str, Any]) -> None:
+    _refused(raw, where)
+
+
+def test_the_seed_range_is_what_torch_accepts() -> None:
+    for seed in (2**64 - 1, -(2**63), 0):
+        assert validate(_section("data", seed=seed)).data.seed == seed
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ({"name": "sgd", "weight_decay": float("inf")}, "weight_decay"),
+        ({"name": "sgd", "momentum": float("nan")}, "momentum"),
+        ({"name": "adam", "betas": [0.9, float("nan")]}, "betas"),
+        ({"name": "adam", "eps": float("inf")}, "eps"),
+        ({"name": "coordinate", "inner": "sgd", "momentum": float("inf")}, "momentum"),
+    ],
+)
+def test_optimizer_options_are_finite(options: dict[str, Any], key: str) -> None:
+    config = validate(small_raw(optimizer={"lr": 0.1, **options}))
+    with pytest.raises(ConfigError, match=rf"^optimizer\.{key}: .*not a finite number"):
+        build_optimizer(config.optimizer, nn.Linear(2, 2))

@@ -10,6 +10,7 @@ Schedules are torch's ``lr_scheduler`` classes; Algorithm 8.1's linear decay is 
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import torch
@@ -82,6 +83,13 @@ def optimizer_options(name: str) -> list[str]:
     return [p for p in signature.parameters if p not in _NOT_CONFIGURABLE] + list(_LAB_KEYS)
 
 
+def _finite(value: Any) -> bool:
+    """False for a float (or an array holding one) that is infinite or NaN: TOML's ``inf`` and ``nan``."""
+    if isinstance(value, (tuple, list)):
+        return all(_finite(v) for v in value)
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 def _construct(name: str, kwargs: dict[str, Any], model: nn.Module, params: list[Any] | None = None) -> Optimizer:
     if name not in OPTIMIZERS:
         known = sorted([*OPTIMIZERS, *WRAPPERS])
@@ -90,6 +98,9 @@ def _construct(name: str, kwargs: dict[str, Any], model: nn.Module, params: list
     for key in kwargs:
         if key not in allowed:
             raise ConfigError(f"optimizer.{key}: not an option of {name!r}; options are {allowed}")
+    for key, value in kwargs.items():
+        if not _finite(value):
+            raise ConfigError(f"optimizer.{key}: {value!r} is not a finite number")
     kwargs = dict(kwargs)
     separate = kwargs.pop("no_decay_bias_norm", True)
     if params is None:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message is one line naming the key path and the problem."""
 
 
-STRICT_TYPES = ConfigDict(strict=True)
+STRICT_TYPES = ConfigDict(strict=True, allow_inf_nan=False)
 """Values keep the type TOML gives them: a boolean is ``true``/``false`` (not ``"yes"``, ``1`` or ``"true"``), an
-integer is not a string, a float or a boolean, and a float is a number (an integer is one) but not a string."""
+integer is not a string, a float or a boolean, and a float is a number (an integer is one) but not a string.
+Every float is finite: TOML's ``inf`` and ``nan`` are refused where the config is read, not met in training."""
 
 
 class Strict(BaseModel):
@@ -22,6 +23,13 @@ class Strict(BaseModel):
     or between booleans and numbers) and immutable once validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, **STRICT_TYPES)
+
+
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
+"""The seeds ``torch.manual_seed`` accepts (a negative seed is taken modulo 2**64)."""
+MAX_SCALE = 1e6
+"""Upper bound of learning rates and data noise: a value beyond it can only be a mistake (on data of unit scale
+it overflows float32 arithmetic within a few steps, or drowns the data); 1e300 would overflow at once."""
 
 
 def _tuple_from_array(value: Any) -> Any:
@@ -32,5 +40,17 @@ FilePath = Annotated[Path, Field(strict=False)]
 """A path, written as a TOML string."""
 Pair = Annotated[tuple[float, float], BeforeValidator(_tuple_from_array)]
 """Two numbers, written as a TOML array."""
+
+
+def _seed_in_range(value: int) -> int:
+    if not SEED_MIN <= value <= SEED_MAX:
+        raise ValueError(f"{value} is not a seed: a seed lies in -2**63 .. 2**64 - 1 (what torch.manual_seed takes)")
+    return value
+
+
+Seed = Annotated[int, AfterValidator(_seed_in_range)]
+"""A seed: any integer from -2**63 to 2**64 - 1, as ``torch.manual_seed`` takes."""
+Rate = Annotated[float, Field(gt=0.0, le=MAX_SCALE)]
+"""A learning rate: positive, at most 1e6."""
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]

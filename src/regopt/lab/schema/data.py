@@ -6,16 +6,18 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt
 
-from regopt.lab.schema.base import FilePath, Fraction, Strict
-
+from regopt.lab.schema.base import MAX_SCALE, FilePath, Fraction, Seed, Strict
 
 # --------------------------------------------------------------------------------------------------- data
+Noise = Annotated[float, Field(ge=0.0, le=MAX_SCALE)]
+"""Standard deviation of the noise added to generated data (at most 1e6: beyond, only noise is left)."""
+
 class SplitOptions(Strict):
     train_size: PositiveInt | None = None
     """Keep only this many training examples (after the validation split); small data shows overfitting."""
     val_fraction: Fraction = 0.2
     """Fraction of the training pool carved off as the validation split."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the split and subsampling, separate from the training seed so runs compare on the same data."""
 
 
@@ -44,7 +46,7 @@ class MoonsData(SplitOptions):
 
     name: Literal["moons"]
     num_samples: PositiveInt = 1000
-    noise: float = Field(0.2, ge=0.0)
+    noise: Noise = 0.2
     test_fraction: Fraction = 0.2
 
 
@@ -54,7 +56,7 @@ class SpiralsData(SplitOptions):
     name: Literal["spirals"]
     num_samples: PositiveInt = 1000
     num_classes: Annotated[int, Field(ge=2)] = 3
-    noise: float = Field(0.2, ge=0.0)
+    noise: Noise = 0.2
     test_fraction: Fraction = 0.2
 
 
@@ -66,8 +68,8 @@ class PolynomialData(Strict):
     val_size: PositiveInt = 100
     test_size: PositiveInt = 500
     degree: PositiveInt = 9
-    noise: float = Field(0.2, ge=0.0)
-    seed: int = 0
+    noise: Noise = 0.2
+    seed: Seed = 0
 
 
 AUTO_MAX_CLASSES = 50

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from regopt.lab.schema.base import Fraction, Strict
+from regopt.lab.schema.base import MAX_SCALE, STRICT_TYPES, Fraction, Rate, Strict
 
 
 # ------------------------------------------------------------------------------------ optimizer, schedule
@@ -14,9 +14,9 @@ class OptimizerConfig(BaseModel):
     """``name`` picks an optimizer from the registry (``regopt list``); every other key is passed to its
     constructor and checked against its signature when the run is built."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
+    model_config = ConfigDict(extra="allow", frozen=True, **STRICT_TYPES)
     name: str = "sgd"
-    lr: float = Field(0.01, gt=0.0)
+    lr: Rate = 0.01
 
     def kwargs(self) -> dict[str, Any]:
         """Constructor keyword arguments: everything but ``name``; TOML arrays become tuples (``betas``)."""
@@ -52,7 +52,7 @@ class CosineSchedule(ScheduleBase):
     """Cosine annealing to ``eta_min`` over the whole run (torch ``CosineAnnealingLR``)."""
 
     name: Literal["cosine"]
-    eta_min: Annotated[float, Field(ge=0.0)] = 0.0
+    eta_min: Annotated[float, Field(ge=0.0, le=MAX_SCALE)] = 0.0
 
 
 class LinearSchedule(ScheduleBase):
