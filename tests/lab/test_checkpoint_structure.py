@@ -62,6 +62,10 @@ def _delete(key: str) -> Damage:
     return damage
 
 
+def _wider_momentum(state: dict[int, Any]) -> dict[int, Any]:
+    return {**state, 0: {**state[0], "v": torch.zeros(32, 2)}}
+
+
 def _other_width(state: dict[str, Any]) -> None:
     other = build_experiment(validate(small_raw(model={"name": "mlp", "widths": [32]})))
     state["model"] = other.model.state_dict()
@@ -80,6 +84,11 @@ CASES: list[tuple[str, Damage, list[str]]] = [
     ("missing optimizer", _delete("optimizer"), ["optimizer is missing"]),
     ("missing rng", _delete("rng"), ["rng is missing"]),
     ("lr as a string", _set("optimizer", "param_groups", value=lambda g: [{**g[0], "lr": "0.1"}]), [".lr is a str"]),
+    (
+        "momentum of another shape",
+        _set("optimizer", "state", value=_wider_momentum),
+        ["optimizer.state[0].v has shape"],
+    ),
     ("another model's weights", _other_width, ["has shape (32, 2), this config's model has (16, 2)"]),
 ]
 
@@ -183,3 +192,27 @@ def test_damaged_monitor_state_is_refused_in_one_line(
     assert err[0].startswith(f"regopt: error: {path / 'checkpoint.pt'}: "), err[0]
     for part in expected:
         assert part in err[0], err[0]
+
+
+def test_coordinate_descent_checkpoint_resumes_and_its_inner_state_is_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Block coordinate descent saves its inner optimizers' states under ``inner``, not torch's layout: an intact
+    one resumes, a damaged inner one is named."""
+    raw = small_raw(
+        optimizer={"name": "coordinate", "inner": "adam", "lr": 0.01}, train={"epochs": 2, "batch_size": 32}
+    )
+    out = tmp_path / "runs"
+    run(validate(raw), out=out)
+    extended = validate({**raw, "train": {"epochs": 3, "batch_size": 32}})
+    path = out / "tiny"
+    intact = tmp_path / "intact"
+    shutil.copytree(path, intact / "tiny")
+    assert len(run(extended, out=intact, resume=True).history) == 3
+
+    def damage(state: dict[str, Any]) -> None:
+        state["optimizer"]["inner"][1]["param_groups"][0]["lr"] = "fast"
+
+    code, err, _ = _resume_damaged(path, tmp_path / "damaged", capsys, damage)
+    assert code == 2 and len(err) == 1
+    assert "optimizer.inner[1].param_groups[0].lr is a str, expected a number" in err[0]

@@ -17,7 +17,7 @@ import math
 import random
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import Tensor
@@ -53,7 +53,7 @@ class _Checker:
     def __init__(self, path: str | Path, prefix: str = "") -> None:
         self.path, self.prefix = path, prefix
 
-    def fail(self, field: str, problem: str) -> None:
+    def fail(self, field: str, problem: str) -> NoReturn:
         raise CheckpointError(f"{self.path}: {self.prefix}{field} {problem}")
 
     def get(self, state: Mapping[str, Any], key: str, field: str) -> Any:
@@ -61,7 +61,7 @@ class _Checker:
             self.fail(field, "is missing")
         return state[key]
 
-    def mapping(self, value: Any, field: str) -> Mapping[str, Any]:
+    def mapping(self, value: Any, field: str) -> Mapping[Any, Any]:
         if not isinstance(value, Mapping):
             self.fail(field, f"is {_kind(value)}, expected a dict")
         return value
@@ -142,26 +142,54 @@ def check_trainer_state(state: Mapping[str, Any], trainer: Any, path: str | Path
     _check_rng(check, state["rng"], trainer)
 
 
-def _check_optimizer(check: _Checker, value: Any, optimizer: torch.optim.Optimizer) -> None:
-    value = check.mapping(value, "optimizer")
-    check.mapping(check.get(value, "state", "optimizer.state"), "optimizer.state")
-    groups = check.get(value, "param_groups", "optimizer.param_groups")
+def _check_optimizer(check: _Checker, value: Any, optimizer: torch.optim.Optimizer, field: str = "optimizer") -> None:
+    """The keys this optimizer's ``state_dict`` has; for torch's layout (``state``, ``param_groups``) as many groups
+    and parameters as this optimizer, numbers where its hyperparameters are numbers, and per-parameter state tensors
+    of their parameter's shape. A wrapper's inner optimizers (``inner``, block coordinate descent) are checked
+    each against its own; any other layout is left to the optimizer's ``load_state_dict``."""
+    value = check.mapping(value, field)
+    fresh = optimizer.state_dict()
+    for key in fresh:
+        check.get(value, key, f"{field}.{key}")
+    inners = getattr(optimizer, "inners", None)
+    if isinstance(fresh.get("inner"), list) and isinstance(inners, list):
+        saved = value["inner"]
+        if not isinstance(saved, list) or len(saved) != len(inners):
+            check.fail(f"{field}.inner", f"is {_kind(saved)}, expected a list of {len(inners)} optimizer states")
+        for i, (inner_state, inner) in enumerate(zip(saved, inners, strict=True)):
+            _check_optimizer(check, inner_state, inner, f"{field}.inner[{i}]")
+        return
+    if "state" not in fresh or "param_groups" not in fresh:
+        return
+    groups = value["param_groups"]
     if not isinstance(groups, list):
-        check.fail("optimizer.param_groups", f"is {_kind(groups)}, expected a list")
+        check.fail(f"{field}.param_groups", f"is {_kind(groups)}, expected a list")
     if len(groups) != len(optimizer.param_groups):
-        check.fail(
-            "optimizer.param_groups",
-            f"has {len(groups)} groups, this config's optimizer has {len(optimizer.param_groups)}",
-        )
+        count = len(optimizer.param_groups)
+        check.fail(f"{field}.param_groups", f"has {len(groups)} groups, this config's optimizer has {count}")
     for i, (group, ours) in enumerate(zip(groups, optimizer.param_groups, strict=True)):
-        field = f"optimizer.param_groups[{i}]"
-        group = check.mapping(group, field)
-        params = check.get(group, "params", f"{field}.params")
+        where = f"{field}.param_groups[{i}]"
+        group = check.mapping(group, where)
+        params = check.get(group, "params", f"{where}.params")
         if not isinstance(params, list) or len(params) != len(ours["params"]):
-            check.fail(f"{field}.params", f"does not list this config's {len(ours['params'])} parameters")
+            check.fail(f"{where}.params", f"does not list this config's {len(ours['params'])} parameters")
         for key, default in ours.items():
             if key != "params" and key in group and _is_real(default) and not _is_real(group[key]):
-                check.fail(f"{field}.{key}", f"is {_kind(group[key])}, expected a number")
+                check.fail(f"{where}.{key}", f"is {_kind(group[key])}, expected a number")
+    parameters = [p for ours in optimizer.param_groups for p in ours["params"]]
+    state = check.mapping(value["state"], f"{field}.state")
+    for index, entry in state.items():
+        if not _is_int(index) or not 0 <= index < len(parameters):
+            check.fail(
+                f"{field}.state", f"has an entry {index!r}, this config's optimizer has {len(parameters)} parameters"
+            )
+        entry = check.mapping(entry, f"{field}.state[{index}]")
+        shape = tuple(parameters[index].shape)
+        for name, tensor in entry.items():
+            per_element = isinstance(tensor, Tensor) and tensor.is_floating_point() and tensor.dim() > 0
+            if per_element and tuple(tensor.shape) != shape:
+                where = f"{field}.state[{index}].{name}"
+                check.fail(where, f"has shape {tuple(tensor.shape)}, its parameter has {shape}")
 
 
 def _check_monitors(check: _Checker, value: Any, hooks: list[Any], model: Mapping[str, Tensor]) -> None:
