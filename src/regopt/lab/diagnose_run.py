@@ -36,6 +36,7 @@ from regopt.diagnostics import (
 )
 from regopt.lab.atomic import write_text
 from regopt.lab.checkpoint import CheckpointError, load_checkpoint
+from regopt.lab.checkpoint_check import check_model_state
 from regopt.lab.config import read_toml, validate
 from regopt.lab.experiment import build_experiment
 from regopt.lab.report import save_figure
@@ -50,10 +51,10 @@ def diagnose(path: str | Path, *, probe_size: int = 512, top_k: int = 3, seed: i
     config = validate(read_toml(path / CONFIG), str(path / CONFIG))
     experiment = build_experiment(config)
     state = load_checkpoint(path / CHECKPOINT, map_location=experiment.device)
-    try:
-        experiment.model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as err:
-        raise CheckpointError(f"{path / CHECKPOINT}: does not fit the run's model ({err})") from None
+    if "model" not in state or not isinstance(state.get("position"), dict):
+        raise CheckpointError(f"{path / CHECKPOINT}: not a run's checkpoint (no model weights or position)")
+    check_model_state(state["model"], experiment.model, path / CHECKPOINT)  # one line naming a misfit tensor
+    experiment.model.load_state_dict(state["model"])
     model, data, loss_fn = experiment.model, experiment.data, experiment.trainer.loss_fn
     model.eval()
     x, y = data.x_train[:probe_size], data.y_train[:probe_size]
@@ -70,7 +71,7 @@ def diagnose(path: str | Path, *, probe_size: int = 512, top_k: int = 3, seed: i
     curve = batch_size_curve(noise, sizes)
     result = {
         "run": str(path),
-        "step": state["position"]["step"],
+        "step": state["position"].get("step"),
         "parameters": op.dim,
         "probe_examples": len(x),
         "loss": op.loss(),
