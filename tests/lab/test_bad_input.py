@@ -128,3 +128,38 @@ def test_optimizer_options_are_finite(options: dict[str, Any], key: str) -> None
     config = validate(small_raw(optimizer={"lr": 0.1, **options}))
     with pytest.raises(ConfigError, match=rf"^optimizer\.{key}: .*not a finite number"):
         build_optimizer(config.optimizer, nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize(
+    ("where", "raw"),
+    [
+        ("model.widths.0", _section("model", widths=[10**9])),
+        ("model.widths", _section("model", widths=[60_000, 60_000, 60_000])),
+        ("model.channels", small_raw(model={"name": "cnn1d", "channels": 10**9})),
+        ("model.hidden_size", small_raw(model={"name": "gru", "hidden_size": 10**9})),
+        ("data.num_samples", _section("data", num_samples=10**12)),
+        ("data.degree", small_raw(data={"name": "polynomial", "degree": 10**12})),
+        ("data.test_size", small_raw(data={"name": "polynomial", "test_size": 10**12})),
+        ("data.train_size", small_raw(data={"name": "digits", "train_size": 10**12})),
+    ],
+)
+def test_sizes_that_cannot_fit_are_refused_naming_the_limit(where: str, raw: dict[str, Any]) -> None:
+    message = _refused(raw, where)
+    assert "less than or equal" in message or "at most" in message
+
+
+def test_sizes_at_the_limit_still_validate() -> None:
+    validate(_section("model", widths=[65_536]))
+    validate(_section("data", num_samples=10_000_000))
+
+
+@pytest.mark.parametrize(
+    ("where", "raw"),
+    [
+        ("model.channels", small_raw(model={"name": "cnn1d", "channels": 60_000})),
+        ("model.channels", small_raw(model={"name": "cnn2d", "channels": [60_000, 60_000]})),
+        ("model.hidden_size", small_raw(model={"name": "gru", "hidden_size": 60_000})),
+    ],
+)
+def test_layers_whose_weights_cannot_fit_say_how_much_memory_they_need(where: str, raw: dict[str, Any]) -> None:
+    assert "GiB of float32" in _refused(raw, where)

@@ -52,5 +52,16 @@ Seed = Annotated[int, AfterValidator(_seed_in_range)]
 """A seed: any integer from -2**63 to 2**64 - 1, as ``torch.manual_seed`` takes."""
 Rate = Annotated[float, Field(gt=0.0, le=MAX_SCALE)]
 """A learning rate: positive, at most 1e6."""
+MAX_SAMPLES = 10_000_000
+"""Most examples a generated dataset or split may have (a few hundred MB of features); more cannot be allocated
+on a typical machine and would take hours to generate."""
+MAX_WIDTH = 65_536
+"""Most units or channels in one layer."""
+MAX_HIDDEN_WEIGHTS = 1_000_000_000
+"""Most hidden-to-hidden weights of an MLP (4 GB of float32, before gradients and optimizer state)."""
+Samples = Annotated[int, Field(gt=0, le=MAX_SAMPLES)]
+"""A number of examples: positive, at most 10,000,000."""
+Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
+"""Units or channels of a layer: positive, at most 65,536."""
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]

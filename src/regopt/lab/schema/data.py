@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field
 
-from regopt.lab.schema.base import MAX_SCALE, FilePath, Fraction, Seed, Strict
+from regopt.lab.schema.base import MAX_SCALE, FilePath, Fraction, Samples, Seed, Strict
 
 # --------------------------------------------------------------------------------------------------- data
 Noise = Annotated[float, Field(ge=0.0, le=MAX_SCALE)]
 """Standard deviation of the noise added to generated data (at most 1e6: beyond, only noise is left)."""
 
 class SplitOptions(Strict):
-    train_size: PositiveInt | None = None
+    train_size: Samples | None = None
     """Keep only this many training examples (after the validation split); small data shows overfitting."""
     val_fraction: Fraction = 0.2
     """Fraction of the training pool carved off as the validation split."""
@@ -27,7 +27,7 @@ class Mnist1dData(SplitOptions):
     The validation split is carved from the 4000 (3200 / 800 at the default ``val_fraction``)."""
 
     name: Literal["mnist1d"]
-    num_samples: PositiveInt = 5000
+    num_samples: Samples = 5000
     as_sequence: bool = False
     """Shape each example (40, 1) for recurrent models instead of (40,)."""
 
@@ -45,7 +45,7 @@ class MoonsData(SplitOptions):
     """Two interleaving half circles (2-D, 2 classes)."""
 
     name: Literal["moons"]
-    num_samples: PositiveInt = 1000
+    num_samples: Samples = 1000
     noise: Noise = 0.2
     test_fraction: Fraction = 0.2
 
@@ -54,8 +54,8 @@ class SpiralsData(SplitOptions):
     """Interleaved spiral arms (2-D, one class per arm)."""
 
     name: Literal["spirals"]
-    num_samples: PositiveInt = 1000
-    num_classes: Annotated[int, Field(ge=2)] = 3
+    num_samples: Samples = 1000
+    num_classes: Annotated[int, Field(ge=2, le=1000)] = 3
     noise: Noise = 0.2
     test_fraction: Fraction = 0.2
 
@@ -64,10 +64,10 @@ class PolynomialData(Strict):
     """1-D regression y = sin(2 pi x) + noise on few points with features x, x^2, ..., x^degree (Bishop 2006)."""
 
     name: Literal["polynomial"]
-    train_size: PositiveInt = 15
-    val_size: PositiveInt = 100
-    test_size: PositiveInt = 500
-    degree: PositiveInt = 9
+    train_size: Samples = 15
+    val_size: Samples = 100
+    test_size: Samples = 500
+    degree: Annotated[int, Field(gt=0, le=1000)] = 9
     noise: Noise = 0.2
     seed: Seed = 0
 
