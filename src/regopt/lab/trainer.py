@@ -41,6 +41,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from regopt.lab.checkpoint import save_checkpoint
 from regopt.lab.data import Dataset
+from regopt.lab.models.base import ModelError
 from regopt.lab.progress import TrainingProgress
 from regopt.monitor import Monitor
 
@@ -65,7 +66,10 @@ class Trainer:
         optimizer: any ``torch.optim.Optimizer`` over the model's parameters.
         data: a :class:`regopt.lab.data.Dataset` whose tensors are already on the training device.
         epochs: number of passes over the training split.
-        batch_size: examples per optimizer step (the last batch of an epoch may be smaller).
+        batch_size: examples per optimizer step (the last batch of an epoch may be smaller; when the model has
+            BatchNorm, a last batch of a single example is dropped, as torch's ``drop_last`` would, since
+            BatchNorm cannot normalize one example by its own statistics: the same batch every epoch and run,
+            so resumed runs still match).
         shuffle: a fresh seeded order of the training examples every epoch; ``False`` takes consecutive slices
             of the data's own order every epoch (the MNIST-1D paper's loop).
         loss_fn: task loss ``(output, target) -> scalar``; default from ``data.task``.
@@ -123,6 +127,12 @@ class Trainer:
         self.progress = progress
         self.max_steps = max_steps
         self.classification = data.task == "classification"
+        self.batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        if self.batch_norm and min(batch_size, len(data.x_train)) < 2:
+            raise ModelError(
+                f"model: BatchNorm normalizes each batch by its own statistics and cannot train on batches of one "
+                f"example (batch_size {batch_size}, {len(data.x_train)} training examples); use at least 2"
+            )
         self.reshuffle = shuffle
         self.shuffle = torch.Generator().manual_seed(seed)
         self.history: list[dict[str, float]] = []
@@ -193,12 +203,17 @@ class Trainer:
             order = torch.randperm(n, generator=self.shuffle).to(self.data.x_train.device)
         else:
             order = torch.arange(n, device=self.data.x_train.device)
-        for start in range(self.batch * self.batch_size, n, self.batch_size):
+        end = n - 1 if self._drops_last_batch() else n
+        for start in range(self.batch * self.batch_size, end, self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.data.x_train[index], self.data.y_train[index]
 
+    def _drops_last_batch(self) -> bool:
+        """Whether the epoch's last batch is a single example that BatchNorm could not normalize (it is dropped)."""
+        return self.batch_norm and len(self.data.x_train) % self.batch_size == 1
+
     def steps_per_epoch(self) -> int:
-        return -(-len(self.data.x_train) // self.batch_size)
+        return -(-len(self.data.x_train) // self.batch_size) - int(self._drops_last_batch())
 
     def fit(self) -> list[dict[str, float]]:
         """Train until ``epochs`` are done or a monitor stops; returns the metrics history (one row per epoch)."""
