@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from regopt.lab.config import CustomModelConfig
@@ -59,7 +60,8 @@ def build_custom(cfg: CustomModelConfig, input_shape: tuple[int, ...], output_di
 
     Raises:
         ModelError: for an unusable target (see :func:`resolve_target`), keyword arguments the function does
-            not accept, or a return value that is not an ``nn.Module``. Errors raised inside the function
+            not accept, a return value that is not an ``nn.Module``, or a module whose forward does not return
+            a Tensor of shape ``(batch, output_dim)`` (see :func:`check_output`). Errors raised inside the function
             itself propagate unchanged, with their traceback.
     """
     fn = resolve_target(cfg.target)
@@ -77,4 +79,37 @@ def build_custom(cfg: CustomModelConfig, input_shape: tuple[int, ...], output_di
     model = fn(input_shape, output_dim, **cfg.kwargs)
     if not isinstance(model, nn.Module):
         raise ModelError(f"model.target: {cfg.target!r} returned {type(model).__name__}, expected a torch.nn.Module")
+    check_output(model, cfg.target, input_shape, output_dim)
     return model
+
+
+def check_output(model: nn.Module, target: str, input_shape: tuple[int, ...], output_dim: int) -> None:
+    """Run ``model`` once on a batch of 2 zeros and check it returns a Tensor of shape ``(2, output_dim)``.
+
+    The pass runs in ``eval()`` mode without gradients and with torch's random state saved and restored, so the
+    model (BatchNorm statistics included) and the run's random stream are as if it had not happened. A forward
+    that raises is left for training to report (a model may expect inputs other than float zeros).
+
+    Raises:
+        ModelError: when the output is not a Tensor (a dict, a tuple) or has another shape.
+    """
+    expected = (2, output_dim)
+    was_training = model.training
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            model.eval()
+            output = model(torch.zeros(2, *input_shape))
+    except Exception:  # the model's own errors surface in training, with their traceback
+        return
+    finally:
+        model.train(was_training)
+    if not isinstance(output, torch.Tensor):
+        raise ModelError(
+            f"model.target: {target!r} returned {type(output).__name__} from forward, expected a Tensor of shape "
+            f"{expected} (one row of outputs per example)"
+        )
+    if tuple(output.shape) != expected:
+        raise ModelError(
+            f"model.target: {target!r} returned a Tensor of shape {tuple(output.shape)} from forward, expected "
+            f"{expected} (batch of 2, output_dim {output_dim})"
+        )
