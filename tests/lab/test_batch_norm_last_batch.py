@@ -51,3 +51,12 @@ def test_batch_norm_with_batches_of_one_cannot_train_and_says_why() -> None:
     raw = small_raw(model={"name": "mlp", "widths": [8], "batch_norm": True}, train={"epochs": 1, "batch_size": 1})
     with pytest.raises(ModelError, match="BatchNorm"):
         build_experiment(validate(raw))
+
+
+def test_cli_refuses_batch_norm_on_a_training_split_of_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[data]\nname = "moons"\nnum_samples = 3\n[model]\nname = "mlp"\nbatch_norm = true\n')
+    code = main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "1 training examples): both must be at least 2" in err[0]
+    assert not (tmp_path / "runs").exists()

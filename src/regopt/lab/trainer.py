@@ -131,7 +131,7 @@ class Trainer:
         if self.batch_norm and min(batch_size, len(data.x_train)) < 2:
             raise ModelError(
                 f"model: BatchNorm normalizes each batch by its own statistics and cannot train on batches of one "
-                f"example (batch_size {batch_size}, {len(data.x_train)} training examples); use at least 2"
+                f"example (batch_size {batch_size}, {len(data.x_train)} training examples): both must be at least 2"
             )
         self.reshuffle = shuffle
         self.shuffle = torch.Generator().manual_seed(seed)
