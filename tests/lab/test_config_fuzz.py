@@ -35,6 +35,7 @@ HUGE = {
     "data.num_samples": [10**12, 10**8],
     "model.widths": [[10**9], [70_000], [40_000, 40_000]],
     "data.seed": [2**64, 10**40],
+    "seed": [2**64, -(2**63) - 1, 10**30],
 }
 NAMES = ["..", ".", "a/b", "../up", "/abs", "a\\b", "", "x" * 200, "tab\there", "new\nline", "nul\x00"]
 SECTIONS = ["", "train", "data", "model", "regularize", "diagnostics", "optimizer"]

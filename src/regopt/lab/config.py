@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError
 
-from regopt.lab.schema.base import ConfigError, Strict
+from regopt.lab.schema.base import ConfigError, Seed, Strict
 from regopt.lab.schema.data import *  # noqa: F403 - the config API is flat
 from regopt.lab.schema.data import CsvData, DataConfig, Mnist1dData, NpzData
 from regopt.lab.schema.diagnostics import *  # noqa: F403
@@ -67,7 +67,7 @@ def run_name(value: str) -> str:
 
 class RunConfig(Strict):
     name: Annotated[str, Field(pattern=r"^[\w.-]+$", max_length=100), AfterValidator(run_name)] = "run"
-    seed: int = 0
+    seed: Seed = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "cpu"
     data: DataConfig = Field(default_factory=lambda: Mnist1dData(name="mnist1d"))
     model: ModelConfig = Field(default_factory=lambda: MlpConfig(name="mlp"))

@@ -23,7 +23,7 @@ from regopt.lab.diagnosis import DiagnosticMonitors, diagnostic_monitors
 from regopt.lab.models import ModelError, build_model, count_parameters
 from regopt.lab.registry import build_optimizer, build_scheduler
 from regopt.lab.regularization import regularization_hooks, regularize_model
-from regopt.lab.trainer import EvalView, ModelAction, Trainer, default_loss
+from regopt.lab.trainer import EvalView, ModelAction, Trainer, default_loss, steps_per_epoch
 from regopt.optim import PolyakAveraging
 from regopt.regularize import EarlyStopping
 
@@ -123,8 +123,8 @@ def build_experiment(
     model = regularize_model(config.regularize, model)
     optimizer = build_optimizer(config.optimizer, model)
     regularization = regularization_hooks(config.regularize, model, optimizer, data)
-    steps_per_epoch = -(-len(data.x_train) // config.train.batch_size)
-    scheduler = build_scheduler(config.schedule, optimizer, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch)
+    steps = steps_per_epoch(len(data.x_train), config.train.batch_size, model)  # as the Trainer will take them
+    scheduler = build_scheduler(config.schedule, optimizer, epochs=config.train.epochs, steps_per_epoch=steps)
     post_step, eval_views = evaluation_hooks(config, model, optimizer, data)
     loss_fn = regularization.loss_fn or default_loss(data.task)
     diagnostics = diagnostic_monitors(config.diagnostics, model, optimizer, data, loss_fn)

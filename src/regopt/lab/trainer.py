@@ -58,6 +58,13 @@ def default_loss(task: str) -> Callable[[Tensor, Tensor], Tensor]:
     return F.cross_entropy if task == "classification" else F.mse_loss
 
 
+def steps_per_epoch(examples: int, batch_size: int, model: nn.Module) -> int:
+    """Optimizer steps in one epoch of ``examples`` in batches of ``batch_size``: the last batch may be smaller,
+    and is dropped when it holds a single example and ``model`` has BatchNorm (which cannot normalize one)."""
+    single = examples % batch_size == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return -(-examples // batch_size) - int(single)
+
+
 class Trainer:
     """Train ``model`` on ``data`` with ``optimizer``; see the module docstring for the phases.
 
@@ -213,7 +220,7 @@ class Trainer:
         return self.batch_norm and len(self.data.x_train) % self.batch_size == 1
 
     def steps_per_epoch(self) -> int:
-        return -(-len(self.data.x_train) // self.batch_size) - int(self._drops_last_batch())
+        return steps_per_epoch(len(self.data.x_train), self.batch_size, self.model)
 
     def fit(self) -> list[dict[str, float]]:
         """Train until ``epochs`` are done or a monitor stops; returns the metrics history (one row per epoch)."""
