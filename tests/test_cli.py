@@ -229,36 +229,8 @@ def test_list_config_prints_the_reference(capsys):
         assert key in printed
 
 
-def test_run_prints_notes_and_diagnostics_alarms(tmp_path, capsys, monkeypatch):
-    import regopt.lab.runs as runs
-    from regopt.lab.runs import RunResult
-
-    summary = {
-        "stop_reason": "completed 3 epochs",
-        "error_metric": "mse",
-        "best_val_error": 0.5,
-        "best_epoch": 2,
-        "final_train_error": 0.4,
-        "final_val_error": 0.5,
-        "wall_time_s": 0.1,
-        "data_notes": ["task 'auto' chose regression: 214 distinct integer targets"],
-        "notes": "restored the weights of epoch 2",
-        "diagnostics": {
-            "alarms": [{"step": 12, "monitor": "gradient_norms", "message": "gradient spike 44130 at step 12"}],
-            "gradient_spikes": ["gradient spike 44130 at step 12"],
-        },
-    }
-    result = RunResult(path=tmp_path, summary=summary, history=[], experiment=None)  # type: ignore[arg-type]
-    monkeypatch.setattr(runs, "run", lambda *args, **kwargs: result)
-    assert main(["run", str(write_config(tmp_path)), "--out", str(tmp_path), "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "task 'auto' chose regression: 214 distinct integer targets" in out
-    assert "restored the weights of epoch 2" in out
-    assert out.count("gradient spike 44130 at step 12") == 1  # the alarms list, not again from gradient_spikes
-    assert out.index("completed 3 epochs") < out.index("gradient spike")
-
-
-def test_run_prints_alarm_lists_of_older_summaries(tmp_path, capsys, monkeypatch):
+def _printed_run(tmp_path, capsys, monkeypatch, **summary_keys):
+    """What ``regopt run`` prints for a run whose summary has ``summary_keys`` beside the usual figures."""
     import regopt.lab.runs as runs
     from regopt.lab.runs import RunResult
 
@@ -270,12 +242,36 @@ def test_run_prints_alarm_lists_of_older_summaries(tmp_path, capsys, monkeypatch
         "final_train_error": 0.4,
         "final_val_error": 0.5,
         "wall_time_s": 0.1,
-        "diagnostics": {"plateaus": ["plateau from step 10 to 110"], "last_stable_lr": 0.12},
+        **summary_keys,
     }
     result = RunResult(path=tmp_path, summary=summary, history=[], experiment=None)  # type: ignore[arg-type]
     monkeypatch.setattr(runs, "run", lambda *args, **kwargs: result)
     assert main(["run", str(write_config(tmp_path)), "--out", str(tmp_path), "--quiet"]) == 0
-    assert "plateau from step 10 to 110" in capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def test_run_prints_notes_and_diagnostics_alarms(tmp_path, capsys, monkeypatch):
+    out = _printed_run(
+        tmp_path,
+        capsys,
+        monkeypatch,
+        error_metric="mse",
+        data_notes=["task 'auto' chose regression: 214 distinct integer targets"],
+        notes="restored the weights of epoch 2",
+        diagnostics={
+            "alarms": [{"step": 12, "monitor": "gradient_norms", "message": "gradient spike 44130 at step 12"}],
+            "gradient_spikes": ["gradient spike 44130 at step 12"],
+        },
+    )
+    assert "task 'auto' chose regression: 214 distinct integer targets" in out
+    assert "restored the weights of epoch 2" in out
+    assert out.count("gradient spike 44130 at step 12") == 1  # the alarms list, not again from gradient_spikes
+    assert out.index("completed 3 epochs") < out.index("gradient spike")
+
+
+def test_run_prints_alarm_lists_of_older_summaries(tmp_path, capsys, monkeypatch):
+    diagnostics = {"plateaus": ["plateau from step 10 to 110"], "last_stable_lr": 0.12}
+    assert "plateau from step 10 to 110" in _printed_run(tmp_path, capsys, monkeypatch, diagnostics=diagnostics)
 
 
 def test_regopt_log_warnings_print_as_one_line(tmp_path, capsys, monkeypatch):
