@@ -62,12 +62,12 @@ def test_every_key_of_every_section_is_documented():
 def test_types_and_defaults_are_read_from_the_schema():
     rows = {(s.header, k.name): k for s in reference.sections() for k in s.keys}
     assert rows[("[train]", "epochs")].type == "int > 0" and rows[("[train]", "epochs")].default == "20"
-    assert rows[("[data] name = \"mnist1d\"", "val_fraction")].type == "float in (0, 1)"
-    gamma = rows[("[schedule] name = \"exponential\"", "gamma")]
+    assert rows[('[data] name = "mnist1d"', "val_fraction")].type == "float in (0, 1)"
+    gamma = rows[('[schedule] name = "exponential"', "gamma")]
     assert gamma.type == "float in (0, 1]" and gamma.default == "0.95"
     assert rows[("[averaging]", "decay")].default == "unset"
     assert rows[("[regularize.l2]", "alpha")].default == "required"
-    assert rows[("[model] name = \"mlp\"", "widths")].default == "[100, 100]"
+    assert rows[('[model] name = "mlp"', "widths")].default == "[100, 100]"
 
 
 def test_meanings_name_existing_keys():

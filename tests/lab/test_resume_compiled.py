@@ -56,6 +56,7 @@ def test_a_compiled_run_resumed_in_a_new_process_ends_with_the_same_bits(tmp_pat
     assert straight["position"] == resumed["position"] == {"epoch": 3, "batch": 0, "step": 9}
     for name, tensor in straight["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
+
     def measured(history: list[dict]) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in history]  # all but wall time
 

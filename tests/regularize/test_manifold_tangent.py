@@ -28,9 +28,7 @@ def _tiny_cae(tied: bool = True) -> ContractiveAutoencoder:
 
 
 def _autograd_jacobians(cae: ContractiveAutoencoder, x: torch.Tensor) -> torch.Tensor:
-    return torch.stack(
-        [torch.autograd.functional.jacobian(lambda xi: cae.encode(xi.unsqueeze(0))[0], xi) for xi in x]
-    )
+    return torch.stack([torch.autograd.functional.jacobian(lambda xi: cae.encode(xi.unsqueeze(0))[0], xi) for xi in x])
 
 
 @pytest.mark.parametrize("tied", [True, False])

@@ -237,9 +237,11 @@ class IllConditioningMonitor(Monitor):
             estimate = f"largest stable learning rate here ~{row['stable_lr']:.2g} (current {row['lr']:.2g})"
         else:
             last = self.last_stable_lr()
-            estimate = "no stable learning rate estimate here (g'Hg overflowed or is not positive)" + (
-                f"; the last was ~{last[1]:.2g} at step {last[0]}" if last else ""
-            ) + f" (current {row['lr']:.2g})"
+            estimate = (
+                "no stable learning rate estimate here (g'Hg overflowed or is not positive)"
+                + (f"; the last was ~{last[1]:.2g} at step {last[0]}" if last else "")
+                + f" (current {row['lr']:.2g})"
+            )
         message = (
             f"ill-conditioning at step {step}: 0.5*eps^2*g'Hg - eps*g'g = {row['criterion']:+.1e} > 0 for "
             f"{self.streak} checks; gradient norm rose {rise:.1f}x while the loss changed {change:+.1%}; "

@@ -115,7 +115,7 @@ def compare_tables(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Fittin
 def _table(metric: str, group: Sequence[tuple[str, Mapping[str, Any]]], prefix: str) -> FittingTable:
     rows = [
         (
-            f"…{label[len(prefix):]}" if prefix else label,
+            f"…{label[len(prefix) :]}" if prefix else label,
             s.get("best_val_error"),
             s.get("final_val_error"),
             s.get("final_train_error"),

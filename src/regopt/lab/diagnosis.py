@@ -49,9 +49,7 @@ def diagnostic_monitors(
     if config.ill_conditioning is not None:
         c = config.ill_conditioning
         if c.probe_size is None:  # the step actually taken: the Trainer lets the monitor run that backward
-            out.conditioning = IllConditioningMonitor(
-                model, lr_fn=lr, every=c.every, patience=c.patience, warn=False
-            )
+            out.conditioning = IllConditioningMonitor(model, lr_fn=lr, every=c.every, patience=c.patience, warn=False)
         else:
             probe = (data.x_train[: c.probe_size], data.y_train[: c.probe_size])
             out.conditioning = IllConditioningMonitor(

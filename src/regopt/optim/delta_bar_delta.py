@@ -112,9 +112,7 @@ class DeltaBarDelta(FlatOptimizer):
         check("phi", phi, 0.0 <= phi < 1.0, "must be in [0, 1)")
         check("theta", theta, 0.0 <= theta < 1.0, "must be in [0, 1)")
         check("weight_decay", weight_decay, weight_decay >= 0, "must be >= 0")
-        check(
-            "max_rate", max_rate, max_rate is None or max_rate >= lr, f"must be >= lr ({lr}); math.inf for no bound"
-        )
+        check("max_rate", max_rate, max_rate is None or max_rate >= lr, f"must be >= lr ({lr}); math.inf for no bound")
         defaults = {
             "lr": lr,
             "kappa": kappa,

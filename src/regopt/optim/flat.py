@@ -70,6 +70,7 @@ def add_scaled_ratio_(target: Tensor, scale: Scalar, num: Tensor, den: Tensor) -
         return target.addcdiv_(num, den, value=scale)
     return target.add_(scale * num / den)
 
+
 def check(name: str, value: Any, ok: bool, requirement: str) -> None:
     """Raise ``ValueError("Invalid <name>: <value> (<requirement>)")`` unless ``ok``."""
     if not ok:

@@ -12,6 +12,7 @@ from regopt.lab.schema.base import MAX_SCALE, FilePath, Fraction, Samples, Seed,
 Noise = Annotated[float, Field(ge=0.0, le=MAX_SCALE)]
 """Standard deviation of the noise added to generated data (at most 1e6: beyond, only noise is left)."""
 
+
 class SplitOptions(Strict):
     train_size: Samples | None = None
     """Keep only this many training examples (after the validation split); small data shows overfitting."""

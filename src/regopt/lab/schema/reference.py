@@ -24,7 +24,6 @@ REGENERATE = "python -m regopt.lab.docs"
 """The one command that rewrites every generated page under docs/ (run from the repository root)."""
 
 
-
 @dataclass(frozen=True)
 class Key:
     """One key of a section: its name, type, default and meaning, as the reference prints them."""
