@@ -57,8 +57,14 @@ def test_a_boolean_must_be_true_or_false(section: str, key: str, value: Any) -> 
 
 @pytest.mark.parametrize(
     ("section", "key", "value"),
-    [("train", "epochs", "5"), ("train", "epochs", True), ("train", "batch_size", 32.0), ("optimizer", "lr", "0.1"),
-     ("optimizer", "lr", True), ("data", "noise", "0.1")],
+    [
+        ("train", "epochs", "5"),
+        ("train", "epochs", True),
+        ("train", "batch_size", 32.0),
+        ("optimizer", "lr", "0.1"),
+        ("optimizer", "lr", True),
+        ("data", "noise", "0.1"),
+    ],
 )
 def test_a_number_must_be_a_number(section: str, key: str, value: Any) -> None:
     _refused(_section(section, **{key: value}), f"{section}.{key}")
@@ -128,6 +134,27 @@ def test_optimizer_options_are_finite(options: dict[str, Any], key: str) -> None
     config = validate(small_raw(optimizer={"lr": 0.1, **options}))
     with pytest.raises(ConfigError, match=rf"^optimizer\.{key}: .*not a finite number"):
         build_optimizer(config.optimizer, nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ({"name": "sgd", "weight_decay": 1e300}, "weight_decay"),
+        ({"name": "adam", "eps": 1e7}, "eps"),
+        ({"name": "adam", "betas": [0.9, -1e300]}, "betas"),
+        ({"name": "delta_bar_delta", "kappa": 1e300}, "kappa"),
+        ({"name": "coordinate", "inner": "sgd", "weight_decay": 1e300}, "weight_decay"),
+    ],
+)
+def test_optimizer_options_beyond_any_sane_size_are_refused(options: dict[str, Any], key: str) -> None:
+    config = validate(small_raw(optimizer={"lr": 0.1, **options}))
+    with pytest.raises(ConfigError, match=rf"^optimizer\.{key}: .*beyond 1e\+06 in size"):
+        build_optimizer(config.optimizer, nn.Linear(2, 2))
+
+
+def test_optimizer_options_at_the_bound_and_booleans_still_build() -> None:
+    raw = small_raw(optimizer={"name": "sgd", "lr": 0.1, "weight_decay": 1e6, "momentum": 0.9, "nesterov": True})
+    assert build_optimizer(validate(raw).optimizer, nn.Linear(2, 2)).defaults["weight_decay"] == 1e6
 
 
 @pytest.mark.parametrize(

@@ -177,6 +177,22 @@ def test_bad_text_raises_data_error(tmp_path: Path, text: str, kwargs: dict[str,
         load_dataset(CsvData(name="csv", path=tmp_path / "d.csv", **kwargs))
 
 
+@pytest.mark.parametrize(("cell", "column"), [("0.5e", "b"), ("", "a"), ("inf", "b")])
+def test_one_bad_cell_deep_in_a_large_file_is_named_by_line_and_column(tmp_path: Path, cell: str, column: str) -> None:
+    """The 10^7-row case of issue 15 at 10^5 rows: the bad cell is found wherever it lies, not sampled."""
+    rows = 100_000
+    bad = 87_654  # 0-based data row; the header is line 1
+    lines = [f"{i % 97 / 10},{i % 89 / 10},{i % 2}" for i in range(rows)]
+    lines[bad] = f"{cell},1.5,0" if column == "a" else f"1.5,{cell},0"
+    (tmp_path / "big.csv").write_text("a,b,label\n" + "\n".join(lines) + "\n")
+    line = bad + 2
+    where = rf"line {line}, column '{column}'"
+    if cell == "inf":
+        where = rf"column 'b' contains 1 Inf value\(s\) \(first on line {line}\)"
+    with pytest.raises(DataError, match=rf"big\.csv: {where}"):
+        load_dataset(CsvData(name="csv", path=tmp_path / "big.csv"))
+
+
 # ----------------------------------------------------------------------------- the file's identity
 def test_run_dir_config_reruns_from_anywhere_and_notices_a_changed_file(tmp_path: Path, monkeypatch: Any) -> None:
     project, elsewhere, other = tmp_path / "project", tmp_path / "elsewhere", tmp_path / "other"

@@ -33,6 +33,7 @@ from regopt.lab.config import (
     ScheduleConfig,
     StepSchedule,
 )
+from regopt.lab.schema.base import MAX_SCALE
 from regopt.optim import (
     SGD,
     AdaGrad,
@@ -83,11 +84,23 @@ def optimizer_options(name: str) -> list[str]:
     return [p for p in signature.parameters if p not in _NOT_CONFIGURABLE] + list(_LAB_KEYS)
 
 
-def _finite(value: Any) -> bool:
-    """False for a float (or an array holding one) that is infinite or NaN: TOML's ``inf`` and ``nan``."""
+def _numbers(value: Any) -> list[float]:
+    """The numbers in an option's value (an array's elements); booleans and strings are not numbers."""
     if isinstance(value, (tuple, list)):
-        return all(_finite(v) for v in value)
-    return not isinstance(value, float) or math.isfinite(value)
+        return [x for v in value for x in _numbers(v)]
+    return [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+
+
+def _check_numbers(key: str, value: Any) -> None:
+    """Every number in an optimizer option is finite and at most :data:`MAX_SCALE` in size: beyond it a decay,
+    momentum or epsilon can only be a mistake (``weight_decay = 1e300`` overflows at the first step). Ranges
+    particular to an option (momentum below 1, betas in [0, 1)) are the optimizer's own checks."""
+    for number in _numbers(value):
+        if not math.isfinite(number):
+            raise ConfigError(f"optimizer.{key}: {value!r} is not a finite number")
+        if abs(number) > MAX_SCALE:
+            problem = f"is beyond {MAX_SCALE:g} in size, which can only be a mistake"
+            raise ConfigError(f"optimizer.{key}: {value!r} {problem}")
 
 
 def _construct(name: str, kwargs: dict[str, Any], model: nn.Module, params: list[Any] | None = None) -> Optimizer:
@@ -99,8 +112,7 @@ def _construct(name: str, kwargs: dict[str, Any], model: nn.Module, params: list
         if key not in allowed:
             raise ConfigError(f"optimizer.{key}: not an option of {name!r}; options are {allowed}")
     for key, value in kwargs.items():
-        if not _finite(value):
-            raise ConfigError(f"optimizer.{key}: {value!r} is not a finite number")
+        _check_numbers(key, value)
     kwargs = dict(kwargs)
     separate = kwargs.pop("no_decay_bias_norm", True)
     if params is None:
