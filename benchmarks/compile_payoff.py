@@ -83,10 +83,14 @@ def first_compile_s(name: str, numel: int) -> float:
 
 def main() -> None:
     torch.set_num_threads(1)
-    print(f"- torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()} (set), "
-          f"os.cpu_count() = {os.cpu_count()}, load average at start {os.getloadavg()[0]:.2f}\n")
-    print("| algorithm | elements | eager step ms | compiled step ms | saving ns/element-step | compile CPU s "
-          "(fresh process) | break-even steps |")
+    print(
+        f"- torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()} (set), "
+        f"os.cpu_count() = {os.cpu_count()}, load average at start {os.getloadavg()[0]:.2f}\n"
+    )
+    print(
+        "| algorithm | elements | eager step ms | compiled step ms | saving ns/element-step | compile CPU s "
+        "(fresh process) | break-even steps |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     payoffs = []
     for name, (cls, kwargs) in ALGORITHMS.items():
@@ -96,11 +100,14 @@ def main() -> None:
             saving = (eager - compiled) * 1e6 / numel  # ns per element-step
             steps = compile_s * 1e9 / (saving * numel) if saving > 0 else float("inf")
             payoffs.append(compile_s * 1e9 / saving if saving > 0 else float("inf"))
-            print(f"| {name} | {numel:,} | {eager:.3f} | {compiled:.3f} | {saving:.3f} | {compile_s:.2f} | "
-                  f"{steps:,.0f} |")
+            print(
+                f"| {name} | {numel:,} | {eager:.3f} | {compiled:.3f} | {saving:.3f} | {compile_s:.2f} | {steps:,.0f} |"
+            )
     finite = [p for p in payoffs if p != float("inf")]
-    print(f"\nCOMPILE_PAYOFF = first compiled step / saving per element-step: median {statistics.median(finite):.3g} "
-          f"element-steps (range {min(finite):.3g} to {max(finite):.3g}); load average at end {os.getloadavg()[0]:.2f}")
+    print(
+        f"\nCOMPILE_PAYOFF = first compiled step / saving per element-step: median {statistics.median(finite):.3g} "
+        f"element-steps (range {min(finite):.3g} to {max(finite):.3g}); load average at end {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -81,8 +81,10 @@ def main() -> None:
     defaults = DeltaBarDelta([nn.Parameter(torch.zeros(1))]).defaults
     shown = ", ".join(f"{k} {v}" for k, v in defaults.items() if k != "weight_decay")
     shown += f" (max_rate None: {RATE_BOUND:g} x lr)"
-    print(f"MNIST-1D paper CNN (ConvBase), batch {BATCH}, {STEPS} steps, fixed order, {N_TRAIN} training examples; "
-          f"seeds {args.seeds}; new DeltaBarDelta defaults: {shown}\n")
+    print(
+        f"MNIST-1D paper CNN (ConvBase), batch {BATCH}, {STEPS} steps, fixed order, {N_TRAIN} training examples; "
+        f"seeds {args.seeds}; new DeltaBarDelta defaults: {shown}\n"
+    )
     print("| optimizer | final test acc per seed | mean | largest rate (mean) | median rate (mean) |")
     print("|---|---|---:|---:|---:|")
     for name, make in SETTINGS.items():
