@@ -193,6 +193,31 @@ def test_one_bad_cell_deep_in_a_large_file_is_named_by_line_and_column(tmp_path:
         load_dataset(CsvData(name="csv", path=tmp_path / "big.csv"))
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b,label\n1,2.5,0\n-3e2,4,1\n5,6,0\n7,8,1\n9,10,0\n11,12,1\n13,14,0\n15,16,1\n17,18,0\n19,20,1\n",
+        '\ufeffa,"b",label\r\n"1", 2.5 ,0\r\n-3e2,4,1\r\n\r\n5,6,0\r\n7,8,1\r\n9,10,0\r\n11,12,1\r\n13,14,0\r\n'
+        "15,16,1\r\n17,18,0\r\n19,20,1\r\n",
+    ],
+    ids=["plain", "bom-quotes-crlf-blank-line"],
+)
+def test_the_fast_reader_gives_what_the_row_by_row_reader_gives(
+    tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from regopt.lab.data import csvfile
+
+    (tmp_path / "d.csv").write_text(text, encoding="utf-8", newline="")
+    cfg = CsvData(name="csv", path=tmp_path / "d.csv")
+    assert csvfile._read_numbers_fast(tmp_path / "d.csv", "label") is not None  # the fast path is taken
+    fast = load_dataset(cfg)
+    monkeypatch.setattr(csvfile, "_read_numbers_fast", lambda path, label: None)
+    careful = load_dataset(cfg)
+    assert fast.preprocessing == careful.preprocessing and fast.classes == careful.classes == (0.0, 1.0)
+    for split in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert torch.equal(getattr(fast, split), getattr(careful, split)), split
+
+
 # ----------------------------------------------------------------------------- the file's identity
 def test_run_dir_config_reruns_from_anywhere_and_notices_a_changed_file(tmp_path: Path, monkeypatch: Any) -> None:
     project, elsewhere, other = tmp_path / "project", tmp_path / "elsewhere", tmp_path / "other"

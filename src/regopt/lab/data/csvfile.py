@@ -3,12 +3,16 @@
 ``label_column`` is the target; every other column is a feature. Feature values must be numbers, parsed as
 Python floats (``1``, ``-2.5e3``, ``nan``, ``inf``). The label column holds numbers, or text labels
 (``setosa``), which become classes in sorted order with their names kept; a column mixing the two is refused.
-Blank lines are skipped. Read with the standard ``csv`` module.
+Blank lines are skipped. A file of finite numbers only is read by numpy's C parser (``np.loadtxt``: 10^7 rows of
+3 columns in about 5 s and 0.4 GB); any other file (text labels, a bad cell, a ragged row, NaN or Inf) is read
+row by row with the standard ``csv`` module, which names the line and column of what is wrong (the same file
+then takes about a minute and 4 GB).
 """
 
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -85,10 +89,56 @@ def _labels(cells: list[str], lines: list[int], label: str, path: Path) -> np.nd
     return np.array([cell.strip() for cell in cells], dtype=str)
 
 
+def _finite_numbers(path: Path, columns: int) -> np.ndarray | None:
+    """The file below its header as a float64 matrix when every row holds ``columns`` finite numbers, read by
+    numpy's C parser; ``None`` for anything else, which the row-by-row reader then reads and explains."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": the careful path says it better
+            x = np.loadtxt(path, delimiter=",", skiprows=1, comments=None, quotechar='"', encoding="utf-8-sig", ndmin=2)
+    except (ValueError, OSError, UnicodeDecodeError):
+        return None
+    return x if x.shape[1] == columns and len(x) and np.isfinite(x).all() else None
+
+
+def _header(path: Path) -> list[str] | None:
+    try:
+        with existing_file(path).open(newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return None if header is None else [name.strip() for name in header]
+
+
+def _read_numbers_fast(path: Path, label: str) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    """``(features, labels, feature names)`` of a well-formed all-number file, or ``None``."""
+    header = _header(path)
+    if header is None or len(header) < 2 or header.count(label) != 1:
+        return None
+    matrix = _finite_numbers(path, len(header))
+    if matrix is None:
+        return None
+    j = header.index(label)
+    return np.delete(matrix, j, axis=1), matrix[:, j].copy(), header[:j] + header[j + 1 :]
+
+
 def load_csv(cfg: CsvData) -> Dataset:
     """Read, check and split a CSV file (see :mod:`regopt.lab.data.userdata` for the checks)."""
     source = check_source(cfg)
     path = Path(cfg.path)
+    fast = _read_numbers_fast(path, cfg.label_column)
+    if fast is not None:
+        x, y, names = fast
+        return split_user_data(
+            x,
+            y,
+            cfg,
+            where=str(path),
+            x_name="features",
+            y_name=f"column {cfg.label_column!r}",
+            source=source,
+            features=names,
+        )
     header, rows, lines = read_rows(path)
     label = cfg.label_column
     if label not in header:
