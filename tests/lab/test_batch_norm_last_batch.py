@@ -16,10 +16,9 @@ from tests.conftest import small_raw
 
 def _experiment(batch_norm: bool, batch_size: int = 0) -> tuple[Experiment, int]:
     raw = small_raw(model={"name": "mlp", "widths": [8], "batch_norm": batch_norm})
-    experiment = build_experiment(validate(raw))
-    n = len(experiment.data.x_train)
-    experiment.trainer.batch_size = batch_size or n - 1  # one full batch and a last one of a single example
-    return experiment, n
+    n = len(build_experiment(validate(raw)).data.x_train)
+    raw["train"] = {**raw.get("train", {}), "batch_size": batch_size or n - 1}  # a full batch and one of 1 example
+    return build_experiment(validate(raw)), n
 
 
 def test_a_last_batch_of_one_is_dropped_when_the_model_has_batch_norm() -> None:

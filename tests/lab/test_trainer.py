@@ -169,8 +169,7 @@ def test_monitors_see_the_raw_gradient_between_backward_and_the_gradient_transfo
 
     trainer.grad_transforms.append(halve)
     trainer.monitors.append(Raw())
-    trainer.max_steps = 1
-    trainer.fit()
+    trainer.fit(max_steps=1)
     assert calls == ["after_backward1", "transform", "after_step1"]
     for raw, before in zip(seen["after_backward"], seen["before transform"], strict=True):
         assert torch.equal(raw, before)

@@ -62,9 +62,7 @@ def retrain(config: RunConfig, experiment: Experiment, stopper: EarlyStopping) -
     trainer = fresh.trainer
 
     def train_for(steps: int) -> None:
-        trainer.max_steps = steps
-        trainer.epochs = -(-steps // trainer.steps_per_epoch())
-        trainer.fit()
+        trainer.fit(max_epochs=-(-steps // trainer.steps_per_epoch()), max_steps=steps)
 
     algorithm_7_2(train_for, best_steps)
     info = {"algorithm": "7.2 retrain on train+validation", "steps": trainer.step, "best_steps": best_steps}
@@ -86,7 +84,7 @@ def continue_training(experiment: Experiment, stopper: EarlyStopping) -> FinalMo
         old.model,
         old.optimizer,
         data,
-        epochs=1,
+        epochs=1,  # one epoch at a time below
         batch_size=old.batch_size,
         loss_fn=old.loss_fn,
         batch_transforms=old.batch_transforms,
@@ -95,15 +93,12 @@ def continue_training(experiment: Experiment, stopper: EarlyStopping) -> FinalMo
         post_step=old.post_step,
         eval_views=old.eval_views,
         seed=int(old.step),
+        start_step=old.step,  # count the model's optimizer steps on from the early-stopping phase
     )
-    trainer.epochs = 0
-    trainer.step = old.step  # count the model's optimizer steps on from the early-stopping phase
     steps_per_epoch = trainer.steps_per_epoch()
 
     def one_epoch() -> None:
-        trainer.epochs += 1
-        trainer.stop_reason = ""
-        trainer.fit()
+        trainer.fit(max_epochs=trainer.epoch + 1)
 
     def validation_loss() -> float:
         return trainer.evaluate(experiment.data.x_val, experiment.data.y_val)[0]

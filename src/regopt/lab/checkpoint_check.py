@@ -234,9 +234,8 @@ def _check_history(check: _Checker, value: Any) -> None:
 
 def _check_rng(check: _Checker, value: Any, trainer: Any) -> None:
     rng = check.mapping(value, "rng")
-    check.byte_state(
-        check.get(rng, "epoch_shuffle", "rng.epoch_shuffle"), "rng.epoch_shuffle", trainer.shuffle.get_state().numel()
-    )
+    order_state = trainer.batch_order.generator.get_state().numel()
+    check.byte_state(check.get(rng, "epoch_shuffle", "rng.epoch_shuffle"), "rng.epoch_shuffle", order_state)
     check.byte_state(check.get(rng, "torch", "rng.torch"), "rng.torch", torch.get_rng_state().numel())
     numpy = check.mapping(check.get(rng, "numpy", "rng.numpy"), "rng.numpy")
     kind = check.get(numpy, "kind", "rng.numpy.kind")

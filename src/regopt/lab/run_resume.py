@@ -2,8 +2,8 @@
 
 A finished run's checkpoint records why it stopped. To continue it exactly as the longer run would have gone:
 
-- the epochs (or steps) ran out: the Trainer's loop runs while ``epoch < epochs``, the new value; a restored
-  ``"completed N epochs"`` (or ``"reached N steps"``) is cleared.
+- the epochs (or steps) ran out: :meth:`~regopt.lab.trainer.Trainer.fit` takes its limits as totals, so it runs
+  on to the new ``epochs``; a restored ``"completed N epochs"`` (or ``"reached N steps"``) is lifted.
 - early stopping stopped it (its wait counter reached the old patience) and the new patience is larger: the
   stop is lifted (``stopped_epoch`` and ``reason`` cleared, the counters and the best weights kept, so it decides
   from there as the patient run did), and the model gets back the weights it had at the stop, before early
@@ -102,10 +102,8 @@ def resume_training(
             notes.append(f"continues from the best weights (epoch {stopper.best_epoch}): those at the stop are lost")
         patience = stopper.patience
         notes.append(f"early stopping had stopped the run at epoch {epoch}; continuing with patience {patience}")
-    if trainer.stop_reason.startswith("completed ") and trainer.epoch < trainer.epochs:
-        trainer.stop_reason = ""
-    if trainer.stop_reason.startswith("reached ") and (trainer.max_steps or 0) > trainer.step:
-        trainer.stop_reason = ""  # train.max_steps raised (should the schema offer it)
+    if trainer.stopped_at_limits() and not trainer.limit_reached():
+        trainer.stop_reason = ""  # train.epochs raised: fit() would lift it too; cleared here so no note says so
     if trainer.stop_reason:
         notes.append(f"nothing to extend: the run had stopped ({trainer.stop_reason})")
     return notes

@@ -5,7 +5,7 @@ One optimizer step runs these phases, in order::
     batch transforms x, y = transform(x, y) for each                                 # augmentation, input noise
     forward          output = model(x)
     task loss        loss = loss_fn(output, y)
-    penalties        total = loss + sum(penalty(model) for penalty in penalties)      # alpha * Omega(theta)
+    objective        total = loss + sum(penalty(model)) + sum(term(batch))              # alpha * Omega, tangent prop
     backward         total.backward()                                                 # or a monitor's backward
     raw gradient     monitor.after_backward(step) for each                            # before clipping
     grad transforms  transform(model) for each                                       # e.g. clipping
@@ -18,51 +18,47 @@ e.g. Polyak-averaged weights) on the training and validation splits, a metrics r
 advances (per epoch or per step), monitors decide whether to stop, and a checkpoint is written.
 
 Batches are drawn from tensors already on the device by a seeded permutation; the position in training (epoch,
-batch within it, the shuffling generator, every RNG) is part of :meth:`Trainer.state_dict`, so a resumed run
-ends with exactly the metrics and weights of an uninterrupted one.
+batch within it, the batch-order generator, every RNG) is part of :meth:`Trainer.state_dict`, so a resumed run
+ends with exactly the metrics and weights of an uninterrupted one. :meth:`Trainer.fit` takes its limits as totals
+(``max_epochs``, ``max_steps``), so calling it again with larger ones continues training where it stopped: that is
+how a resumed run, Algorithm 7.2 (train for i* steps) and Algorithm 7.3 (one more epoch at a time) run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from regopt.lab.batch_order import BatchOrder, has_batch_norm, steps_per_epoch
 from regopt.lab.checkpoint import save_checkpoint
 from regopt.lab.data import Dataset
 from regopt.lab.models.base import ModelError
+from regopt.lab.objective import ObjectiveTerm, Penalty, TrainingBatch, objective
 from regopt.lab.progress import TrainingProgress
+from regopt.lab.rng_state import capture_rng, restore_rng
 from regopt.monitor import Monitor
 
-Penalty = Callable[[nn.Module], Tensor]
 BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 ModelAction = Callable[[nn.Module], Any]
 EvalView = Callable[[], AbstractContextManager[Any]]
 
 _EVAL_BATCH = 4096
+_COMPLETED, _REACHED = "completed ", "reached "  # how a stop at the limits reads: "completed 20 epochs"
 
 
 def default_loss(task: str) -> Callable[[Tensor, Tensor], Tensor]:
     """Cross-entropy for classification, mean squared error for regression."""
     return F.cross_entropy if task == "classification" else F.mse_loss
-
-
-def steps_per_epoch(examples: int, batch_size: int, model: nn.Module) -> int:
-    """Optimizer steps in one epoch of ``examples`` in batches of ``batch_size``: the last batch may be smaller,
-    and is dropped when it holds a single example and ``model`` has BatchNorm (which cannot normalize one)."""
-    single = examples % batch_size == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    return -(-examples // batch_size) - int(single)
 
 
 class Trainer:
@@ -72,17 +68,16 @@ class Trainer:
         model: any ``nn.Module`` mapping a batch of ``data`` inputs to outputs.
         optimizer: any ``torch.optim.Optimizer`` over the model's parameters.
         data: a :class:`regopt.lab.data.Dataset` whose tensors are already on the training device.
-        epochs: number of passes over the training split.
-        batch_size: examples per optimizer step (the last batch of an epoch may be smaller; when the model has
-            BatchNorm, a last batch of a single example is dropped, as torch's ``drop_last`` would, since
-            BatchNorm cannot normalize one example by its own statistics: the same batch every epoch and run,
-            so resumed runs still match).
+        epochs: number of passes over the training split (the default limit of :meth:`fit`).
+        batch_size: examples per optimizer step (see :mod:`regopt.lab.batch_order` for the last batch).
         shuffle: a fresh seeded order of the training examples every epoch; ``False`` takes consecutive slices
             of the data's own order every epoch (the MNIST-1D paper's loop).
         loss_fn: task loss ``(output, target) -> scalar``; default from ``data.task``.
         scheduler: a torch LR scheduler, stepped once per ``scheduler_interval``.
         batch_transforms: callables ``(x, y) -> (x, y)`` applied to each training batch (augmentation, noise).
-        penalties: callables ``model -> scalar`` added to the task loss before backward.
+        penalties: callables ``model -> scalar`` added to the task loss before backward (alpha * Omega(theta)).
+        terms: callables ``TrainingBatch -> scalar`` added after the penalties: terms of the objective that use
+            the batch, the output or the task loss (see :mod:`regopt.lab.objective`).
         grad_transforms: callables ``model -> None`` run between backward and the optimizer step.
         post_step: callables ``model -> None`` run after each optimizer step.
         monitors: :class:`regopt.monitor.Monitor` objects, told of every step and epoch; any may stop training.
@@ -91,7 +86,9 @@ class Trainer:
         checkpoint_path: where to write a checkpoint after every epoch (atomically), if given.
         checkpoint_every: also checkpoint every this many optimizer steps.
         progress: show a rich progress bar with live metrics.
-        max_steps: stop after this many optimizer steps (the epoch is then cut short and evaluated).
+        max_steps: stop after this many optimizer steps in all (the epoch is then cut short and evaluated).
+        start_step: optimizer steps the model has already taken elsewhere (Algorithm 7.3 counts on from the
+            early-stopping phase); ``step`` counts on from it.
     """
 
     def __init__(
@@ -108,6 +105,7 @@ class Trainer:
         scheduler_interval: Literal["epoch", "step"] = "epoch",
         batch_transforms: Sequence[BatchTransform] = (),
         penalties: Sequence[Penalty] = (),
+        terms: Sequence[ObjectiveTerm] = (),
         grad_transforms: Sequence[ModelAction] = (),
         post_step: Sequence[ModelAction] = (),
         monitors: Sequence[Monitor] = (),
@@ -117,6 +115,7 @@ class Trainer:
         checkpoint_every: int | None = None,
         progress: bool = False,
         max_steps: int | None = None,
+        start_step: int = 0,
     ) -> None:
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
@@ -127,28 +126,26 @@ class Trainer:
         self.loss_fn = loss_fn or default_loss(data.task)
         self.scheduler, self.scheduler_interval = scheduler, scheduler_interval
         self.batch_transforms = list(batch_transforms)
-        self.penalties, self.grad_transforms = list(penalties), list(grad_transforms)
+        self.penalties, self.terms, self.grad_transforms = list(penalties), list(terms), list(grad_transforms)
         self.post_step, self.monitors, self.eval_views = list(post_step), list(monitors), list(eval_views)
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.checkpoint_every = checkpoint_every
         self.progress = progress
         self.max_steps = max_steps
         self.classification = data.task == "classification"
-        self.batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-        if self.batch_norm and min(batch_size, len(data.x_train)) < 2:
+        batch_norm = has_batch_norm(model)
+        if batch_norm and min(batch_size, len(data.x_train)) < 2:
             raise ModelError(
                 f"model: BatchNorm normalizes each batch by its own statistics and cannot train on batches of one "
                 f"example (batch_size {batch_size}, {len(data.x_train)} training examples): both must be at least 2"
             )
-        self.reshuffle = shuffle
-        self.shuffle = torch.Generator().manual_seed(seed)
+        self.batch_order = BatchOrder(len(data.x_train), batch_size, shuffle=shuffle, seed=seed, drop_single=batch_norm)
         self.history: list[dict[str, float]] = []
         self.epoch = 0  # completed epochs
         self.batch = 0  # completed batches of the current epoch
-        self.step = 0  # completed optimizer steps
+        self.step = start_step  # completed optimizer steps
         self.elapsed = 0.0  # training seconds before this process
         self.stop_reason = ""
-        self._epoch_shuffle_state = self.shuffle.get_state()
 
     # ------------------------------------------------------------------------------------------- phases
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
@@ -158,9 +155,8 @@ class Trainer:
             x, y = transform(x, y)
         output = self.model(x)  # forward
         loss = self.loss_fn(output, y)  # task loss
-        total = loss
-        for penalty in self.penalties:  # penalties: J~ = J + alpha * Omega
-            total = total + penalty(self.model)
+        batch = TrainingBatch(self.model, x, y, output, loss)
+        total = objective(batch, self.penalties, self.terms)  # J~ = J + alpha * Omega + batch-aware terms
         step = self.step + 1  # a monitor may run the backward itself (to reuse the gradient's graph)
         if not any(m.backward(step, total) for m in self.monitors if hasattr(m, "backward")):
             total.backward()  # backward
@@ -203,32 +199,29 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------------- loop
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
-        """The current epoch's batches from its seeded permutation (or in the data's order), skipping those done."""
-        n = len(self.data.x_train)
-        if self.reshuffle:
-            self.shuffle.set_state(self._epoch_shuffle_state)
-            order = torch.randperm(n, generator=self.shuffle).to(self.data.x_train.device)
-        else:
-            order = torch.arange(n, device=self.data.x_train.device)
-        end = n - 1 if self._drops_last_batch() else n
-        for start in range(self.batch * self.batch_size, end, self.batch_size):
-            index = order[start : start + self.batch_size]
+        """The current epoch's batches, skipping those already taken."""
+        for index in self.batch_order.indices(self.batch, self.data.x_train.device):
             yield self.data.x_train[index], self.data.y_train[index]
-
-    def _drops_last_batch(self) -> bool:
-        """Whether the epoch's last batch is a single example that BatchNorm could not normalize (it is dropped)."""
-        return self.batch_norm and len(self.data.x_train) % self.batch_size == 1
 
     def steps_per_epoch(self) -> int:
         return steps_per_epoch(len(self.data.x_train), self.batch_size, self.model)
 
-    def fit(self) -> list[dict[str, float]]:
-        """Train until ``epochs`` are done or a monitor stops; returns the metrics history (one row per epoch)."""
+    def fit(self, max_epochs: int | None = None, max_steps: int | None = None) -> list[dict[str, float]]:
+        """Train until ``max_epochs`` epochs or ``max_steps`` optimizer steps have been taken in all (defaults: the
+        constructor's ``epochs`` and ``max_steps``), or a monitor stops; returns the metrics history (one row per
+        epoch). The limits are totals, not increments: calling again with larger ones continues where the last
+        call (or the checkpoint loaded) stopped, and a stop at the old limits is lifted; a monitor's stop is not.
+        """
+        self.epochs = self.epochs if max_epochs is None else max_epochs
+        self.max_steps = self.max_steps if max_steps is None else max_steps
+        if self.stopped_at_limits():
+            self.stop_reason = ""  # the limits decide afresh
         self.model.train()
         started = time.perf_counter()
-        with TrainingProgress(self.epochs * self.steps_per_epoch(), enabled=self.progress) as bar:
-            bar.advance(self.epoch * self.steps_per_epoch() + self.batch)
-            while self.epoch < self.epochs and not self.stop_reason:
+        per_epoch = self.steps_per_epoch()
+        with TrainingProgress(self.epochs * per_epoch, enabled=self.progress) as bar:
+            bar.advance(self.epoch * per_epoch + self.batch)
+            while not self.limit_reached() and not self.stop_reason:
                 for x, y in self._batches():
                     loss = self.train_step(x, y)
                     self.batch += 1
@@ -243,15 +236,25 @@ class Trainer:
                         started = time.perf_counter()
                         self.save_checkpoint()
                     if self.max_steps is not None and self.step >= self.max_steps:
-                        self.stop_reason = f"reached {self.max_steps} steps"
+                        self.stop_reason = self.limit_reached()
                         break
                 self.elapsed += time.perf_counter() - started
                 started = time.perf_counter()
                 row = self._end_epoch()
                 bar.show(row)
         if not self.stop_reason:
-            self.stop_reason = f"completed {self.epochs} epochs"
+            self.stop_reason = self.limit_reached()
         return self.history
+
+    def stopped_at_limits(self) -> bool:
+        """Whether training last stopped because it reached its epoch or step limit (not a monitor's stop)."""
+        return self.stop_reason.startswith((_COMPLETED, _REACHED))
+
+    def limit_reached(self) -> str:
+        """Why the limits end training now (``""`` while they do not)."""
+        if self.max_steps is not None and self.step >= self.max_steps:
+            return f"{_REACHED}{self.max_steps} steps"
+        return f"{_COMPLETED}{self.epochs} epochs" if self.epoch >= self.epochs else ""
 
     def _end_epoch(self) -> dict[str, float]:
         """Evaluate, record a metrics row, advance the schedule, ask the monitors, checkpoint."""
@@ -260,7 +263,7 @@ class Trainer:
         val_loss, val_error = self.evaluate(self.data.x_val, self.data.y_val)
         self.epoch += 1
         self.batch = 0
-        self._epoch_shuffle_state = self.shuffle.get_state()
+        self.batch_order.next_epoch()
         row = {
             "epoch": self.epoch,
             "step": self.step,
@@ -299,15 +302,8 @@ class Trainer:
             "elapsed": self.elapsed,
             "stop_reason": self.stop_reason,
             "history": [dict(row) for row in self.history],
-            "rng": {
-                "epoch_shuffle": self._epoch_shuffle_state,
-                "torch": torch.get_rng_state(),
-                "numpy": _numpy_state_to_tensors(cast(tuple[Any, ...], np.random.get_state())),
-                "python": repr(random.getstate()),
-            },
+            "rng": {"epoch_shuffle": self.batch_order.epoch_state, **capture_rng()},
         }
-        if torch.cuda.is_available():
-            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -325,43 +321,16 @@ class Trainer:
         self.epoch, self.batch, self.step = position["epoch"], position["batch"], position["step"]
         self.elapsed, self.stop_reason = state["elapsed"], state["stop_reason"]
         self.history = [dict(row) for row in state["history"]]
-        rng = state["rng"]
-        self._epoch_shuffle_state = rng["epoch_shuffle"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(_numpy_state_from_tensors(rng["numpy"]))
-        random.setstate(_literal_eval(rng["python"]))
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.batch_order.epoch_state = state["rng"]["epoch_shuffle"]
+        restore_rng(state["rng"])
 
     def stateful(self) -> list[Any]:
-        """Monitors, and every penalty, transform or post-step action with ``state_dict``/``load_state_dict``
-        (e.g. Polyak averages), in a fixed order: all of their state goes into checkpoints."""
-        hooks = [*self.batch_transforms, *self.penalties, *self.grad_transforms, *self.post_step]
+        """Monitors, and every penalty, objective term, transform or post-step action with ``state_dict`` and
+        ``load_state_dict`` (e.g. Polyak averages), in a fixed order: all of their state goes into checkpoints."""
+        hooks = [*self.batch_transforms, *self.penalties, *self.terms, *self.grad_transforms, *self.post_step]
         extra = [h for h in hooks if hasattr(h, "state_dict") and hasattr(h, "load_state_dict")]
         return [*self.monitors, *extra]
 
     def save_checkpoint(self) -> None:
         if self.checkpoint_path is not None:
             save_checkpoint(self.state_dict(), self.checkpoint_path)
-
-
-def _numpy_state_to_tensors(state: tuple[Any, ...]) -> dict[str, Any]:
-    kind, keys, pos, has_gauss, gauss = state
-    return {
-        "kind": kind,
-        "keys": torch.from_numpy(keys.astype(np.int64)),
-        "pos": int(pos),
-        "has_gauss": int(has_gauss),
-        "gauss": float(gauss),
-    }
-
-
-def _numpy_state_from_tensors(state: dict[str, Any]) -> tuple[Any, ...]:
-    keys = state["keys"].numpy().astype(np.uint32)
-    return (state["kind"], keys, state["pos"], state["has_gauss"], state["gauss"])
-
-
-def _literal_eval(text: str) -> Any:
-    import ast
-
-    return ast.literal_eval(text)

@@ -1,0 +1,58 @@
+"""Which training examples each optimizer step sees: every epoch's order of the examples, cut into batches.
+
+With ``shuffle`` each epoch draws a fresh permutation from a seeded generator of its own (torch's global RNG is
+left to dropout and the like); without it every epoch takes consecutive slices of the data's own order, as the
+MNIST-1D paper's loop does. The last batch of an epoch may be smaller; it is dropped when it holds a single
+example and the model has BatchNorm, which cannot normalize one example by its own statistics (torch's
+``drop_last`` for that one case: the same batch every epoch and run, so resumed runs still match).
+
+The generator's state at the start of the epoch is all the state there is: an epoch resumed after ``b`` batches
+draws the same permutation and skips ``b`` batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def steps_per_epoch(examples: int, batch_size: int, model: nn.Module) -> int:
+    """Optimizer steps in one epoch of ``examples`` in batches of ``batch_size``: the last batch may be smaller,
+    and is dropped when it holds a single example and ``model`` has BatchNorm (which cannot normalize one)."""
+    single = examples % batch_size == 1 and has_batch_norm(model)
+    return -(-examples // batch_size) - int(single)
+
+
+class BatchOrder:
+    """The batches of ``examples`` training examples, ``batch_size`` at a time, epoch after epoch."""
+
+    def __init__(self, examples: int, batch_size: int, *, shuffle: bool, seed: int, drop_single: bool) -> None:
+        self.examples, self.batch_size = examples, batch_size
+        self.shuffle, self.drop_single = shuffle, drop_single
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch_state = self.generator.get_state()
+        """The generator's state when the current epoch began (checkpointed as ``rng.epoch_shuffle``)."""
+
+    def drops_last_batch(self) -> bool:
+        return self.drop_single and self.examples % self.batch_size == 1
+
+    def indices(self, skip: int, device: torch.device) -> Iterator[Tensor]:
+        """The current epoch's batches of example indices, after the first ``skip`` (those already taken)."""
+        if self.shuffle:
+            self.generator.set_state(self.epoch_state)
+            order = torch.randperm(self.examples, generator=self.generator).to(device)
+        else:
+            order = torch.arange(self.examples, device=device)
+        end = self.examples - 1 if self.drops_last_batch() else self.examples
+        for start in range(skip * self.batch_size, end, self.batch_size):
+            yield order[start : start + self.batch_size]
+
+    def next_epoch(self) -> None:
+        """The epoch is over: the next one starts from the generator's state now."""
+        self.epoch_state = self.generator.get_state()
