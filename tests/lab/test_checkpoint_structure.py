@@ -163,7 +163,7 @@ def early_stopped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _monitor_with(state: dict[str, Any], key: str) -> dict[str, Any]:
     inner = state.get("training_state", state)
-    return next(m for m in inner["monitors"] if key in m)
+    return next(m for m in inner["hook_states"] if key in m)
 
 
 def _other_width_best_weights(state: dict[str, Any]) -> None:
@@ -179,7 +179,7 @@ def _wait_as_string(state: dict[str, Any]) -> None:
     ("damage", "expected"),
     [
         (_other_width_best_weights, [".best_weights.", "has shape (32, 2), this config's model has (16, 2)"]),
-        (_wait_as_string, ["monitors[", "].wait is a str, expected a number"]),
+        (_wait_as_string, ["hook_states[", "].wait is a str, expected a number"]),
     ],
     ids=["best weights of another width", "early stopping wait as a string"],
 )
@@ -216,3 +216,27 @@ def test_coordinate_descent_checkpoint_resumes_and_its_inner_state_is_checked(
     code, err, _ = _resume_damaged(path, tmp_path / "damaged", capsys, damage)
     assert code == 2 and len(err) == 1
     assert "optimizer.inner[1].param_groups[0].lr is a str, expected a number" in err[0]
+
+
+def test_a_checkpoint_written_before_the_hook_states_rename_still_resumes(
+    early_stopped_run: Path, tmp_path: Path
+) -> None:
+    """Checkpoints from before issue 16 name the hooks' states ``monitors``; they resume as they did."""
+    path = tmp_path / "tiny"
+    shutil.copytree(early_stopped_run, path)
+    state = torch.load(path / "checkpoint.pt", weights_only=True)
+    for inner in (state, state.get("training_state", {})):
+        if "hook_states" in inner:
+            inner["monitors"] = inner.pop("hook_states")
+    torch.save(state, path / "checkpoint.pt")
+    longer = validate(
+        {
+            **small_raw(**EARLY_STOPPED),
+            "regularize": {"early_stopping": {"patience": 3, "monitor": "val_loss", "min_delta": 10.0}},
+        }
+    )
+    result = run(longer, out=tmp_path, resume=True)
+    assert any("continuing with patience 3" in note for note in result.summary["notes"])
+    written = torch.load(path / "checkpoint.pt", weights_only=True)
+    written = written.get("training_state", written)
+    assert "hook_states" in written and "monitors" not in written

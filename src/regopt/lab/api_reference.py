@@ -19,6 +19,8 @@ PACKAGES: dict[str, str] = {
     "regopt.ensemble": "bagging and model averaging (sec. 7.11)",
     "regopt.adversarial": "adversarial examples and training (sec. 7.13)",
     "regopt.lab.runs": "the lab in Python: train a config into a run directory, read one back",
+    "regopt.lab.trainer": "the one training loop, its phases and limits, for your own model and data",
+    "regopt.lab.objective": "terms of the objective the Trainer minimizes: penalty(model) and term(batch)",
 }
 """Module -> what it holds, in the order of the page."""
 

@@ -24,7 +24,17 @@ from torch import Tensor
 
 from regopt.lab.checkpoint import CheckpointError
 
-TRAINER_KEYS = ("model", "optimizer", "scheduler", "monitors", "position", "elapsed", "stop_reason", "history", "rng")
+TRAINER_KEYS = (
+    "model",
+    "optimizer",
+    "scheduler",
+    "hook_states",
+    "position",
+    "elapsed",
+    "stop_reason",
+    "history",
+    "rng",
+)
 """The top-level keys of :meth:`regopt.lab.trainer.Trainer.state_dict`."""
 
 _WEIGHT_KEYS = ("weights", "best_weights")
@@ -132,7 +142,7 @@ def check_trainer_state(state: Mapping[str, Any], trainer: Any, path: str | Path
         check.mapping(scheduler, "scheduler")
     elif trainer.scheduler is not None:
         check.fail("scheduler", "is None, but this config has a learning-rate schedule")
-    _check_monitors(check, state["monitors"], trainer.stateful(), model)
+    _check_hook_states(check, state["hook_states"], trainer.stateful(), model)
     position = check.mapping(state["position"], "position")
     for key in ("epoch", "batch", "step"):
         check.integer(check.get(position, key, f"position.{key}"), f"position.{key}")
@@ -192,13 +202,13 @@ def _check_optimizer(check: _Checker, value: Any, optimizer: torch.optim.Optimiz
                 check.fail(where, f"has shape {tuple(tensor.shape)}, its parameter has {shape}")
 
 
-def _check_monitors(check: _Checker, value: Any, hooks: list[Any], model: Mapping[str, Tensor]) -> None:
+def _check_hook_states(check: _Checker, value: Any, hooks: list[Any], model: Mapping[str, Tensor]) -> None:
     if not isinstance(value, list):
-        check.fail("monitors", f"is {_kind(value)}, expected a list of {len(hooks)} dicts")
+        check.fail("hook_states", f"is {_kind(value)}, expected a list of {len(hooks)} dicts")
     if len(value) != len(hooks):
-        check.fail("monitors", f"holds {len(value)} states, this config's trainer has {len(hooks)} stateful hooks")
+        check.fail("hook_states", f"holds {len(value)} states, this config's trainer has {len(hooks)} stateful hooks")
     for i, (saved, hook) in enumerate(zip(value, hooks, strict=True)):
-        field = f"monitors[{i}]"
+        field = f"hook_states[{i}]"
         saved = check.mapping(saved, field)
         fresh = hook.state_dict()
         for key, ours in fresh.items():

@@ -11,8 +11,6 @@ print every alarm unlimited); :func:`report_diagnostics` lists them again for th
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +20,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from regopt.diagnostics import GradientMonitor, IllConditioningMonitor, NonFiniteGuard, PlateauMonitor
-from regopt.lab.atomic import write_text
+from regopt.lab.atomic import write_csv
 from regopt.lab.config import DiagnosticsConfig
 from regopt.lab.data import Dataset
 from regopt.monitor import Monitor
@@ -75,16 +73,6 @@ def diagnostic_monitors(
     return out
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
-
-
 def report_diagnostics(monitors: DiagnosticMonitors, run_dir: Path) -> dict[str, Any]:
     """Write each monitor's history as CSV in the run directory; return its findings for ``summary.json``.
 
@@ -102,10 +90,10 @@ def report_diagnostics(monitors: DiagnosticMonitors, run_dir: Path) -> dict[str,
             {"step": h[0], "grad_norm": h[1], "clipped_norm": c}
             for h, c in zip(g.history, g.clipped_norms, strict=True)
         ]
-        _write_rows(run_dir / "gradient_norms.csv", rows)
+        write_csv(run_dir / "gradient_norms.csv", rows)
         found["gradient_spikes"] = list(g.messages)
     if monitors.conditioning is not None:
-        _write_rows(run_dir / "ill_conditioning.csv", [_conditioning_row(r) for r in monitors.conditioning.history])
+        write_csv(run_dir / "ill_conditioning.csv", [_conditioning_row(r) for r in monitors.conditioning.history])
         found["ill_conditioning_alarms"] = list(monitors.conditioning.alarms)
         last = monitors.conditioning.last_stable_lr()
         if monitors.conditioning.history:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from regopt.diagnostics import clip_by_norm, clip_by_value
 from regopt.init import initialize
 from regopt.lab.config import ConfigError, RunConfig
 from regopt.lab.data import DataError, Dataset, load_dataset
@@ -41,7 +42,8 @@ class Experiment:
     diagnostics: DiagnosticMonitors | None = None
 
     @property
-    def parameters(self) -> int:
+    def parameter_count(self) -> int:
+        """Number of trainable parameters of the model."""
         return count_parameters(self.model)
 
 
@@ -71,11 +73,9 @@ def gradient_transforms(config: RunConfig) -> list[ModelAction]:
     """Clipping by norm and/or value (torch.nn.utils), as the Trainer's gradient-transform phase."""
     transforms: list[ModelAction] = []
     if config.train.clip_grad_norm is not None:
-        norm = config.train.clip_grad_norm
-        transforms.append(lambda model: nn.utils.clip_grad_norm_(model.parameters(), norm, foreach=True))
+        transforms.append(clip_by_norm(config.train.clip_grad_norm))
     if config.train.clip_grad_value is not None:
-        value = config.train.clip_grad_value
-        transforms.append(lambda model: nn.utils.clip_grad_value_(model.parameters(), value, foreach=True))
+        transforms.append(clip_by_value(config.train.clip_grad_value))
     return transforms
 
 

@@ -60,7 +60,10 @@ class LiveWeights(Monitor):
 def training_state(state: dict[str, Any]) -> dict[str, Any]:
     """The Trainer state a checkpoint continues from (its top level, or its ``"training_state"``)."""
     inner = state.get(TRAINING_STATE)
-    return dict(inner) if isinstance(inner, dict) else state
+    found = dict(inner) if isinstance(inner, dict) else dict(state)
+    if "monitors" in found and "hook_states" not in found:  # the name before issue 16: it held every hook's state
+        found["hook_states"] = found.pop("monitors")
+    return found
 
 
 def resume_training(
@@ -80,9 +83,9 @@ def resume_training(
         found = type(saved[TRAINING_STATE]).__name__
         raise CheckpointError(f"{checkpoint}: {TRAINING_STATE} is a {found}, expected a dict")
     state = training_state(saved)
-    hooks = state.get("monitors")
+    hooks = state.get("hook_states")
     if isinstance(hooks, list) and len(hooks) == len(trainer.stateful()) - run_monitors:
-        state["monitors"] = [{} for _ in range(run_monitors)] + hooks
+        state["hook_states"] = [{} for _ in range(run_monitors)] + hooks
     check_trainer_state(state, trainer, checkpoint, prefix=f"{TRAINING_STATE}." if TRAINING_STATE in saved else "")
     try:
         trainer.load_state_dict(state)

@@ -76,7 +76,7 @@ def summarize(
         "generalization_gap": (final["val_error"] - final["train_error"]) if final else None,
         **test,
         "wall_time_s": round(trainer.elapsed, 3),
-        "parameters": experiment.parameters,
+        "parameters": experiment.parameter_count,
         "stop_reason": trainer.stop_reason,
         "device": str(experiment.device),
         "torch": torch.__version__,

@@ -19,7 +19,6 @@ only if the config is the one the run was started with, or lengthens it (see :mo
 from __future__ import annotations
 
 import csv
-import io
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -31,7 +30,7 @@ import tomli_w
 
 from regopt.diagnostics import TrainingDiverged
 from regopt.lab.after_early_stopping import FinalModel, continue_training, retrain
-from regopt.lab.atomic import remove_temp_files, write_text
+from regopt.lab.atomic import remove_temp_files, write_csv, write_text
 from regopt.lab.checkpoint import load_checkpoint, save_checkpoint
 from regopt.lab.config import ConfigError, RunConfig, record_data_identity, to_toml_dict
 from regopt.lab.data import write_preprocessing
@@ -57,11 +56,7 @@ class RunResult:
 
 
 def write_metrics(path: Path, history: Sequence[dict[str, float]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    write_text(path, buffer.getvalue())
+    write_csv(path, history, METRIC_COLUMNS)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
@@ -91,6 +86,17 @@ def _run_monitors(experiment: Experiment, path: Path) -> tuple[LiveWeights | Non
     return live, len(ours)
 
 
+@dataclass
+class StartedRun:
+    """A run directory prepared and a trainer ready to fit (from scratch or from the checkpoint)."""
+
+    config: RunConfig
+    path: Path
+    experiment: Experiment
+    notes: list[str]
+    """What loading and resuming decided, for the summary."""
+
+
 def run(
     config: RunConfig,
     *,
@@ -105,15 +111,30 @@ def run(
     The summary's ``notes`` (when present) say what ``resume`` did beyond continuing: a run started again
     because it had no checkpoint, keys lengthened, stops lifted.
     """
+    started = start(config, out, resume=resume, force=force, progress=progress, extra_monitors=extra_monitors)
+    found = train(started)
+    return finish(started, found)
+
+
+def start(
+    config: RunConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = False,
+    extra_monitors: Sequence[Monitor] = (),
+) -> StartedRun:
+    """Build everything (nothing is written if the config cannot be used), then prepare the run directory:
+    load the checkpoint when resuming, clear it with ``force``, write the resolved config and preprocessing."""
     config = record_data_identity(config)  # a data file by absolute path and sha256, so the run dir reruns anywhere
     path = Path(out) / config.name
     if path.resolve().parent != Path(out).resolve():  # validate() refuses such names; a hand-built config might not
         raise RunDirError(f"name: {config.name!r} would write outside {out}; a run name is one path component")
     plan = prepare_run_dir(config, path, resume=resume, force=force)
     experiment = build_experiment(config, checkpoint_path=path / CHECKPOINT, progress=progress)
-    trainer = experiment.trainer
     live, ours = _run_monitors(experiment, path)
-    trainer.monitors.extend(extra_monitors)
+    experiment.trainer.monitors.extend(extra_monitors)
     notes = list(plan.notes)
     if plan.from_checkpoint:
         notes += resume_training(experiment, path / CHECKPOINT, plan, live, run_monitors=ours)
@@ -123,11 +144,18 @@ def run(
     remove_temp_files(path)  # what writes killed earlier left behind (.checkpoint.pt.XXXX.tmp, ...)
     write_text(path / CONFIG, tomli_w.dumps(to_toml_dict(config)))
     write_preprocessing(experiment.data, path)  # preprocessing.json: standardization statistics, class names
-    notes = [*experiment.data.notes, *notes]  # what the data loader decided (task 'auto', standardization)
+    return StartedRun(config, path, experiment, [*experiment.data.notes, *notes])
+
+
+def train(started: StartedRun) -> dict[str, Any]:
+    """Fit; whatever happens (divergence, Ctrl-C), write the metrics and the diagnostics' files. Returns the
+    diagnostics' findings; on divergence writes the summary beside the last good checkpoint and re-raises."""
+    experiment, path = started.experiment, started.path
+    trainer = experiment.trainer
     found: dict[str, Any] = {}
     diverged: TrainingDiverged | None = None
     try:
-        history = trainer.fit()
+        trainer.fit()
     except TrainingDiverged as err:  # the last good checkpoint stays; say what happened beside it
         diverged = err
     finally:  # also on Ctrl-C or divergence: keep what was measured
@@ -137,12 +165,20 @@ def run(
     if diverged is not None:
         trainer.stop_reason = str(diverged)
         summary = {**summarize(experiment, trainer.history, {}), "diverged": True}
-        write_summary(path / SUMMARY, _with(summary, found, notes))
+        write_summary(path / SUMMARY, _with(summary, found, started.notes))
         raise diverged
+    return found
+
+
+def finish(started: StartedRun, found: dict[str, Any]) -> RunResult:
+    """After training: early stopping's restore and Algorithm 7.2/7.3, the test split, the summary, the curves,
+    and a final checkpoint describing the final model."""
+    config, path, experiment = started.config, started.path, started.experiment
+    trainer, stopper = experiment.trainer, experiment.early_stopping
+    history = trainer.history
     final, restored = use_validation_data(config, experiment)
     evaluated = final.experiment if final is not None else experiment
     test = evaluated.trainer.test() if config.train.evaluate_test else {}
-    stopper = experiment.early_stopping
     final_epoch = stopper.best_epoch if stopper is not None and stopper.best_weights is not None else None
     summary = summarize(experiment, history, test, final_epoch)
     if stopper is not None:
@@ -155,7 +191,7 @@ def run(
         summary = describe_final_model(summary, final)
     if final is not None or restored:
         _final_checkpoint(path / CHECKPOINT, final.trainer if final is not None else trainer)
-    summary = _with(summary, found, notes)
+    summary = _with(summary, found, started.notes)
     write_summary(path / SUMMARY, summary)
     plot_curves(history, path / CURVES, title=config.name, error_label=summary["error_metric"])
     return RunResult(path=path, summary=summary, history=history, experiment=evaluated)
@@ -180,7 +216,7 @@ def use_validation_data(config: RunConfig, experiment: Experiment) -> tuple[Fina
     if stopper is None or options is None or stopper.best_epoch is None:
         return None, False
     restored = False
-    if options.restore_best and stopper.stopped_epoch is None and stopper.best_epoch != experiment.trainer.epoch:
+    if stopper.restore_best and stopper.stopped_epoch is None and stopper.best_epoch != experiment.trainer.epoch:
         stopper.restore()  # training used every epoch: still evaluate the best ones, as a stop would have
         restored = True
     if options.then == "retrain":
@@ -210,8 +246,11 @@ __all__ = [
     "ConfigError",
     "RunDirError",
     "RunResult",
+    "finish",
     "load_run",
     "read_metrics",
     "run",
+    "start",
     "summarize",
+    "train",
 ]

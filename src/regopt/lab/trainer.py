@@ -297,7 +297,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "monitors": [m.state_dict() for m in self.stateful()],
+            "hook_states": [h.state_dict() for h in self.stateful()],
             "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
             "elapsed": self.elapsed,
             "stop_reason": self.stop_reason,
@@ -313,9 +313,9 @@ class Trainer:
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         stateful = self.stateful()
-        if len(state["monitors"]) != len(stateful):
-            raise ValueError(f"checkpoint has {len(state['monitors'])} stateful hooks, trainer has {len(stateful)}")
-        for hook, hook_state in zip(stateful, state["monitors"], strict=True):
+        if len(state["hook_states"]) != len(stateful):
+            raise ValueError(f"checkpoint has {len(state['hook_states'])} stateful hooks, trainer has {len(stateful)}")
+        for hook, hook_state in zip(stateful, state["hook_states"], strict=True):
             hook.load_state_dict(hook_state)
         position = state["position"]
         self.epoch, self.batch, self.step = position["epoch"], position["batch"], position["step"]
@@ -334,3 +334,6 @@ class Trainer:
     def save_checkpoint(self) -> None:
         if self.checkpoint_path is not None:
             save_checkpoint(self.state_dict(), self.checkpoint_path)
+
+
+__all__ = ["Trainer", "default_loss", "steps_per_epoch"]

@@ -24,8 +24,6 @@ Directory layout: ``<out>/<study>-tune/study.db``, ``trials/trial-0000/`` (a run
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
 import re
 import shutil
@@ -37,7 +35,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from regopt.lab.atomic import write_text
+from regopt.lab.atomic import write_csv
 from regopt.lab.config import ConfigError, apply_overrides, validate
 from regopt.lab.report import plot_parameter_curve
 from regopt.lab.runs import run
@@ -244,14 +242,7 @@ def trial_rows(study: optuna.Study, space: Sequence[SearchParam]) -> list[dict[s
 
 
 def write_trials(study: optuna.Study, space: Sequence[SearchParam], path: Path) -> None:
-    rows = trial_rows(study, space)
-    if not rows:
-        return
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
+    write_csv(path, trial_rows(study, space))
 
 
 def best_text(result: TuneResult) -> str:
