@@ -29,15 +29,27 @@ supports this replaces ``loss.backward()`` by::
         loss.backward()
 
 Decisions are returned as ``(stop, reason)`` so a log can say why training ended, and monitors expose
-``state_dict()``/``load_state_dict()`` so a resumed run decides exactly as an uninterrupted one.
+``state_dict()``/``load_state_dict()`` so a resumed run decides exactly as an uninterrupted one. After training,
+:meth:`Monitor.report` says what a monitor measured: tables (rows for CSV files the caller writes where it keeps
+results, e.g. a run directory) and findings (JSON-ready numbers and messages for a summary).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
+
+
+@dataclass
+class MonitorReport:
+    """What a monitor measured, for the record: ``tables`` maps a file name (``"gradient_norms.csv"``) to its
+    rows (dicts with the same keys), ``findings`` holds JSON-ready values for a run summary."""
+
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    findings: dict[str, Any] = field(default_factory=dict)
 
 
 class Monitor:
@@ -68,6 +80,10 @@ class Monitor:
     def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
         """Called after each epoch's evaluation (``epoch`` is 1-based); return ``(stop, reason)``."""
         return False, ""
+
+    def report(self) -> MonitorReport:
+        """What this monitor measured, as tables and findings; the default has neither."""
+        return MonitorReport()
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue deciding exactly as before."""

@@ -61,7 +61,7 @@ def test_clipping_does_not_hide_a_spike_from_the_gradient_monitor(tmp_path, capl
     experiment.trainer.penalties.append(spike_at(12, 1e4))
     with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
         experiment.trainer.fit()
-    monitor = experiment.diagnostics.gradients  # type: ignore[union-attr]
+    monitor = experiment.diagnostics.monitors["gradient_norms"]  # type: ignore[union-attr]
     assert [s.step for s in monitor.spikes] == [12]
     raw_norm = dict(monitor.history)[12]
     assert raw_norm > 1e3

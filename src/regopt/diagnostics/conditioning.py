@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from regopt.diagnostics.alarms import AlarmLog
 from regopt.diagnostics.criterion import criterion_row, dots, step_curvature
 from regopt.diagnostics.hvp import HessianOperator, backward_with_hvp
-from regopt.monitor import Monitor
+from regopt.monitor import Monitor, MonitorReport
 
 __all__ = ["IllConditioningMonitor", "IllConditioningWarning", "step_curvature"]
 
@@ -267,6 +267,21 @@ class IllConditioningMonitor(Monitor):
         if self.stop_on_alarm and self.alarms:
             return True, self.alarms[-1]
         return False, ""
+
+    def report(self) -> MonitorReport:
+        """``ill_conditioning.csv``: one row per check, ``stable_lr`` empty with a ``note`` where g'Hg overflowed;
+        findings: ``ill_conditioning_alarms`` and, once a check ran, ``last_stable_lr`` (``None`` if none had
+        a finite estimate)."""
+        rows = []
+        for row in self.history:
+            overflow = math.isnan(row["stable_lr"])
+            note = "overflow: g'Hg or g'g is not finite (float32), no stable-lr estimate" if overflow else ""
+            rows.append({**row, "stable_lr": "" if overflow else row["stable_lr"], "note": note})
+        findings: dict[str, Any] = {"ill_conditioning_alarms": list(self.alarms)}
+        if self.history:
+            last = self.last_stable_lr()
+            findings["last_stable_lr"] = last[1] if last is not None else None
+        return MonitorReport({"ill_conditioning.csv": rows}, findings)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from regopt.diagnostics.alarms import AlarmLog
 from regopt.diagnostics.norms import _grads, _host_norms, _norms, global_grad_norm, gradient_norms
-from regopt.monitor import Monitor
+from regopt.monitor import Monitor, MonitorReport
 
 __all__ = ["GradientMonitor", "GradientSpike", "global_grad_norm", "gradient_norms"]
 
@@ -227,6 +227,15 @@ class GradientMonitor(Monitor):
                 "lower the learning rate)"
             )
         return line + "consider clipping the gradient norm (train.clip_grad_norm) or a lower learning rate"
+
+    def report(self) -> MonitorReport:
+        """``gradient_norms.csv``: per recorded step the raw norm (``grad_norm``, before clipping) and the norm
+        the optimizer used (``clipped_norm``); findings: ``gradient_spikes``, one message per spike."""
+        rows = [
+            {"step": step, "grad_norm": norm, "clipped_norm": clipped}
+            for step, norm, clipped in zip(self._steps, self._norms, self._clipped, strict=True)
+        ]
+        return MonitorReport({"gradient_norms.csv": rows}, {"gradient_spikes": self.messages})
 
     # -------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:

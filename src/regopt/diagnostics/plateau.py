@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from regopt.diagnostics.alarms import AlarmLog
 from regopt.diagnostics.norms import global_grad_norm
-from regopt.monitor import Monitor
+from regopt.monitor import Monitor, MonitorReport
 
 __all__ = ["PlateauEvent", "PlateauMonitor"]
 
@@ -275,6 +275,10 @@ class PlateauMonitor(Monitor):
         """One line per event, e.g. ``"plateau from step 200 to 450: loss changed 0.1%, gradient norm 2e-4 ..."``."""
         last = len(self.events) - 1
         return [event.describe(ongoing=self.in_plateau and i == last) for i, event in enumerate(self.events)]
+
+    def report(self) -> MonitorReport:
+        """Findings: ``plateaus``, one message per plateau or saddle seen."""
+        return MonitorReport(findings={"plateaus": self.messages})
 
     # -------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ print every alarm unlimited); :func:`report_diagnostics` lists them again for th
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,87 +20,105 @@ from torch import nn
 from torch.optim import Optimizer
 
 from regopt.diagnostics import GradientMonitor, IllConditioningMonitor, NonFiniteGuard, PlateauMonitor
+from regopt.diagnostics.alarms import AlarmLog
 from regopt.lab.atomic import write_csv
-from regopt.lab.config import DiagnosticsConfig
+from regopt.lab.config import DiagnosticsConfig, GradientNormsConfig, IllConditioningConfig, PlateauConfig
 from regopt.lab.data import Dataset
 from regopt.monitor import Monitor
 
 
 @dataclass
-class DiagnosticMonitors:
-    guard: NonFiniteGuard | None = None
-    gradients: GradientMonitor | None = None
-    conditioning: IllConditioningMonitor | None = None
-    plateau: PlateauMonitor | None = None
-    all: list[Monitor] = field(default_factory=list)
+class BuildContext:
+    """What a diagnostic's factory may use: the model, optimizer, data and task loss of the run, and the
+    monitors built so far (looked up by key when called, so a factory may refer to one built after it)."""
+
+    model: nn.Module
+    optimizer: Optimizer
+    data: Dataset
+    loss_fn: Any
+    built: dict[str, Monitor] = field(default_factory=dict)
+
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+
+def _guard(enabled: bool, ctx: BuildContext) -> Monitor | None:
+    def stable_lr() -> float | None:  # the ill-conditioning monitor's last finite estimate, if it runs
+        conditioning = ctx.built.get("ill_conditioning")
+        last = conditioning.last_stable_lr() if isinstance(conditioning, IllConditioningMonitor) else None
+        return last[1] if last is not None else None
+
+    return NonFiniteGuard(ctx.model, lr_fn=ctx.lr, stable_lr_fn=stable_lr) if enabled else None
+
+
+def _gradient_norms(c: GradientNormsConfig, ctx: BuildContext) -> Monitor:
+    return GradientMonitor(ctx.model, every=c.every, window=c.window, spike_factor=c.spike_factor)
+
+
+def _ill_conditioning(c: IllConditioningConfig, ctx: BuildContext) -> Monitor:
+    if c.probe_size is None:  # the step actually taken: the Trainer lets the monitor run that backward
+        return IllConditioningMonitor(ctx.model, lr_fn=ctx.lr, every=c.every, patience=c.patience, warn=False)
+    probe = (ctx.data.x_train[: c.probe_size], ctx.data.y_train[: c.probe_size])
+    return IllConditioningMonitor(ctx.model, ctx.loss_fn, probe, ctx.lr, every=c.every, patience=c.patience, warn=False)
+
+
+def _plateau(c: PlateauConfig, ctx: BuildContext) -> Monitor:
+    return PlateauMonitor(ctx.model, window=c.window, loss_tol=c.loss_tol, noise_z=c.noise_z, grad_tol=c.grad_tol)
+
+
+DIAGNOSTICS: dict[str, Callable[[Any, BuildContext], Monitor | None]] = {
+    "nonfinite_guard": _guard,
+    "gradient_norms": _gradient_norms,
+    "ill_conditioning": _ill_conditioning,
+    "plateau": _plateau,
+}
+"""``[diagnostics]`` key -> factory ``(section, context) -> monitor``, in the order the Trainer asks them (the
+guard first). A key whose section is absent (or ``false``) adds nothing. Adding a diagnostic: its monitor in
+``regopt.diagnostics`` with a ``report()``, its section in ``lab/schema/diagnostics.py``, one entry here."""
+
+
+@dataclass
+class Diagnostics:
+    """The monitors a ``[diagnostics]`` section built, by config key, in the order they run."""
+
+    monitors: dict[str, Monitor] = field(default_factory=dict)
+
+    @property
+    def all(self) -> list[Monitor]:
+        return list(self.monitors.values())
 
 
 def diagnostic_monitors(
     config: DiagnosticsConfig, model: nn.Module, optimizer: Optimizer, data: Dataset, loss_fn: Any
-) -> DiagnosticMonitors:
-    """The configured monitors, guard first."""
-    out = DiagnosticMonitors()
-
-    def lr() -> float:
-        return float(optimizer.param_groups[0]["lr"])
-
-    if config.ill_conditioning is not None:
-        c = config.ill_conditioning
-        if c.probe_size is None:  # the step actually taken: the Trainer lets the monitor run that backward
-            out.conditioning = IllConditioningMonitor(model, lr_fn=lr, every=c.every, patience=c.patience, warn=False)
-        else:
-            probe = (data.x_train[: c.probe_size], data.y_train[: c.probe_size])
-            out.conditioning = IllConditioningMonitor(
-                model, loss_fn, probe, lr, every=c.every, patience=c.patience, warn=False
-            )
-    if config.nonfinite_guard:
-        conditioning = out.conditioning
-
-        def stable_lr() -> float | None:
-            last = conditioning.last_stable_lr() if conditioning is not None else None
-            return last[1] if last is not None else None
-
-        out.guard = NonFiniteGuard(model, lr_fn=lr, stable_lr_fn=stable_lr)
-    if config.gradient_norms is not None:
-        g = config.gradient_norms
-        out.gradients = GradientMonitor(model, every=g.every, window=g.window, spike_factor=g.spike_factor)
-    if config.plateau is not None:
-        p = config.plateau
-        out.plateau = PlateauMonitor(
-            model, window=p.window, loss_tol=p.loss_tol, noise_z=p.noise_z, grad_tol=p.grad_tol
-        )
-    out.all = [m for m in (out.guard, out.gradients, out.conditioning, out.plateau) if m is not None]
-    return out
+) -> Diagnostics:
+    """The configured monitors, in :data:`DIAGNOSTICS` order."""
+    ctx = BuildContext(model, optimizer, data, loss_fn)
+    for key, factory in DIAGNOSTICS.items():
+        section = getattr(config, key)
+        if section is not None and section is not False:
+            monitor = factory(section, ctx)
+            if monitor is not None:
+                ctx.built[key] = monitor
+    return Diagnostics(ctx.built)
 
 
-def report_diagnostics(monitors: DiagnosticMonitors, run_dir: Path) -> dict[str, Any]:
-    """Write each monitor's history as CSV in the run directory; return its findings for ``summary.json``.
+def report_diagnostics(diagnostics: Diagnostics | Sequence[Monitor], run_dir: Path) -> dict[str, Any]:
+    """Write each monitor's tables (:meth:`~regopt.monitor.Monitor.report`) as CSV files in the run directory and
+    return their findings for ``summary.json``: the diagnostics', or any monitors' (a run reports all of its own).
 
-    ``gradient_norms.csv`` has the raw norm (``grad_norm``, before clipping) and the norm the optimizer used
-    (``clipped_norm``); ``ill_conditioning.csv`` leaves ``stable_lr`` empty where g'Hg overflowed, with a
-    ``note``. The findings include ``alarms``: every alarm the monitors logged, in step order, as
+    The findings also include ``alarms``: every alarm the monitors logged, in step order, as
     ``{"monitor", "step", "message"}`` (the message carries the advice), and ``alarms_not_shown``: per monitor,
     how many more the rate limit kept off the console (they are in the monitor's own list). Logs one line per
-    monitor counting alarms held back since its last logged one.
+    monitor whose alarms were held back, pointing to ``summary.json``.
     """
+    monitors = diagnostics.all if isinstance(diagnostics, Diagnostics) else list(diagnostics)
     found: dict[str, Any] = {}
-    if monitors.gradients is not None:
-        g = monitors.gradients
-        rows = [
-            {"step": h[0], "grad_norm": h[1], "clipped_norm": c}
-            for h, c in zip(g.history, g.clipped_norms, strict=True)
-        ]
-        write_csv(run_dir / "gradient_norms.csv", rows)
-        found["gradient_spikes"] = list(g.messages)
-    if monitors.conditioning is not None:
-        write_csv(run_dir / "ill_conditioning.csv", [_conditioning_row(r) for r in monitors.conditioning.history])
-        found["ill_conditioning_alarms"] = list(monitors.conditioning.alarms)
-        last = monitors.conditioning.last_stable_lr()
-        if monitors.conditioning.history:
-            found["last_stable_lr"] = last[1] if last is not None else None
-    if monitors.plateau is not None:
-        found["plateaus"] = list(monitors.plateau.messages)
-    logs = [m.alarm_log for m in (monitors.gradients, monitors.conditioning, monitors.plateau) if m is not None]
+    for monitor in monitors:
+        report = monitor.report()
+        for name, rows in report.tables.items():
+            write_csv(run_dir / name, rows)
+        found.update(report.findings)
+    logs = [log for m in monitors if isinstance(log := getattr(m, "alarm_log", None), AlarmLog)]
     for log in logs:
         log.flush("summary.json lists them all")
     alarms = sorted((a for log in logs for a in log.shown), key=lambda a: a.step)
@@ -110,14 +128,3 @@ def report_diagnostics(monitors: DiagnosticMonitors, run_dir: Path) -> dict[str,
         if held:
             found["alarms_not_shown"] = held
     return found
-
-
-def _conditioning_row(row: dict[str, float]) -> dict[str, Any]:
-    """A history row for the CSV: an unknown stable lr (overflow) is an empty cell with a note, not a number."""
-    out: dict[str, Any] = dict(row)
-    note = ""
-    if math.isnan(row["stable_lr"]):
-        out["stable_lr"] = ""
-        note = "overflow: g'Hg or g'g is not finite (float32), no stable-lr estimate"
-    out["note"] = note
-    return out

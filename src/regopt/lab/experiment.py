@@ -20,7 +20,7 @@ from regopt.diagnostics import clip_by_norm, clip_by_value
 from regopt.init import initialize
 from regopt.lab.config import ConfigError, RunConfig
 from regopt.lab.data import DataError, Dataset, load_dataset
-from regopt.lab.diagnosis import DiagnosticMonitors, diagnostic_monitors
+from regopt.lab.diagnosis import Diagnostics, diagnostic_monitors
 from regopt.lab.models import ModelError, build_model, count_parameters
 from regopt.lab.registry import build_optimizer, build_scheduler
 from regopt.lab.regularization import regularization_hooks, regularize_model
@@ -39,7 +39,7 @@ class Experiment:
     trainer: Trainer
     device: torch.device
     early_stopping: EarlyStopping | None = None
-    diagnostics: DiagnosticMonitors | None = None
+    diagnostics: Diagnostics | None = None
 
     @property
     def parameter_count(self) -> int:

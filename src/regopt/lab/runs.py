@@ -160,8 +160,7 @@ def train(started: StartedRun) -> dict[str, Any]:
         diverged = err
     finally:  # also on Ctrl-C or divergence: keep what was measured
         write_metrics(path / METRICS, trainer.history)
-        if experiment.diagnostics is not None:
-            found = report_diagnostics(experiment.diagnostics, path)
+        found = report_diagnostics(trainer.monitors, path)  # the diagnostics' and any other monitor's tables
     if diverged is not None:
         trainer.stop_reason = str(diverged)
         summary = {**summarize(experiment, trainer.history, {}), "diverged": True}
