@@ -6,7 +6,7 @@ import pytest
 import tomli_w
 
 from regopt.cli import main
-from regopt.lab.gallery import GALLERY
+from regopt.lab.gallery.registry import GALLERY
 from tests.conftest import small_raw
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from regopt.lab.config import load_config
 from regopt.lab.experiment import build_experiment
-from regopt.lab.gallery import HERE as GALLERY_DIR
+from regopt.lab.gallery.base import HERE as GALLERY_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "examples").glob("*.toml")) + sorted(GALLERY_DIR.glob("*.toml"))

@@ -86,7 +86,7 @@ def _tune(args: argparse.Namespace, console: Console) -> int:
 
 def _diagnose(args: argparse.Namespace, console: Console) -> int:
     if args.example:
-        from regopt.lab.gallery import GALLERY
+        from regopt.lab.gallery.registry import GALLERY
 
         result = GALLERY[args.example.replace("-", "_")](Path(args.out), False)
         for key, value in result.numbers.items():
@@ -131,8 +131,8 @@ def _cell(value: object) -> str:
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
-    from regopt.lab.gallery import GALLERY
-    from regopt.lab.gallery.common import one_thread
+    from regopt.lab.gallery.base import one_thread
+    from regopt.lab.gallery.registry import GALLERY
 
     out = Path(args.out)
     for name in args.only or list(GALLERY):
@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "diagnose" and args.run and args.example:
         parser.error(f"diagnose: give a run directory ({args.run}) or --example {args.example}, not both")
     if args.command == "demo":
-        from regopt.lab.gallery import GALLERY
+        from regopt.lab.gallery.registry import GALLERY
 
         for entry in args.only or []:
             if entry not in GALLERY:

@@ -11,13 +11,16 @@ from rich.table import Table
 from rich.text import Text
 
 if typing.TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pydantic import BaseModel
     from pydantic.fields import FieldInfo
 
 
 def list_command(args: argparse.Namespace, console: Console) -> int:
     """``regopt list``: config sections, datasets, models, optimizers, schedules, regularizers, diagnostics and
-    demo entries, all read from the schema and the registries; ``--config``: the whole config reference."""
+    demo entries (with the file of each), all read from the schema and the registries; ``--config``: the whole
+    config reference."""
     if args.config:
         from regopt.lab.schema.reference import markdown
 
@@ -25,7 +28,7 @@ def list_command(args: argparse.Namespace, console: Console) -> int:
         return 0
     from regopt.lab.config import DiagnosticsConfig, RegularizeConfig, RunConfig
     from regopt.lab.data import DATASETS
-    from regopt.lab.gallery import GALLERY
+    from regopt.lab.gallery.registry import GALLERY, entry_file
     from regopt.lab.models import MODELS
     from regopt.lab.registry import OPTIMIZERS, SCHEDULES, WRAPPERS, optimizer_options
 
@@ -37,16 +40,26 @@ def list_command(args: argparse.Namespace, console: Console) -> int:
         "schedules ([schedule] name)": SCHEDULES,
         "regularizers ([regularize] keys)": _fields(RegularizeConfig),
         "diagnostics ([diagnostics] keys)": _fields(DiagnosticsConfig),
-        "demo gallery (regopt demo --only)": {n: (f.__doc__ or "").strip() for n, f in GALLERY.items()},
     }
     for title, entries in sections.items():
-        table = Table(title=escape(title), title_justify="left", show_header=False)
-        table.add_column("name", style="bold")
-        table.add_column("description")
-        for name, text in entries.items():
-            table.add_row(Text(name), Text(text))
-        console.print(table)
+        _print_table(console, title, {name: (text,) for name, text in entries.items()}, ("description",))
+    gallery = {name: (entry_file(name).as_posix(), (entry.__doc__ or "").strip()) for name, entry in GALLERY.items()}
+    _print_table(
+        console, "demo gallery (regopt demo --only NAME; the file that defines each)", gallery, ("file", "description")
+    )
     return 0
+
+
+def _print_table(console: Console, title: str, rows: Mapping[str, tuple[str, ...]], columns: tuple[str, ...]) -> None:
+    """One titled table without a header: the name in bold, then ``columns``; a file column is never wrapped, so
+    that it can be copied whole."""
+    table = Table(title=escape(title), title_justify="left", show_header=False)
+    table.add_column("name", style="bold")
+    for column in columns:
+        table.add_column(column, no_wrap=column == "file")
+    for name, cells in rows.items():
+        table.add_row(Text(name), *(Text(cell) for cell in cells))
+    console.print(table)
 
 
 def _doc_of(info: FieldInfo) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from regopt.lab.gallery import GALLERY
 from regopt.lab.gallery.adversarial import adversarial
-from regopt.lab.gallery.tangent import tangent_prop
+from regopt.lab.gallery.registry import GALLERY
+from regopt.lab.gallery.tangent_prop import tangent_prop
 from tests.lab.gallery_checks import check_files, table_rows
 
 

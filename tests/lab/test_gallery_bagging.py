@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from regopt.lab.gallery import GALLERY
-from regopt.lab.gallery.bagging import DIGITS, PER_CLASS, accuracy_vs_k, bagging_digits, digits_968, pick_columns
+from regopt.lab.gallery.bagging import DIGITS, PER_CLASS, accuracy_vs_k, bagging, digits_968, pick_columns
+from regopt.lab.gallery.registry import GALLERY
 from tests.lab.gallery_checks import PNG, table_rows
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    return out, bagging_digits(out, False)
+    return out, bagging(out, False)
 
 
 def test_registered_after_the_existing_entries():
     names = list(GALLERY)
-    assert GALLERY["bagging"] is bagging_digits
+    assert GALLERY["bagging"] is bagging
     assert names[:2] == ["overfit", "optimizers"] and names.index("bagging") > names.index("underconstrained")
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from regopt.lab.gallery import GALLERY
-from regopt.lab.gallery.challenges import cliff, ill_conditioning, saddle
+from regopt.lab.gallery.cliff import cliff
+from regopt.lab.gallery.ill_conditioning import ill_conditioning
+from regopt.lab.gallery.registry import GALLERY
+from regopt.lab.gallery.saddle import saddle
 from tests.lab.gallery_checks import check_files, table_rows
 
 

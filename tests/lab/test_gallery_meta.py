@@ -7,8 +7,12 @@ import json
 import pytest
 
 from regopt.lab.config import load_config
-from regopt.lab.gallery import GALLERY, gallery_config
-from regopt.lab.gallery.meta import batch_norm, curriculum, initialization, pretraining
+from regopt.lab.gallery.base import gallery_config
+from regopt.lab.gallery.batch_norm import batch_norm
+from regopt.lab.gallery.curriculum import curriculum
+from regopt.lab.gallery.initialization import initialization
+from regopt.lab.gallery.pretraining import pretraining
+from regopt.lab.gallery.registry import GALLERY
 from tests.lab.gallery_checks import check_files, first_table_rows
 
 ENTRIES = {

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from regopt.lab.config import load_config, to_toml_dict
-from regopt.lab.gallery import GALLERY, gallery_config
-from regopt.lab.gallery.optimizer_comparison import CHANCE_ERROR, OPTIMIZERS, optimizers
+from regopt.lab.gallery.base import gallery_config
+from regopt.lab.gallery.optimizers import CHANCE_ERROR, OPTIMIZERS, optimizers
+from regopt.lab.gallery.registry import GALLERY
 from tests.lab.gallery_checks import PNG
 
 EPOCHS = 4  # 128 steps per optimizer instead of 640

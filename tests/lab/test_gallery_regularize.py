@@ -10,15 +10,15 @@ import torch
 
 from regopt.cli import main
 from regopt.lab.config import load_config
-from regopt.lab.gallery import GALLERY
-from regopt.lab.gallery.alpha_selection import alpha_curve
-from regopt.lab.gallery.augmentation_comparison import augmentation
-from regopt.lab.gallery.common import one_thread, variant
-from regopt.lab.gallery.dropout_comparison import dropout
-from regopt.lab.gallery.early_stopping_curve import early_stopping
-from regopt.lab.gallery.l1_l2_histograms import PENALTIES, l1_vs_l2
-from regopt.lab.gallery.multitask_learning import make_model, multitask
-from regopt.lab.gallery.underconstrained_ridge import underconstrained
+from regopt.lab.gallery.alpha_curve import alpha_curve
+from regopt.lab.gallery.augmentation import augmentation
+from regopt.lab.gallery.base import one_thread, variant
+from regopt.lab.gallery.dropout import dropout
+from regopt.lab.gallery.early_stopping import early_stopping
+from regopt.lab.gallery.l1_vs_l2 import PENALTIES, l1_vs_l2
+from regopt.lab.gallery.multitask import make_model, multitask
+from regopt.lab.gallery.registry import GALLERY
+from regopt.lab.gallery.underconstrained import underconstrained
 from tests.lab.gallery_checks import check_files
 
 ENTRIES = ["l1_vs_l2", "alpha_curve", "dropout", "augmentation", "early_stopping", "multitask", "underconstrained"]

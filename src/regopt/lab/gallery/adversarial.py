@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from regopt.lab.gallery import GalleryResult
-from regopt.lab.gallery.common import single_threaded, write_table
+from regopt.lab.gallery.base import GalleryResult, single_threaded, write_table
 
 ENTRY = "adversarial"
 WIDTH = 128
@@ -90,70 +89,21 @@ def robustness_curves(models: dict[str, nn.Module], x: Tensor, y: Tensor) -> dic
     return curves
 
 
-def plot_robustness(curves: dict[str, dict[str, list[float]]], path: Path, *, epochs: int) -> None:
-    import matplotlib.pyplot as plt
-
-    from regopt.lab.report import save_figure
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, (kind, per_model) in zip(axes, curves.items(), strict=True):
-        for i, (name, accuracy) in enumerate(per_model.items()):
-            ax.plot(EPS_GRID, accuracy, marker="o", markersize=4, color=f"C{i}", label=name)
-        ax.axvline(TRAIN_EPS, color="gray", linestyle=":", label=f"training eps = {TRAIN_EPS}")
-        ax.axhline(0.1, color="black", linestyle="--", linewidth=0.8, alpha=0.5, label="chance (10 classes)")
-        steps = "" if kind == "FGSM" else f" ({PGD_EVAL_STEPS} steps)"
-        ax.set_title(f"{kind}{steps}, L-infinity ball")
-        ax.set_xlabel("attack eps (pixel range [0, 1])")
-        ax.grid(alpha=0.3)
-        ax.set_ylim(0, 1.02)
-    axes[0].set_ylabel("test accuracy under attack")
-    axes[0].legend(fontsize="small", loc="upper right")
-    fig.suptitle(f"digits MLP [{WIDTH}], {epochs} epochs: clean vs adversarial training (half of each batch attacked)")
-    save_figure(fig, path)
-
-
-def plot_examples(models: dict[str, nn.Module], x: Tensor, y: Tensor, path: Path, *, count: int = 6) -> None:
-    """Columns: digits; rows: the clean digit, then per model the PGD perturbation and the attacked digit."""
-    import matplotlib.pyplot as plt
-
-    from regopt.lab.report import save_figure
-
+def attacked_examples(
+    models: dict[str, nn.Module], x: Tensor, y: Tensor, *, count: int = 6
+) -> tuple[Tensor, Tensor, dict[str, Tensor], dict[str, tuple[Tensor, Tensor]]]:
+    """The first ``count`` test digits, the clean and the PGD-trained model's predictions on them, and per model
+    the digits attacked by PGD at :data:`SHOW_EPS` with its predictions on those (for the examples figure)."""
     x, y = x[:count], y[:count]
     shown = {name: models[name] for name in ("clean", "PGD-trained")}
-    rows = 1 + 2 * len(shown)  # the clean digit, then perturbation and attacked digit per model
-    fig, axes = plt.subplots(rows, count, figsize=(1.6 * count, 1.7 * rows))
     with torch.no_grad():
         clean_predictions = {name: model(x).argmax(1) for name, model in shown.items()}
-    labels = ["test digit"]
-    for j in range(count):
-        ax = axes[0, j]
-        ax.imshow(x[j, 0].numpy(), cmap="gray_r", vmin=0, vmax=1)
-        guesses = " / ".join(str(int(p[j])) for p in clean_predictions.values())
-        ax.set_title(f"label {int(y[j])}, predicted {guesses}", fontsize=7)
-    for i, (name, model) in enumerate(shown.items()):
-        labels += [f"perturbation\nagainst {name}", f"attacked digit:\n{name} says"]
+    attacked = {}
+    for name, model in shown.items():
         x_adv = attack_for("PGD", SHOW_EPS, PGD_EVAL_STEPS)(model, F.cross_entropy, x, y)
         with torch.no_grad():
-            predicted = model(x_adv).argmax(1)
-        for j in range(count):
-            axes[1 + 2 * i, j].imshow((x_adv - x)[j, 0].numpy(), cmap="RdBu_r", vmin=-SHOW_EPS, vmax=SHOW_EPS)
-            ax = axes[2 + 2 * i, j]
-            ax.imshow(x_adv[j, 0].numpy(), cmap="gray_r", vmin=0, vmax=1)
-            right = bool(predicted[j] == y[j])
-            ax.set_title(
-                f"{int(predicted[j])} ({'right' if right else 'wrong'})", fontsize=8, color="black" if right else "red"
-            )
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax, label in zip(axes[:, 0], labels, strict=True):
-        ax.set_ylabel(label, fontsize=8)
-    fig.suptitle(
-        f"PGD attacks at eps = {SHOW_EPS} against each model (red: more ink, blue: less; "
-        f"first row: predictions of {' / '.join(shown)})",
-        fontsize=9,
-    )
-    save_figure(fig, path)
+            attacked[name] = (x_adv, model(x_adv).argmax(1))
+    return x, y, clean_predictions, attacked
 
 
 HEADERS = (
@@ -170,6 +120,7 @@ def adversarial(out: Path, progress: bool, *, epochs: int = EPOCHS) -> GalleryRe
     """Digits MLP: clean vs FGSM- vs PGD-adversarially trained (eps 0.1); test accuracy under FGSM and PGD at several eps."""  # noqa: E501
     from regopt.lab.config import DigitsData
     from regopt.lab.data import load_dataset
+    from regopt.lab.gallery.figures.adversarial import plot_examples, plot_robustness
 
     del progress  # about 20 s in all: no progress bar
     data = load_dataset(DigitsData(name="digits", image=True))
@@ -180,8 +131,15 @@ def adversarial(out: Path, progress: bool, *, epochs: int = EPOCHS) -> GalleryRe
 
     folder = Path(out) / ENTRY
     robustness, examples = folder / "robust_accuracy.png", folder / "examples.png"
-    plot_robustness(curves, robustness, epochs=epochs)
-    plot_examples(models, data.x_test, data.y_test, examples)
+    plot_robustness(
+        curves,
+        robustness,
+        eps_grid=EPS_GRID,
+        train_eps=TRAIN_EPS,
+        pgd_steps=PGD_EVAL_STEPS,
+        title=f"digits MLP [{WIDTH}], {epochs} epochs: clean vs adversarial training (half of each batch attacked)",
+    )
+    plot_examples(*attacked_examples(models, data.x_test, data.y_test), examples, eps=SHOW_EPS)
     index = {eps: EPS_GRID.index(eps) for eps in TABLE_EPS}
     rows = [
         (

@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from regopt.lab.gallery import GalleryResult
-from regopt.lab.gallery.common import single_threaded, write_table
+from regopt.lab.gallery.base import GalleryResult, single_threaded, write_table
 
 ENTRY = "bagging"
 DIGITS = (9, 6, 8)
@@ -102,66 +101,11 @@ def accuracy_vs_k(proba: Tensor, y: Tensor, *, subsets: int = SUBSETS, seed: int
     return rows
 
 
-def plot_members(x: Tensor, y: Tensor, predictions: Tensor, ensemble: Tensor, labels: list[str], path: Path) -> None:
-    """Rows = members (then the ensemble), columns = examples: each image titled with that row's prediction."""
-    import matplotlib.pyplot as plt
-
-    from regopt.lab.report import save_figure
-
-    rows, cols = predictions.shape[0] + 1, len(x)
-    height = 1.15 * rows + 1.0
-    fig, axes = plt.subplots(rows, cols, figsize=(1.0 * cols + 2.4, height), squeeze=False)
-    fig.subplots_adjust(hspace=0.45, wspace=0.15, top=1 - 1.0 / height)
-    for r in range(rows):
-        guesses = predictions[r] if r < rows - 1 else ensemble
-        for c in range(cols):
-            ax = axes[r][c]
-            ax.imshow(x[c].reshape(8, 8).numpy(), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            right = int(guesses[c]) == int(y[c])
-            color = "tab:green" if right else "tab:red"
-            ax.set_title(f"{DIGITS[int(guesses[c])]}" + ("" if right else " ✗"), color=color, fontsize=10, pad=2)
-            for spine in ax.spines.values():
-                spine.set_color(color if r == rows - 1 or not right else "lightgray")
-                spine.set_linewidth(2.0 if r == rows - 1 or not right else 0.8)
-            if c == 0:
-                ax.set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(
-        "bagging on 9, 6, 8: each member misreads a few held-out digits (red);\n"
-        "the ensemble, which averages their probabilities, reads them right (bottom row)",
-        fontsize=10,
-        y=1 - 0.15 / height,
-        va="top",
-    )
-    save_figure(fig, path)
-
-
-def plot_accuracy_vs_k(rows: list[tuple[float, ...]], member_acc: Tensor, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from regopt.lab.report import save_figure
-
-    ks = [r[0] for r in rows]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    ax.plot(ks, [r[1] for r in rows], "o-", color="tab:green", label="ensemble (mean probability)")
-    ax.plot(ks, [r[2] for r in rows], "s--", color="tab:olive", label="ensemble (majority vote)")
-    ax.plot(ks, [r[3] for r in rows], "o-", color="tab:blue", label="its members on their own (mean)")
-    lo, hi = member_acc.min().item(), member_acc.max().item()
-    ax.axhspan(lo, hi, color="tab:blue", alpha=0.12, label=f"range of the {len(member_acc)} members")
-    ax.set_xlabel("members k in the ensemble")
-    ax.set_ylabel("held-out accuracy")
-    ax.set_xticks(ks)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
-    ax.set_title("bagging on 9, 6, 8: accuracy against the number of members", fontsize=10)
-    save_figure(fig, path)
-
-
 @single_threaded
-def bagging_digits(out: Path, progress: bool, *, members: int = MEMBERS, epochs: int = EPOCHS) -> GalleryResult:
+def bagging(out: Path, progress: bool, *, members: int = MEMBERS, epochs: int = EPOCHS) -> GalleryResult:
     """The chapter's bagging picture on digits 9, 6, 8: members that each misread some digits, the ensemble that reads them right, and accuracy against the number of members."""  # noqa: E501
     from regopt.ensemble import Bagging
+    from regopt.lab.gallery.figures.bagging import plot_accuracy_vs_k, plot_members
     from regopt.optim import SGD
 
     del progress  # a second or two
@@ -193,7 +137,15 @@ def bagging_digits(out: Path, progress: bool, *, members: int = MEMBERS, epochs:
         labels.append(f"member {i + 1}\nacc {member_acc[i]:.3f}\nresample {mix}")
     labels.append(f"ensemble\nacc {ensemble_acc:.3f}")
     members_png, curve_png = folder / "members_vs_ensemble.png", folder / "accuracy_vs_k.png"
-    plot_members(x_test[columns], y_test[columns], predictions[:, columns], ensemble[columns], labels, members_png)
+    plot_members(
+        x_test[columns],
+        y_test[columns],
+        predictions[:, columns],
+        ensemble[columns],
+        labels,
+        members_png,
+        classes=DIGITS,
+    )
     rows = accuracy_vs_k(proba, y_test)
     plot_accuracy_vs_k(rows, member_acc, curve_png)
     note = (

@@ -51,35 +51,6 @@ def random_planes(k: int, like: Tensor, seed: int = 0) -> Tensor:
     return torch.linalg.qr(gaussian).Q.transpose(1, 2).transpose(0, 1).reshape(k, *like.shape)
 
 
-def plot_learned_tangents(x: Tensor, hand: Tensor, learned: Tensor, path: Path) -> None:
-    """One row per digit: the digit, its hand-made tangents, and its leading learned tangents."""
-    import matplotlib.pyplot as plt
-
-    from regopt.lab.report import save_figure
-
-    columns = ["digit", "shift x", "shift y", "rotation", *(f"learned {j + 1}" for j in range(len(learned)))]
-    fig, axes = plt.subplots(len(x), len(columns), figsize=(1.5 * len(columns), 1.6 * len(x)))
-    for i in range(len(x)):
-        images = [x[i, 0], *(hand[t, i, 0] for t in range(len(hand))), *(learned[j, i, 0] for j in range(len(learned)))]
-        for j, image in enumerate(images):
-            ax = axes[i, j]
-            if j == 0:
-                ax.imshow(image.numpy(), cmap="gray_r", vmin=0, vmax=1)
-            else:
-                limit = float(image.abs().max()) or 1.0
-                ax.imshow(image.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(columns[j], fontsize=8)
-    fig.suptitle(
-        "hand-made tangents (central differences) vs tangents learned by a contractive autoencoder\n"
-        "(leading right singular vectors of its encoder Jacobian; sign arbitrary; each on its own scale)",
-        fontsize=9,
-    )
-    save_figure(fig, path)
-
-
 def train_with_tangents(
     data, make_model: Callable[[], nn.Module], alpha: float, tangents: Tensor | None, epochs: int, seed: int
 ) -> nn.Module:
@@ -119,6 +90,7 @@ def learned_tangent_rows(
     k-plane)``; the tangent-prop row is ``(alpha, test accuracy, rotation_change(model, x_test))`` of the MLP
     trained on ``small`` with the ``TP_K`` learned tangents.
     """
+    from regopt.lab.gallery.figures.tangents import plot_learned_tangents
     from regopt.regularize.manifold_tangent import fit_contractive_autoencoder, learned_tangents
     from regopt.regularize.tangent import tangent_vectors
 

@@ -1,4 +1,5 @@
-"""Plain training loops and runs behind the ``pretraining`` and ``curriculum`` gallery entries (:mod:`.meta`).
+"""Plain training loops and runs behind the ``pretraining`` and ``curriculum`` gallery entries, and the MNIST-1D
+data and MLPs that they and ``initialization`` share.
 
 Every run is Adam (lr 1e-3) on MNIST-1D with batches of 100 and a seeded batch order; the validation error is
 recorded after each epoch.

@@ -1,4 +1,5 @@
-"""Figures of the sec. 8.4 / 8.7 gallery entries (:mod:`regopt.lab.gallery.meta`)."""
+"""Figures of the sec. 8.4 / 8.7 gallery entries ``initialization``, ``batch_norm``, ``pretraining`` and
+``curriculum``: activation and gradient scale through depth, validation curves, continuation, train/val curves."""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regopt.lab.gallery import GalleryResult
-from regopt.lab.gallery.common import base_config, single_threaded, variant, write_table
+from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
 
 ENTRY = "early_stopping"
 HEADERS = ("run", "epochs trained", "weights of epoch", "val loss", "val error", "test error")
@@ -26,7 +25,7 @@ HEADERS = ("run", "epochs trained", "weights of epoch", "val loss", "val error",
 @single_threaded
 def early_stopping(out: Path, progress: bool, *, epochs: int | None = None) -> GalleryResult:
     """An over-fitting MNIST-1D MLP stopped when validation error stops improving; best weights restored."""
-    from regopt.lab.figures_regularize import plot_early_stopping
+    from regopt.lab.gallery.figures.regularize import plot_early_stopping
     from regopt.lab.runs import run
 
     base = base_config(ENTRY, epochs)

@@ -39,8 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from regopt.lab.gallery import GalleryResult
-from regopt.lab.gallery.common import single_threaded, write_table
+from regopt.lab.gallery.base import GalleryResult, single_threaded, write_table
 from regopt.lab.gallery.manifold_tangent import CAE_EPOCHS, CONTRACTION, HIDDEN, TP_K, learned_tangent_rows
 
 ENTRY = "tangent_prop"
@@ -55,41 +54,6 @@ SHIFT = 0.5
 ANGLE = 5.0
 NN_SIZES = (50, 100, 200, None)  # None: the whole training split
 TRANSFORMS = ("shift_x", "shift_y", "rotate")
-TITLES = {"shift_x": "shift x (right)", "shift_y": "shift y (down)", "rotate": "rotation (ccw)"}
-
-
-def plot_tangents(x: Tensor, path: Path) -> None:
-    """One row per digit: the digit, its three tangent vectors, and the digit moved along the rotation tangent."""
-    import matplotlib.pyplot as plt
-
-    from regopt.lab.report import save_figure
-    from regopt.regularize.tangent import tangent_vectors, transform_images
-
-    tangents = tangent_vectors(x, TRANSFORMS)
-    angle = math.radians(15.0)
-    columns = ["digit", *(TITLES[t] for t in TRANSFORMS), "x + 15° * v_rot", "rotated 15°"]
-    fig, axes = plt.subplots(len(x), len(columns), figsize=(1.7 * len(columns), 1.8 * len(x)))
-    for i in range(len(x)):
-        images = [x[i, 0], *(tangents[t, i, 0] for t in range(len(TRANSFORMS)))]
-        images += [x[i, 0] + angle * tangents[2, i, 0], transform_images(x[i : i + 1], "rotate", angle)[0, 0]]
-        for j, image in enumerate(images):
-            ax = axes[i, j]
-            if 1 <= j <= len(TRANSFORMS):
-                limit = float(image.abs().max()) or 1.0  # each tangent on its own symmetric scale
-                ax.imshow(image.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
-            else:
-                ax.imshow(image.numpy(), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(columns[j], fontsize=8)
-    fig.suptitle(
-        "tangent vectors of digits (bicubic, by central differences; red: gains ink, blue: loses ink; "
-        "each on its own scale)\n"
-        "a shift tangent is the negative image gradient; x + angle * v_rot is the first-order rotation",
-        fontsize=9,
-    )
-    save_figure(fig, path)
 
 
 def make_model(seed: int = SEED) -> nn.Module:
@@ -230,12 +194,13 @@ def tangent_prop(
     """Digits: tangent vectors (shift x/y, rotation); tangent prop's output change and accuracy; tangent-distance vs Euclidean 1-NN."""  # noqa: E501
     from regopt.lab.config import DigitsData
     from regopt.lab.data import load_dataset
+    from regopt.lab.gallery.figures.tangents import plot_tangents
 
     del progress  # about 20 s in all (the learned tangents add a few seconds): no progress bar
     folder = Path(out) / ENTRY
     full = load_dataset(DigitsData(name="digits", image=True))
     figure = folder / "tangent_vectors.png"
-    plot_tangents(full.x_test[:5], figure)
+    plot_tangents(full.x_test[:5], TRANSFORMS, figure)
 
     small = load_dataset(DigitsData(name="digits", image=True, train_size=TRAIN_SIZE))
     tp_rows = tangent_prop_rows(small, epochs, alphas)

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regopt.lab.gallery import GalleryResult
-from regopt.lab.gallery.common import base_config, single_threaded, variant, write_table
+from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
 
 ENTRY = "dropout"
 MC_SAMPLES = 50
@@ -26,7 +25,7 @@ INFERENCE_HEADERS = ("prediction rule (dropout network)", "val error")
 @single_threaded
 def dropout(out: Path, progress: bool, *, epochs: int | None = None) -> GalleryResult:
     """MLP on MNIST-1D with and without dropout (p=0.5): curves, and weight scaling vs Monte Carlo dropout."""
-    from regopt.lab.figures_regularize import plot_on_off
+    from regopt.lab.gallery.figures.regularize import plot_on_off
     from regopt.lab.report import markdown_table
     from regopt.lab.runs import run
     from regopt.regularize import compare_inference

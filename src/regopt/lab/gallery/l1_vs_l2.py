@@ -17,8 +17,7 @@ from typing import Any
 
 import torch
 
-from regopt.lab.gallery import GalleryResult
-from regopt.lab.gallery.common import base_config, single_threaded, variant, write_table
+from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
 
 ENTRY = "l1_vs_l2"
 
@@ -35,7 +34,7 @@ HEADERS = ("penalty", "exact zeros", "abs(w) < 1e-3", "L1 norm", "L2 norm", "fin
 @single_threaded
 def l1_vs_l2(out: Path, progress: bool, *, epochs: int | None = None) -> GalleryResult:
     """Weight histograms of one MLP trained with no penalty, L2 and proximal L1: only L1 makes exact zeros."""
-    from regopt.lab.figures_regularize import plot_weight_histograms
+    from regopt.lab.gallery.figures.regularize import plot_weight_histograms
     from regopt.lab.runs import run
     from regopt.regularize import Selector
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from regopt.lab.gallery import GalleryResult
-from regopt.lab.gallery.common import base_config, single_threaded, variant, write_table
+from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
 
 ENTRY = "alpha_curve"
 ALPHAS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
@@ -30,7 +29,7 @@ def alpha_curve(
     out: Path, progress: bool, *, epochs: int | None = None, alphas: Sequence[float] = ALPHAS
 ) -> GalleryResult:
     """Train and validation error against L2's alpha (log grid) for an over-fitting MNIST-1D MLP: a U-curve."""
-    from regopt.lab.figures_regularize import plot_alpha_curve
+    from regopt.lab.gallery.figures.regularize import plot_alpha_curve
     from regopt.lab.runs import run
 
     base = base_config(ENTRY, epochs)

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from regopt.lab.gallery import GalleryResult
-from regopt.lab.gallery.common import base_config, single_threaded, variant, write_table
+from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
 from regopt.regularize import SignalAugment
 
 ENTRY = "augmentation"
@@ -48,7 +47,7 @@ def example_copies(signal: torch.Tensor, augment: SignalAugment, count: int) -> 
 @single_threaded
 def augmentation(out: Path, progress: bool, *, epochs: int | None = None) -> GalleryResult:
     """MLP on MNIST-1D with and without random shifts of the training signals: augmentation narrows the gap."""
-    from regopt.lab.figures_regularize import draw_signals, plot_on_off
+    from regopt.lab.gallery.figures.regularize import draw_signals, plot_on_off
     from regopt.lab.runs import run
 
     base = base_config(ENTRY, epochs)

@@ -25,8 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from regopt.lab.gallery import GalleryResult
-from regopt.lab.gallery.common import single_threaded, write_table
+from regopt.lab.gallery.base import GalleryResult, single_threaded, write_table
 
 ENTRY = "multitask"
 TRAIN_SIZE = 50
@@ -80,7 +79,7 @@ def multitask(out: Path, progress: bool, *, epochs: int = EPOCHS, seeds: Sequenc
     """Digits (50 images): shared trunk + heads for digit, parity, >4 vs a digit-only model; digit error of both."""
     from regopt.lab.config import DigitsData
     from regopt.lab.data import load_dataset
-    from regopt.lab.figures_regularize import plot_seed_bands
+    from regopt.lab.gallery.figures.regularize import plot_seed_bands
     from regopt.regularize import DIGIT_TASK_CLASSES
 
     del progress  # a few seconds in all: no progress bar

@@ -1,7 +1,8 @@
 """Figures of the chapter's optimization challenges: ill-conditioning of f(x) = 30x^2, a saddle, a cliff.
 
-Each function draws data computed by :mod:`regopt.diagnostics.toy_problems` (the gallery entries in
-:mod:`regopt.lab.gallery.challenges` compute it) and saves one PNG with :func:`~regopt.lab.report.save_figure`.
+Each function draws data computed by :mod:`regopt.diagnostics.toy_problems` (the gallery entries
+``ill_conditioning``, ``saddle`` and ``cliff`` compute it) and saves one PNG with
+:func:`~regopt.lab.report.save_figure`.
 """
 
 from __future__ import annotations

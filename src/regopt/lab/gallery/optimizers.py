@@ -22,8 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from regopt.lab.config import to_toml_dict, validate
-from regopt.lab.gallery import GalleryResult, gallery_config
+from regopt.lab.gallery.base import GalleryResult, base_config, variant, write_table
 
 ENTRY = "optimizers"
 CHANCE_ERROR = 0.9
@@ -57,20 +56,15 @@ def options(section: dict[str, Any]) -> str:
 
 def optimizers(out: Path, progress: bool, *, epochs: int | None = None) -> GalleryResult:
     """SGD, momentum, Nesterov, AdaGrad, RMSProp(+Nesterov), Adam, delta-bar-delta on one MNIST-1D MLP and budget; each lr from a small validation sweep."""  # noqa: E501
-    from rich.console import Console
-
-    from regopt.lab.atomic import write_text
-    from regopt.lab.report import markdown_table, plot_against_steps, rich_table
+    from regopt.lab.report import plot_against_steps
     from regopt.lab.runs import run
 
-    base = to_toml_dict(gallery_config(ENTRY))
-    if epochs is not None:  # a smaller budget, for tests
-        base["train"]["epochs"] = epochs
+    base = base_config(ENTRY, epochs)  # epochs: a smaller budget, for tests
     folder = Path(out) / ENTRY
     curves: list[tuple[str, list[dict[str, float]]]] = []
     rows: list[tuple[Any, ...]] = []
     for name, (label, section) in OPTIMIZERS.items():
-        config = validate({**base, "name": name, "optimizer": section}, f"{ENTRY}.toml [{name}]")
+        config = variant(base, ENTRY, name, {"optimizer": section})
         result = run(config, out=folder, force=True, progress=progress)
         s = result.summary
         curves.append((f"{label} ({options(section)})", result.history))
@@ -94,8 +88,8 @@ def optimizers(out: Path, progress: bool, *, epochs: int | None = None) -> Galle
         chance=CHANCE_ERROR,
     )
     digits = {"best val error": 3, "final val error": 3, "final train loss": 3, "wall s": 1}
-    write_text(table_path, markdown_table(HEADERS, rows, digits=digits))
-    Console().print(rich_table(HEADERS, rows, title="optimizers on MNIST-1D (MLP, same budget)", digits=digits))
+    title = "optimizers on MNIST-1D (MLP, same budget)"
+    write_table(table_path, HEADERS, rows, title=title, digits=digits, heading=False)  # the file: the table alone
 
     best = min(rows, key=lambda row: row[3])
     return GalleryResult(

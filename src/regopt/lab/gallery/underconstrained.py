@@ -17,8 +17,7 @@ from pathlib import Path
 
 import torch
 
-from regopt.lab.gallery import GalleryResult
-from regopt.lab.gallery.common import single_threaded, write_table
+from regopt.lab.gallery.base import GalleryResult, single_threaded, write_table
 
 ENTRY = "underconstrained"
 EXAMPLES, FEATURES = 20, 50
@@ -35,7 +34,7 @@ HEADERS = (
 @single_threaded
 def underconstrained(out: Path, progress: bool) -> GalleryResult:
     """Ridge on a 20 x 50 problem: distance to the pseudo-inverse solution and condition number vs alpha."""
-    from regopt.lab.figures_regularize import plot_ridge_path
+    from regopt.lab.gallery.figures.regularize import plot_ridge_path
     from regopt.regularize import gram_condition_number, ridge_path, ridge_solution
 
     del progress  # instant
