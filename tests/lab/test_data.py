@@ -416,3 +416,20 @@ def test_data_error_is_one_line_value_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as info:
         load_dataset(CsvData(name="csv", path=tmp_path / "missing.csv"))
     assert isinstance(info.value, DataError) and "\n" not in str(info.value)
+
+
+def test_image_shape_is_carried_by_the_dataset_not_guessed_from_its_name() -> None:
+    """Issue 16: the wiring reads ``Dataset.image_shape``; digits stored flat still know they are 8x8 images."""
+    import torch
+
+    from regopt.lab.config import DigitsData
+    from regopt.lab.data import DataError, Dataset, load_dataset
+
+    assert load_dataset(DigitsData(name="digits")).image_shape == (1, 8, 8)
+    assert load_dataset(DigitsData(name="digits", image=True)).image_shape == (1, 8, 8)
+    x, y = torch.zeros(4, 3, 5, 5), torch.tensor([0, 1, 0, 1])
+    assert Dataset("cubes", "classification", x, y, x, y, x, y, num_classes=2).image_shape == (3, 5, 5)
+    flat = torch.zeros(4, 12)
+    assert Dataset("flat", "classification", flat, y, flat, y, flat, y, num_classes=2).image_shape is None
+    with pytest.raises(DataError, match=r"image_shape \(1, 5, 5\) does not hold inputs of shape \(12,\)"):
+        Dataset("bad", "classification", flat, y, flat, y, flat, y, num_classes=2, image_shape=(1, 5, 5))

@@ -73,15 +73,13 @@ def _augmentation(config: RegularizeConfig, data: Dataset) -> list[Any]:
     shape = data.input_shape
     if config.augment_image is not None:
         a = config.augment_image
-        image_shape = None
-        if len(shape) != 3:
-            if data.name != "digits":
-                raise ConfigError(f"regularize.augment_image: needs image data, got inputs of shape {shape}")
-            image_shape = (1, 8, 8)
-        transforms.append(ImageAugment(a.rotate, a.flip, a.scale, a.shift, image_shape=image_shape))
+        if data.image_shape is None:
+            raise ConfigError(f"regularize.augment_image: needs image data, got inputs of shape {shape}")
+        flat = data.image_shape if data.image_shape != shape else None  # images stored as vectors
+        transforms.append(ImageAugment(a.rotate, a.flip, a.scale, a.shift, image_shape=flat))
     if config.augment_signal is not None:
         signal = config.augment_signal
-        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1 and data.name != "mnist1d"):
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
             raise ConfigError(f"regularize.augment_signal: needs 1-D signals, got inputs of shape {shape}")
         transforms.append(SignalAugment(signal.shift, signal.scale, signal.noise))
     return transforms

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,6 +38,9 @@ class Dataset:
         preprocessing: for user files, how the file became these tensors, JSON-serializable (source path and
             sha256, feature names, class names, standardization statistics); see
             :mod:`regopt.lab.data.preprocessing`. ``None`` for built-in datasets.
+        image_shape: ``(channels, height, width)`` of one example when the inputs are images, also when they are
+            stored flat (the digits as 64-vectors: ``(1, 8, 8)``); by default the input shape of 3-D inputs,
+            ``None`` for others. Image augmentation reshapes by it.
 
     Example::
 
@@ -59,8 +63,15 @@ class Dataset:
     classes: tuple[Label, ...] | None = None
     notes: list[str] = field(default_factory=list)
     preprocessing: dict[str, Any] | None = None
+    image_shape: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.image_shape is None and len(self.input_shape) == 3:
+            object.__setattr__(self, "image_shape", self.input_shape)
+        if self.image_shape is not None and math.prod(self.image_shape) != math.prod(self.input_shape):
+            raise DataError(
+                f"{self.name}: image_shape {self.image_shape} does not hold inputs of shape {self.input_shape}"
+            )
         if self.task == "classification":
             if self.num_classes is None or self.num_classes < 1:
                 raise DataError(f"{self.name}: classification needs num_classes >= 1, got {self.num_classes}")

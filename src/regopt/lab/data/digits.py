@@ -6,6 +6,7 @@ from 0..16 to [0, 1]. The test split is stratified by class.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 
 import numpy as np
@@ -34,7 +35,7 @@ def load_digits(cfg: DigitsData) -> Dataset:
     x, y = _arrays()
     if cfg.image:
         x = x.reshape(-1, 1, 8, 8)
-    return split_arrays(
+    data = split_arrays(
         x,
         y,
         name="digits",
@@ -45,3 +46,4 @@ def load_digits(cfg: DigitsData) -> Dataset:
         test_fraction=cfg.test_fraction,
         num_classes=NUM_CLASSES,
     )
+    return dataclasses.replace(data, image_shape=(1, 8, 8))  # 8x8 images, also when stored as 64-vectors
