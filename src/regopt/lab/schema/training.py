@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from torch.optim.lr_scheduler import CosineAnnealingLR, StepLR
-from typing_extensions import Self
 
 from regopt.init import initialize
 from regopt.lab.optimizer_table import optimizer_default
@@ -26,7 +25,7 @@ class OptimizerConfig(BaseModel):
     lr: Rate | None = None
 
     @model_validator(mode="after")
-    def _record_default_lr(self) -> Self:
+    def _record_default_lr(self) -> OptimizerConfig:
         """An omitted ``lr`` becomes the default of the optimizer that will run (a wrapper's inner one), read
         from its signature: ``config.optimizer.lr`` and the run directory's config.toml then show the
         learning rate used, while the default itself is written once, in the optimizer. It stays None for
