@@ -9,11 +9,9 @@ Schedules are torch's ``lr_scheduler`` classes; Algorithm 8.1's linear decay is 
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
-import torch
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
@@ -33,36 +31,11 @@ from regopt.lab.config import (
     ScheduleConfig,
     StepSchedule,
 )
+from regopt.lab.optimizer_table import DEFAULT_INNER, OPTIMIZERS, WRAPPERS, optimizer_options
 from regopt.lab.schema.base import MAX_SCALE
-from regopt.optim import (
-    SGD,
-    AdaGrad,
-    Adam,
-    AdamW,
-    CoordinateDescent,
-    DeltaBarDelta,
-    RMSProp,
-    decay_groups,
-    linear_decay,
-)
+from regopt.optim import CoordinateDescent, decay_groups, linear_decay
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {
-    "sgd": SGD,
-    "adagrad": AdaGrad,
-    "rmsprop": RMSProp,
-    "adam": Adam,
-    "adamw": AdamW,
-    "delta_bar_delta": DeltaBarDelta,
-    "torch.sgd": torch.optim.SGD,
-    "torch.adagrad": torch.optim.Adagrad,
-    "torch.rmsprop": torch.optim.RMSprop,
-    "torch.adam": torch.optim.Adam,
-    "torch.adamw": torch.optim.AdamW,
-    "torch.adadelta": torch.optim.Adadelta,
-    "torch.nadam": torch.optim.NAdam,
-}
-WRAPPERS = {"coordinate": ("inner", "order", "seed")}
-"""Optimizers that wrap another: their own keys; every other key goes to the inner optimizer."""
+__all__ = ["OPTIMIZERS", "SCHEDULES", "WRAPPERS", "build_optimizer", "build_scheduler", "optimizer_options"]
 
 SCHEDULES: dict[str, str] = {
     "constant": "fixed learning rate",
@@ -71,17 +44,6 @@ SCHEDULES: dict[str, str] = {
     "cosine": "cosine annealing to eta_min over the run (CosineAnnealingLR)",
     "linear": "Algorithm 8.1: linear decay from lr to final_fraction*lr at tau, then constant (LambdaLR)",
 }
-
-_NOT_CONFIGURABLE = {"self", "params"}
-_LAB_KEYS = ("no_decay_bias_norm",)
-
-
-def optimizer_options(name: str) -> list[str]:
-    """The keyword arguments a config may give optimizer ``name``."""
-    if name in WRAPPERS:
-        return [*WRAPPERS[name], "...options of the inner optimizer"]
-    signature = inspect.signature(OPTIMIZERS[name].__init__)
-    return [p for p in signature.parameters if p not in _NOT_CONFIGURABLE] + list(_LAB_KEYS)
 
 
 def _numbers(value: Any) -> list[float]:
@@ -129,12 +91,12 @@ def build_optimizer(config: OptimizerConfig, model: nn.Module) -> Optimizer:
     kwargs = config.kwargs()
     if config.name not in WRAPPERS:
         return _construct(config.name, kwargs, model)
-    inner = kwargs.pop("inner", "sgd")
-    order, seed = kwargs.pop("order", "cyclic"), kwargs.pop("seed", 0)
+    inner = kwargs.pop("inner", DEFAULT_INNER)
+    own = {key: kwargs.pop(key) for key in WRAPPERS[config.name] if key in kwargs}  # order, seed: given ones only
     blocks = CoordinateDescent.blocks_by_module(model)
     _construct(inner, kwargs, model)  # validate the inner options once, with clear errors
     try:
-        return CoordinateDescent(blocks, lambda ps: _construct(inner, kwargs, model, ps), order=order, seed=seed)
+        return CoordinateDescent(blocks, lambda ps: _construct(inner, kwargs, model, ps), **own)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"optimizer: coordinate: {err}") from None
 

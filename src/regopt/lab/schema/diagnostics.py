@@ -6,24 +6,26 @@ from typing import Annotated
 
 from pydantic import Field, PositiveInt
 
+from regopt.diagnostics import GradientMonitor, IllConditioningMonitor, PlateauMonitor
 from regopt.lab.schema.base import Strict
+from regopt.lab.schema.defaults import default_of
 
 
 class GradientNormsConfig(Strict):
     """Global gradient norm every ``every`` steps; a spike is a norm above ``spike_factor`` x the running
     median of the last ``window`` (cliffs and exploding gradients)."""
 
-    every: PositiveInt = 1
-    window: PositiveInt = 50
-    spike_factor: Annotated[float, Field(gt=1.0)] = 10.0
+    every: PositiveInt = default_of(GradientMonitor, "every")
+    window: PositiveInt = default_of(GradientMonitor, "window")
+    spike_factor: Annotated[float, Field(gt=1.0)] = default_of(GradientMonitor, "spike_factor")
 
 
 class IllConditioningConfig(Strict):
     """The chapter's criterion 0.5 eps^2 g'Hg - eps g'g for the step just taken, every ``every`` steps; an alarm
     after ``patience`` positive checks while the gradient norm rises and the loss stalls."""
 
-    every: PositiveInt = 10
-    patience: PositiveInt = 3
+    every: PositiveInt = default_of(IllConditioningMonitor, "every")
+    patience: PositiveInt = default_of(IllConditioningMonitor, "patience")
     probe_size: PositiveInt | None = None
     """None: judge the training step's own minibatch gradient, reusing its backward (~2 gradients per check,
     +24% at every 10 steps in benchmarks/diagnostics.py). A number: a fixed probe batch of that many training
@@ -35,12 +37,12 @@ class PlateauConfig(Strict):
     more than its own minibatch noise explains (``noise_z`` standard errors); see
     :class:`regopt.diagnostics.PlateauMonitor`."""
 
-    window: Annotated[int, Field(ge=2)] = 100
-    loss_tol: Annotated[float, Field(ge=0.0)] = 1e-3
-    noise_z: Annotated[float, Field(ge=0.0)] = 2.0
+    window: Annotated[int, Field(ge=2)] = default_of(PlateauMonitor, "window")
+    loss_tol: Annotated[float, Field(ge=0.0)] = default_of(PlateauMonitor, "loss_tol")
+    noise_z: Annotated[float, Field(ge=0.0)] = default_of(PlateauMonitor, "noise_z")
     """A change of the loss within this many standard errors of its own step-to-step noise counts as none (for a
     loss whose noise is below 2% of it; a noisier window is not judged). 0: judge by loss_tol alone."""
-    grad_tol: Annotated[float, Field(gt=0.0)] | None = None
+    grad_tol: Annotated[float, Field(gt=0.0)] | None = default_of(PlateauMonitor, "grad_tol")
     """None: the gradient is reported, not judged (a minibatch gradient's norm stays well above zero on a
     plateau, e.g. 0.06 at chance level). A number: also require every gradient norm in the window below it
     (full-batch training)."""

@@ -45,7 +45,10 @@ MEANINGS: dict[str, str] = {
     "CustomModelConfig.target": "The model function, 'package.module:function' (its module must be importable).",
     "CustomModelConfig.kwargs": "Keyword arguments passed to the function after input_shape and output_dim.",
     "OptimizerConfig.name": "An optimizer of the table below.",
-    "OptimizerConfig.lr": "Learning rate eps (the initial one, when a schedule is set).",
+    "OptimizerConfig.lr": (
+        "Learning rate eps (the initial one, when a schedule is set). Unset: the optimizer's own default (the "
+        "table below), which the run directory's config.toml records."
+    ),
     "StepSchedule.step_size": "Intervals between two decays.",
     "StepSchedule.gamma": "Factor of each decay.",
     "ExponentialSchedule.gamma": "Factor of each interval's decay.",

@@ -92,16 +92,22 @@ def _sections_of(
 
 
 def _describe_optimizers(section: Section) -> None:
-    from regopt.lab.registry import OPTIMIZERS, WRAPPERS, optimizer_options
+    from regopt.lab.optimizer_table import DEFAULT_INNER, OPTIMIZERS, WRAPPERS, optimizer_default, optimizer_options
+
+    def default_lr(name: str) -> str:
+        lr = optimizer_default(name, "lr")
+        return f"`{lr:g}`" + (f' (`inner = "{DEFAULT_INNER}"`)' if name in WRAPPERS else "")
 
     rows = [
-        f"| `{name}` | {', '.join(f'`{option}`' for option in optimizer_options(name))} |"
+        f"| `{name}` | {default_lr(name)} | {', '.join(f'`{option}`' for option in optimizer_options(name))} |"
         for name in [*OPTIMIZERS, *WRAPPERS]
     ]
     section.extra = (
-        "Every key besides `name` is passed to the optimizer's constructor and checked against it. "
+        "Every key besides `name` is passed to the optimizer's constructor and checked against it; a key left out "
+        "takes the optimizer's own default (for `coordinate`, the inner optimizer's). An omitted `lr` is that "
+        "default, recorded in the run directory's config.toml. "
         "`no_decay_bias_norm` (default true) keeps biases and normalization parameters out of weight decay.\n\n"
-        "| optimizer | keys besides `name` |\n| --- | --- |\n" + "\n".join(rows)
+        "| optimizer | default `lr` | keys besides `name` |\n| --- | --- | --- |\n" + "\n".join(rows)
     )
 
 

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field, PositiveInt
 
 from regopt.lab.schema.base import NonNegative, Pair, Strict
+from regopt.lab.schema.defaults import default_of
+from regopt.regularize import L1, EarlyStopping, ElasticNet, ImageAugment, SignalAugment
 
 # ------------------------------------------------------------------------------------------- regularize
 
@@ -18,12 +20,12 @@ class AlphaConfig(Strict):
 
 
 class L1Config(AlphaConfig):
-    proximal: bool = False
+    proximal: bool = default_of(L1, "proximal")
     """Soft-threshold the weights after each step (exact zeros) instead of adding alpha*||w||_1 to the loss."""
 
 
 class ElasticNetConfig(AlphaConfig):
-    l1_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    l1_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = default_of(ElasticNet, "l1_ratio")
 
 
 class MaxNormConfig(Strict):
@@ -38,28 +40,28 @@ class NoiseConfig(Strict):
 class ImageAugmentConfig(Strict):
     """Random rotation (degrees), horizontal flip, scaling range and shift (fraction of the size), via kornia."""
 
-    rotate: NonNegative = 0.0
-    flip: bool = False
-    scale: Pair | None = None
-    shift: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    rotate: NonNegative = default_of(ImageAugment, "rotate")
+    flip: bool = default_of(ImageAugment, "flip")
+    scale: Pair | None = default_of(ImageAugment, "scale")
+    shift: Annotated[float, Field(ge=0.0, lt=1.0)] = default_of(ImageAugment, "shift")
 
 
 class SignalAugmentConfig(Strict):
     """Random shift (positions), amplitude scaling range and additive noise for 1-D signals such as MNIST-1D."""
 
-    shift: Annotated[int, Field(ge=0)] = 0
-    scale: Pair | None = None
-    noise: NonNegative = 0.0
+    shift: Annotated[int, Field(ge=0)] = default_of(SignalAugment, "shift")
+    scale: Pair | None = default_of(SignalAugment, "scale")
+    noise: NonNegative = default_of(SignalAugment, "noise")
 
 
 class EarlyStoppingConfig(Strict):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs (Algorithm 7.1);
     ``then`` uses the validation data afterwards: "retrain" (Algorithm 7.2) or "continue" (Algorithm 7.3)."""
 
-    monitor: Literal["val_error", "val_loss", "train_error", "train_loss"] = "val_error"
-    patience: PositiveInt = 10
-    min_delta: NonNegative = 0.0
-    restore_best: bool = True
+    monitor: Literal["val_error", "val_loss", "train_error", "train_loss"] = default_of(EarlyStopping, "monitor")
+    patience: PositiveInt = default_of(EarlyStopping, "patience")
+    min_delta: NonNegative = default_of(EarlyStopping, "min_delta")
+    restore_best: bool = default_of(EarlyStopping, "restore_best")
     then: Literal["none", "retrain", "continue"] = "none"
 
 

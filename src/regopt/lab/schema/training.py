@@ -4,24 +4,41 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from torch.optim.lr_scheduler import CosineAnnealingLR, StepLR
 
+from regopt.init import initialize
+from regopt.lab.optimizer_table import optimizer_default
 from regopt.lab.schema.base import MAX_SCALE, STRICT_TYPES, Fraction, Rate, Strict
+from regopt.lab.schema.defaults import default_of
+from regopt.optim import PolyakAveraging, linear_decay
 
 
 # ------------------------------------------------------------------------------------ optimizer, schedule
 class OptimizerConfig(BaseModel):
     """``name`` picks an optimizer from the registry (``regopt list``); every other key is passed to its
-    constructor and checked against its signature when the run is built."""
+    constructor and checked against its signature when the run is built. A key left out takes the
+    optimizer's own default."""
 
     model_config = ConfigDict(extra="allow", frozen=True, **STRICT_TYPES)
     name: str = "sgd"
-    lr: Rate = 0.01
+    lr: Rate | None = None
+
+    @model_validator(mode="after")
+    def _record_default_lr(self) -> OptimizerConfig:
+        """An omitted ``lr`` becomes the default of the optimizer that will run (a wrapper's inner one), read
+        from its signature: ``config.optimizer.lr`` and the run directory's config.toml then show the
+        learning rate used, while the default itself is written once, in the optimizer. It stays None for
+        an unknown name (building the optimizer reports that) or an optimizer without a default."""
+        if self.lr is None:
+            self.__dict__["lr"] = optimizer_default(self.name, "lr", self.model_extra)
+        return self
 
     def kwargs(self) -> dict[str, Any]:
-        """Constructor keyword arguments: everything but ``name``; TOML arrays become tuples (``betas``)."""
+        """Constructor keyword arguments: everything but ``name``; TOML arrays become tuples (``betas``). ``lr``
+        is passed when known (given, or the optimizer's own default recorded at validation)."""
         extra = {k: tuple(v) if isinstance(v, list) else v for k, v in (self.model_extra or {}).items()}
-        return {"lr": self.lr, **extra}
+        return {"lr": self.lr, **extra} if self.lr is not None else extra
 
 
 class ScheduleBase(Strict):
@@ -38,7 +55,7 @@ class StepSchedule(ScheduleBase):
 
     name: Literal["step"]
     step_size: PositiveInt = 30
-    gamma: Fraction = 0.1
+    gamma: Fraction = default_of(StepLR, "gamma")
 
 
 class ExponentialSchedule(ScheduleBase):
@@ -52,7 +69,7 @@ class CosineSchedule(ScheduleBase):
     """Cosine annealing to ``eta_min`` over the whole run (torch ``CosineAnnealingLR``)."""
 
     name: Literal["cosine"]
-    eta_min: Annotated[float, Field(ge=0.0, le=MAX_SCALE)] = 0.0
+    eta_min: Annotated[float, Field(ge=0.0, le=MAX_SCALE)] = default_of(CosineAnnealingLR, "eta_min")
 
 
 class LinearSchedule(ScheduleBase):
@@ -61,7 +78,7 @@ class LinearSchedule(ScheduleBase):
 
     name: Literal["linear"]
     tau: PositiveInt | None = None
-    final_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    final_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = default_of(linear_decay, "final_fraction")
 
 
 ScheduleConfig = Annotated[
@@ -91,8 +108,8 @@ class AveragingConfig(Strict):
     """Polyak averaging of the weights (sec. 8.7.3): evaluation uses the averages; ``decay`` None is the
     arithmetic mean of all iterates since ``start_step``, a number in [0, 1) an exponential moving average."""
 
-    decay: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
-    start_step: Annotated[int, Field(ge=0)] = 0
+    decay: Annotated[float, Field(ge=0.0, lt=1.0)] | None = default_of(PolyakAveraging, "decay")
+    start_step: Annotated[int, Field(ge=0)] = default_of(PolyakAveraging, "start_step")
 
 
 class InitConfig(Strict):
@@ -101,5 +118,5 @@ class InitConfig(Strict):
     policy: Literal[
         "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "lecun_normal", "orthogonal", "sparse", "default"
     ] = "default"
-    bias: float | Literal["zero", "default"] = "zero"
+    bias: float | Literal["zero", "default"] = default_of(initialize, "bias")
     """Bias rule: "zero", a constant (e.g. 0.1 for ReLU units), or torch's "default"."""
