@@ -113,3 +113,12 @@ def test_parameter_sharing_reuses_one_module():
     assert count_parameters(plain.model) - count_parameters(shared.model) == 32 * 32 + 32  # fc3 is fc2
     assert shared.model.fc2 is shared.model.fc3
     shared.trainer.fit()  # trains with the shared module
+
+
+def test_every_regularize_section_is_wired_by_the_table_and_nothing_else() -> None:
+    """Issue 16: a regularizer is wired by one row of REGULARIZERS beside its schema; a section without a row
+    (or a row without a section) would be silently ignored."""
+    from regopt.lab.schema.regularize import REGULARIZERS, RegularizeConfig
+
+    sections = {key for key in RegularizeConfig.model_fields if key != "label_smoothing"}
+    assert sections == set(REGULARIZERS)

@@ -120,7 +120,7 @@ def build_experiment(
         activation = getattr(config.model, "activation", "relu")
         nonlinearity = activation if activation in ("relu", "tanh", "sigmoid", "leaky_relu") else "relu"
         initialize(model, config.init.policy, bias=config.init.bias, nonlinearity=nonlinearity)
-    model = regularize_model(config.regularize, model)
+    model = regularize_model(config.regularize, model, data)
     optimizer = build_optimizer(config.optimizer, model)
     regularization = regularization_hooks(config.regularize, model, optimizer, data)
     steps = steps_per_epoch(len(data.x_train), config.train.batch_size, model)  # as the Trainer will take them

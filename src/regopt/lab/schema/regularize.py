@@ -1,14 +1,40 @@
-"""Config section ``[regularize]``: each regularizer optional."""
+"""Config section ``[regularize]``: each regularizer optional, and where each plugs into the Trainer.
+
+Every regularizer is a section class here, a field of :class:`RegularizeConfig`, and one row of
+:data:`REGULARIZERS` (``key -> (phase, factory)``): adding a regularizer touches this file (its technique lives in
+``regopt.regularize``); :mod:`regopt.lab.regularization` puts what the factories build into the Trainer's phases.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt
+from torch import nn
 
-from regopt.lab.schema.base import NonNegative, Pair, Strict
+from regopt.lab.schema.base import ConfigError, NonNegative, Pair, Strict
 from regopt.lab.schema.defaults import default_of
-from regopt.regularize import L1, EarlyStopping, ElasticNet, ImageAugment, SignalAugment
+from regopt.regularize import (
+    L1,
+    L2,
+    ActivationL1,
+    EarlyStopping,
+    ElasticNet,
+    ImageAugment,
+    InputNoise,
+    MaxNorm,
+    SignalAugment,
+    add_hidden_noise,
+    add_weight_noise,
+)
+from regopt.regularize.noise import ACTIVATION_TYPES
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+
+    from regopt.lab.data import Dataset
 
 # ------------------------------------------------------------------------------------------- regularize
 
@@ -89,3 +115,89 @@ class RegularizeConfig(Strict):
     activation_l1: AlphaConfig | None = None
     """Sparse representations: alpha * mean L1 norm of the hidden activations."""
     early_stopping: EarlyStoppingConfig | None = None
+
+
+# ------------------------------------------------------------------------------------------------- wiring
+Phase = Literal["model", "penalties", "batch_transforms", "post_step", "monitors"]
+"""Where a regularizer plugs in: ``model`` wraps the model before the optimizer is built (noise layers); the
+others are the Trainer's phases of the same names (see :mod:`regopt.lab.trainer`)."""
+
+
+@dataclass(frozen=True)
+class WiringContext:
+    """What a factory may use. ``optimizer`` is ``None`` in the ``model`` phase (it is built afterwards)."""
+
+    model: nn.Module
+    optimizer: Optimizer | None
+    data: Dataset
+
+
+def _l1(c: L1Config, ctx: WiringContext) -> Any:
+    l1 = L1(c.alpha, proximal=c.proximal)
+    if not c.proximal:
+        return l1
+    optimizer = ctx.optimizer
+    assert optimizer is not None
+    return lambda m: l1.shrink(m, optimizer.param_groups[0]["lr"])  # soft-threshold with the current lr
+
+
+def _activation_l1(c: AlphaConfig, ctx: WiringContext) -> Any:
+    activations = [m for m in ctx.model.modules() if isinstance(m, ACTIVATION_TYPES)]
+    if not activations:
+        raise ConfigError("regularize.activation_l1: the model has no activation layers to penalize")
+    return ActivationL1(c.alpha, activations)
+
+
+def _hidden_noise(c: NoiseConfig, ctx: WiringContext) -> Any:
+    if not isinstance(ctx.model, nn.Sequential):
+        raise ConfigError("regularize.hidden_noise: needs a Sequential model (mlp, cnn1d, cnn2d)")
+    return add_hidden_noise(ctx.model, c.std)
+
+
+def _augment_image(c: ImageAugmentConfig, ctx: WiringContext) -> Any:
+    shape = ctx.data.input_shape
+    if ctx.data.image_shape is None:
+        raise ConfigError(f"regularize.augment_image: needs image data, got inputs of shape {shape}")
+    flat = ctx.data.image_shape if ctx.data.image_shape != shape else None  # images stored as vectors
+    return ImageAugment(c.rotate, c.flip, c.scale, c.shift, image_shape=flat)
+
+
+def _augment_signal(c: SignalAugmentConfig, ctx: WiringContext) -> Any:
+    shape = ctx.data.input_shape
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise ConfigError(f"regularize.augment_signal: needs 1-D signals, got inputs of shape {shape}")
+    return SignalAugment(c.shift, c.scale, c.noise)
+
+
+def _early_stopping(c: EarlyStoppingConfig, ctx: WiringContext) -> Any:
+    return EarlyStopping(
+        ctx.model,
+        monitor=c.monitor,
+        patience=c.patience,
+        min_delta=c.min_delta,
+        restore_best=c.restore_best,
+        optimizer=ctx.optimizer,  # Nesterov: keep the theta that was evaluated, not the interim point
+    )
+
+
+def _phase_of_l1(c: L1Config) -> Phase:
+    return "post_step" if c.proximal else "penalties"
+
+
+REGULARIZERS: dict[str, tuple[Phase | Callable[[Any], Phase], Callable[[Any, WiringContext], Any]]] = {
+    # key            phase                 factory: (section, context) -> hook (None: nothing to add)
+    "l2": ("penalties", lambda c, ctx: L2(c.alpha)),
+    "l1": (_phase_of_l1, _l1),
+    "elastic_net": ("penalties", lambda c, ctx: ElasticNet(c.alpha, c.l1_ratio)),
+    "max_norm": ("post_step", lambda c, ctx: MaxNorm(c.c)),
+    "input_noise": ("batch_transforms", lambda c, ctx: InputNoise(c.std) if c.std > 0 else None),
+    "hidden_noise": ("model", lambda c, ctx: _hidden_noise(c, ctx) if c.std > 0 else None),
+    "weight_noise": ("model", lambda c, ctx: add_weight_noise(ctx.model, c.std) if c.std > 0 else None),
+    "augment_image": ("batch_transforms", _augment_image),
+    "augment_signal": ("batch_transforms", _augment_signal),
+    "activation_l1": ("penalties", _activation_l1),
+    "early_stopping": ("monitors", _early_stopping),
+}
+"""``[regularize]`` key -> (Trainer phase, or a function of the section giving it; factory). Applied in this
+order within each phase (penalties are summed in it). ``label_smoothing`` is not a section: it changes the task
+loss (:mod:`regopt.lab.regularization`)."""
