@@ -35,6 +35,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from regopt._checks import check_int, check_real
+
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Attack = Callable[[nn.Module, LossFn, Tensor, Tensor], Tensor]
 NORMS = ("linf", "l2")
@@ -50,12 +52,6 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for module, training in modes:
             module.training = training
-
-
-def _check_eps(eps: float) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-    return float(eps)
 
 
 def _check_clamp(clamp: tuple[float, float] | None) -> tuple[float, float] | None:
@@ -117,7 +113,7 @@ def fgsm(
         >>> bool((x_adv - x).abs().max() <= 0.1 + 1e-6)
         True
     """
-    eps, clamp = _check_eps(eps), _check_clamp(clamp)
+    eps, clamp = check_real("eps", eps), _check_clamp(clamp)
     x = x.detach()
     if eps == 0:
         return x.clone()
@@ -145,8 +141,7 @@ def _pgd_step(eps: float, norm: str, step_size: float | None, steps: int, genera
     """Check PGD's settings and return its step size (default ``2.5 * eps / steps``)."""
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_int("steps", steps, 1)
     if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != "cpu"):
         raise ValueError(f"generator must be None or a CPU torch.Generator, got {generator!r}")
     if step_size is None:
@@ -203,7 +198,7 @@ def pgd(
         >>> bool(((x_adv - x).norm(dim=1) <= 0.5 + 1e-6).all())
         True
     """
-    eps, clamp = _check_eps(eps), _check_clamp(clamp)
+    eps, clamp = check_real("eps", eps), _check_clamp(clamp)
     step = _pgd_step(eps, norm, step_size, steps, generator)
     x = x.detach()
     if eps == 0:
@@ -232,7 +227,7 @@ class FGSM:
     """
 
     def __init__(self, eps: float, *, clamp: tuple[float, float] | None = None) -> None:
-        self.eps, self.clamp = _check_eps(eps), _check_clamp(clamp)
+        self.eps, self.clamp = check_real("eps", eps), _check_clamp(clamp)
 
     def __call__(self, model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor) -> Tensor:
         return fgsm(model, loss_fn, x, y, self.eps, clamp=self.clamp)
@@ -262,7 +257,7 @@ class PGD:
         clamp: tuple[float, float] | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        self.eps, self.clamp = _check_eps(eps), _check_clamp(clamp)
+        self.eps, self.clamp = check_real("eps", eps), _check_clamp(clamp)
         self.step_size = _pgd_step(self.eps, norm, step_size, steps, generator)
         self.norm, self.steps, self.random_start, self.generator = norm, steps, random_start, generator
 

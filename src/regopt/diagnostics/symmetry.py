@@ -38,6 +38,8 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
+from regopt._checks import check_alpha
+
 POSITIVELY_HOMOGENEOUS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.Identity, nn.Dropout)
 """Modules ``f`` with ``f(a x) = a f(x)`` for every ``a > 0``, through which :func:`rescale_relu_unit` is exact."""
 
@@ -120,8 +122,7 @@ def rescale_relu_unit(
     width = _linear(model, first).out_features
     if isinstance(unit, bool) or not isinstance(unit, int) or not 0 <= unit < width:
         raise ValueError(f"unit must be an integer in [0, {width}), got {unit!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
-        raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
+    check_alpha(alpha, positive=True)
     scales = torch.ones(width, dtype=torch.float64)
     scales[unit] = alpha
     return _rescale_units(model, layer_index, scales, strict=strict)

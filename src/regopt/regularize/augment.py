@@ -21,7 +21,8 @@ import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 
-from regopt.regularize.noise import GeneratorState, check_std, gaussian_like
+from regopt._checks import check_int, check_real
+from regopt.regularize.noise import GeneratorState, gaussian_like
 
 PADDING_MODES = ("zeros", "border", "reflection")
 
@@ -209,11 +210,10 @@ class SignalAugment(GeneratorState):
         mode: Literal["circular", "zeros"] = "circular",
         generator: torch.Generator | None = None,
     ) -> None:
-        if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
-            raise ValueError(f"shift must be an integer >= 0, got {shift!r}")
+        check_int("shift", shift, 0)
         self.shift = shift
         self.scale = _check_range("scale", scale, 0.0)
-        self.noise = check_std("noise", noise)
+        self.noise = check_real("noise", noise)
         if mode not in ("circular", "zeros"):
             raise ValueError(f"mode must be 'circular' or 'zeros', got {mode!r}")
         self.mode = mode

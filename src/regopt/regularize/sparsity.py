@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from regopt.regularize.penalties import check_alpha
+from regopt._checks import check_alpha
 
 
 class ActivationPenalty(ABC):
