@@ -58,6 +58,7 @@ class SGD(FlatOptimizer):
 
     Example::
 
+        >>> import torch
         >>> model = torch.nn.Linear(3, 1)
         >>> opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
         >>> model(torch.ones(2, 3)).sum().backward(); _ = opt.step()
