@@ -28,14 +28,13 @@ References:
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from regopt._checks import check_int, check_real
+from regopt._checks import check_int, check_real, is_finite_real
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Attack = Callable[[nn.Module, LossFn, Tensor, Tensor], Tensor]
@@ -146,7 +145,7 @@ def _pgd_step(eps: float, norm: str, step_size: float | None, steps: int, genera
         raise ValueError(f"generator must be None or a CPU torch.Generator, got {generator!r}")
     if step_size is None:
         return 2.5 * eps / steps
-    ok = isinstance(step_size, (int, float)) and not isinstance(step_size, bool) and math.isfinite(step_size)
+    ok = is_finite_real(step_size)
     if not ok or step_size <= 0:
         raise ValueError(f"step_size must be None or a finite number > 0, got {step_size!r}")
     return float(step_size)

@@ -28,18 +28,16 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from regopt._checks import check_alpha, check_int, check_real
+from regopt._checks import check_alpha, check_int, check_real, is_finite_real
 from regopt.adversarial.attacks import Attack, LossFn, eval_mode
 
 
 def _check_ratio(ratio: float) -> float:
-    ok = isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and math.isfinite(ratio)
+    ok = is_finite_real(ratio)
     if not ok or not 0 <= ratio <= 1:
         raise ValueError(f"ratio must be in [0, 1], got {ratio!r}")
     return float(ratio)

@@ -7,7 +7,7 @@ import weakref
 import torch
 from torch import nn
 
-from regopt._checks import check_real
+from regopt._checks import check_real, is_int
 from regopt.regularize.selection import Selector
 
 
@@ -53,7 +53,7 @@ class MaxNorm:
         check_real("c", c, positive=True)
         if selector is not None and not isinstance(selector, Selector):
             raise ValueError(f"selector must be a Selector or None, got {selector!r}")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
+        if not is_int(dim) or dim < 0:
             raise ValueError(f"dim must be an int >= 0, got {dim!r}")
         self.c = float(c)
         self.selector = selector if selector is not None else Selector()

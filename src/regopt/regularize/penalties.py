@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from regopt._checks import check_alpha, check_real
+from regopt._checks import check_alpha, check_real, is_real
 from regopt.regularize.selection import Selector
 
 
@@ -221,7 +221,7 @@ class ElasticNet(Penalty):
 
     def __init__(self, alpha: float, l1_ratio: float = 0.5, *, selector: Selector | None = None) -> None:
         super().__init__(alpha, selector)
-        if isinstance(l1_ratio, bool) or not isinstance(l1_ratio, (int, float)) or not 0.0 <= l1_ratio <= 1.0:
+        if not is_real(l1_ratio) or not 0.0 <= l1_ratio <= 1.0:
             raise ValueError(f"l1_ratio must be a number in [0, 1], got {l1_ratio!r}")
         self.l1_ratio = float(l1_ratio)
 

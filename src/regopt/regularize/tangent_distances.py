@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from regopt._checks import check_real
+from regopt._checks import check_real, is_int
 from regopt.regularize.tangent import TangentsFn, tangent_vectors
 
 
@@ -131,7 +131,7 @@ def tangent_distance_classify(
         >>> tangent_distance_classify(x, y, x[:3]).tolist()
         [0, 1, 0]
     """
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(x_train):
+    if not is_int(k) or not 1 <= k <= len(x_train):
         raise ValueError(f"k must be an integer in [1, len(x_train)], got {k!r}")
     tangents_p = tangents_fn(x_train) if tangents_fn is not None else None
     labels = []
