@@ -103,6 +103,7 @@ class MultiTaskLoss:
     from the device only when :attr:`last` is accessed.
 
     Example:
+        >>> import math
         >>> import torch
         >>> import torch.nn.functional as F
         >>> loss_fn = MultiTaskLoss({"digit": F.cross_entropy, "parity": F.cross_entropy}, {"parity": 0.5})
