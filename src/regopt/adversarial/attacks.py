@@ -28,12 +28,13 @@ References:
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+
+from regopt._checks import check_int, check_real, is_finite_real
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Attack = Callable[[nn.Module, LossFn, Tensor, Tensor], Tensor]
@@ -50,12 +51,6 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for module, training in modes:
             module.training = training
-
-
-def _check_eps(eps: float) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-    return float(eps)
 
 
 def _check_clamp(clamp: tuple[float, float] | None) -> tuple[float, float] | None:
@@ -117,7 +112,7 @@ def fgsm(
         >>> bool((x_adv - x).abs().max() <= 0.1 + 1e-6)
         True
     """
-    eps, clamp = _check_eps(eps), _check_clamp(clamp)
+    eps, clamp = check_real("eps", eps), _check_clamp(clamp)
     x = x.detach()
     if eps == 0:
         return x.clone()
@@ -145,13 +140,12 @@ def _pgd_step(eps: float, norm: str, step_size: float | None, steps: int, genera
     """Check PGD's settings and return its step size (default ``2.5 * eps / steps``)."""
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_int("steps", steps, 1)
     if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != "cpu"):
         raise ValueError(f"generator must be None or a CPU torch.Generator, got {generator!r}")
     if step_size is None:
         return 2.5 * eps / steps
-    ok = isinstance(step_size, (int, float)) and not isinstance(step_size, bool) and math.isfinite(step_size)
+    ok = is_finite_real(step_size)
     if not ok or step_size <= 0:
         raise ValueError(f"step_size must be None or a finite number > 0, got {step_size!r}")
     return float(step_size)
@@ -203,7 +197,7 @@ def pgd(
         >>> bool(((x_adv - x).norm(dim=1) <= 0.5 + 1e-6).all())
         True
     """
-    eps, clamp = _check_eps(eps), _check_clamp(clamp)
+    eps, clamp = check_real("eps", eps), _check_clamp(clamp)
     step = _pgd_step(eps, norm, step_size, steps, generator)
     x = x.detach()
     if eps == 0:
@@ -232,7 +226,7 @@ class FGSM:
     """
 
     def __init__(self, eps: float, *, clamp: tuple[float, float] | None = None) -> None:
-        self.eps, self.clamp = _check_eps(eps), _check_clamp(clamp)
+        self.eps, self.clamp = check_real("eps", eps), _check_clamp(clamp)
 
     def __call__(self, model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor) -> Tensor:
         return fgsm(model, loss_fn, x, y, self.eps, clamp=self.clamp)
@@ -262,7 +256,7 @@ class PGD:
         clamp: tuple[float, float] | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        self.eps, self.clamp = _check_eps(eps), _check_clamp(clamp)
+        self.eps, self.clamp = check_real("eps", eps), _check_clamp(clamp)
         self.step_size = _pgd_step(self.eps, norm, step_size, steps, generator)
         self.norm, self.steps, self.random_start, self.generator = norm, steps, random_start, generator
 

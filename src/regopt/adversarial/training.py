@@ -28,17 +28,16 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from regopt._checks import check_alpha, check_int, check_real, is_finite_real
 from regopt.adversarial.attacks import Attack, LossFn, eval_mode
 
 
 def _check_ratio(ratio: float) -> float:
-    ok = isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and math.isfinite(ratio)
+    ok = is_finite_real(ratio)
     if not ok or not 0 <= ratio <= 1:
         raise ValueError(f"ratio must be in [0, 1], got {ratio!r}")
     return float(ratio)
@@ -154,8 +153,7 @@ def robust_accuracy(
         >>> robust_accuracy(model, x, y, PGD(0.1)) <= robust_accuracy(model, x, y, None)
         True
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_int("batch_size", batch_size, 1)
     correct = 0
     with eval_mode(model):
         for start in range(0, len(x), batch_size):
@@ -179,12 +177,9 @@ def _unit(t: Tensor) -> Tensor:
 
 
 def _check_vat(eps: float, xi: float, power_iterations: int) -> None:
-    for name, value in (("eps", eps), ("xi", xi)):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or value <= 0:
-            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or power_iterations < 1:
-        raise ValueError(f"power_iterations must be an integer >= 1, got {power_iterations!r}")
+    check_real("eps", eps, positive=True)
+    check_real("xi", xi, positive=True)
+    check_int("power_iterations", power_iterations, 1)
 
 
 def virtual_adversarial_loss(
@@ -259,8 +254,7 @@ class VirtualAdversarial:
         *,
         generator: torch.Generator | None = None,
     ) -> None:
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        check_alpha(alpha)
         _check_vat(eps, xi, power_iterations)
         self.alpha, self.eps, self.xi, self.power_iterations = float(alpha), eps, xi, power_iterations
         self.generator = generator

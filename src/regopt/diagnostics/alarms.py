@@ -29,6 +29,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from regopt._checks import check_int
+
 __all__ = ["LOGGER_NAME", "Alarm", "AlarmLog"]
 
 LOGGER_NAME = "regopt.diagnostics"
@@ -56,8 +58,7 @@ class AlarmLog:
     """
 
     def __init__(self, monitor: str, *, every: int = 100) -> None:
-        if not (isinstance(every, int) and not isinstance(every, bool)) or every < 1:
-            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        check_int("every", every, 1)
         self.monitor, self.every = monitor, every
         self.alarms: list[Alarm] = []
         self._last_shown: int | None = None  # the step of the last logged alarm

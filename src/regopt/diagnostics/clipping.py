@@ -7,17 +7,14 @@ between backward and the optimizer step, as its ``train.clip_grad_norm`` does).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
+from regopt._checks import check_real, is_real
+
 __all__ = ["clip_by_norm", "clip_by_value"]
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def clip_by_norm(max_norm: float, *, norm_type: float = 2.0) -> Callable[[nn.Module], Tensor]:
@@ -37,9 +34,8 @@ def clip_by_norm(max_norm: float, *, norm_type: float = 2.0) -> Callable[[nn.Mod
         >>> round(float(norm_before), 2), round(float(norm_after), 4)
         (173.21, 1.0)
     """
-    if not _is_real(max_norm) or not math.isfinite(max_norm) or max_norm <= 0:
-        raise ValueError(f"max_norm must be a finite number > 0, got {max_norm!r}")
-    if not _is_real(norm_type) or norm_type <= 0:
+    check_real("max_norm", max_norm, positive=True)
+    if not is_real(norm_type) or norm_type <= 0:
         raise ValueError(f"norm_type must be a number > 0 (or inf), got {norm_type!r}")
 
     def clip_grad_norm(model: nn.Module) -> Tensor:
@@ -55,8 +51,7 @@ def clip_by_value(value: float) -> Callable[[nn.Module], None]:
     Calls ``torch.nn.utils.clip_grad_value_(model.parameters(), value, foreach=True)``, which returns nothing
     (hence ``None``). Unlike :func:`clip_by_norm` it changes the direction of the gradient.
     """
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"value must be a finite number > 0, got {value!r}")
+    check_real("value", value, positive=True)
 
     def clip_grad_value(model: nn.Module) -> None:
         torch.nn.utils.clip_grad_value_(model.parameters(), value, foreach=True)

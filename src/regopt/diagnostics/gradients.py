@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from regopt._checks import check_int, is_finite_real
 from regopt.diagnostics.alarms import AlarmLog
 from regopt.diagnostics.norms import _grads, _host_norms, _norms, global_grad_norm, gradient_norms
 from regopt.monitor import Monitor, MonitorReport
@@ -106,15 +107,15 @@ class GradientMonitor(Monitor):
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-        _check_int("every", every, 1)
-        _check_int("window", window, 1)
-        if not _is_real(spike_factor) or not math.isfinite(spike_factor) or spike_factor <= 1:
+        check_int("every", every, 1)
+        check_int("window", window, 1)
+        if not is_finite_real(spike_factor) or spike_factor <= 1:
             raise ValueError(f"spike_factor must be a finite number > 1, got {spike_factor!r}")
         if not isinstance(per_layer, bool):
             raise ValueError(f"per_layer must be True or False, got {per_layer!r}")
         if min_samples is None:
             min_samples = min(5, window)
-        _check_int("min_samples", min_samples, 1)
+        check_int("min_samples", min_samples, 1)
         if min_samples > window:
             raise ValueError(f"min_samples must be <= window ({window}), got {min_samples!r}")
         self.model = model
@@ -271,17 +272,3 @@ class GradientMonitor(Monitor):
         self.spikes = [GradientSpike(int(s), n, m, r) for s, n, m, r in state["spikes"].tolist()]
         if "alarms" in state:
             self.alarm_log.load_state_dict(state["alarms"])
-
-
-# ------------------------------------------------------------------------------------------------ helpers
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if not _is_int(value) or value < minimum:  # type: ignore[operator]
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

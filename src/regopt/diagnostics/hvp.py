@@ -11,32 +11,14 @@ Two ways to get ``Hv = d/dt grad L(theta + t v) |_{t=0}``:
 parameters (``matvec``, ``gradient``, ``dim``, ``num_products``); :mod:`regopt.diagnostics.curvature` runs
 Lanczos, Hutchinson and spectral density on it.
 
-Which is faster, and the default (``benchmarks/diagnostics.py``, 2026-11-25: CPU, torch 2.13, 1 thread on a
-2-core machine at load ~1, float32, cross-entropy, batch 512; median over 11 interleaved repeats of the time of
-one call divided by the time of one gradient, i.e. forward + backward; last row: multiply-adds of the matrix
-products, exact HVP / gradient):
-
-=====================================================  ====================  =======================
-implementation                                          MLP 40-512-512-10     MLP 784-1024-1024-10
-=====================================================  ====================  =======================
-double backward from scratch (:func:`hvp`)               2.99x                 2.68x
-``torch.func`` forward-over-reverse (:func:`hvp_func`)   3.41x                 3.13x
-``torch.func`` reverse-over-forward                      3.01x                 2.69x
-one more product on a kept graph (``HessianOperator``)   **1.94x**             **1.68x**
-arithmetic floor, from scratch / kept graph              2.95x / 1.95x         2.66x / 1.66x
-=====================================================  ====================  =======================
-
-From scratch, double backward and reverse-over-forward sit on the arithmetic floor and no exact product can
-beat it: per hidden layer a gradient takes 3 matrix products (forward, ``grad W``, ``grad x``) and an HVP 9
-(the second backward differentiates each of the three w.r.t. both operands); the first layer, whose input needs
-no gradient, takes 2 and 4, which is why the wide-input model is cheaper. (A run under heavy machine load gave
-2.5-2.6x: then the gradient's non-matrix work weighs more.) What wins is reuse: the default
-``method="reverse"`` keeps the graph of ``g = grad L`` (``create_graph=True``) alive between products at the
-same parameters, so each further product is one backward pass through that graph, 1.7-1.9x a gradient.
-Lanczos, Hutchinson and power iteration take tens of products at one point and pay forward + first backward
-once; :func:`backward_with_hvp` reuses a training step's own backward. ``torch.func`` cannot keep that graph
-between calls (each ``jvp(grad(...))`` retraces forward and backward). The graph is rebuilt when a parameter is
-modified in place (detected by tensor version counters) or on :meth:`HessianOperator.refresh`.
+The default, ``method="reverse"``, keeps the graph of ``g = grad L`` (``create_graph=True``) alive between
+products at the same parameters, so each further product is one backward pass through that graph: Lanczos,
+Hutchinson and power iteration take tens of products at one point and pay forward + first backward once, and
+:func:`backward_with_hvp` reuses a training step's own backward. ``torch.func`` cannot keep that graph between
+calls (each ``jvp(grad(...))`` retraces forward and backward). The graph is rebuilt when a parameter is
+modified in place (detected by tensor version counters) or on :meth:`HessianOperator.refresh`. Each
+implementation's cost in gradients, and the arithmetic floor that no exact product from scratch can beat, are
+in BENCHMARKS.md, "Hessian-vector product implementations (regopt.diagnostics.hvp)".
 
 Example:
     >>> import torch

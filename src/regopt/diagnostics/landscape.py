@@ -32,7 +32,6 @@ References:
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -41,6 +40,8 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
+
+from regopt._checks import check_int, check_real
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -132,10 +133,8 @@ def loss_surface_2d(
         extent: half-width of the grid (> 0).
         steps: points per axis (>= 2).
     """
-    if isinstance(extent, bool) or not isinstance(extent, (int, float)) or not math.isfinite(extent) or extent <= 0:
-        raise ValueError(f"extent must be a finite number > 0, got {extent!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+    check_real("extent", extent, positive=True)
+    check_int("steps", steps, 2)
     u = _as_list(model, d1, "d1")
     v = _as_list(model, d2, "d2")
     params = list(model.parameters())

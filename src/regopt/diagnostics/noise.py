@@ -40,6 +40,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from regopt._checks import check_int
+
 LossFn = Callable[[Tensor, Tensor], Tensor]
 """``loss_fn(output, target) -> scalar``, the mean loss over the batch it is given (e.g. ``F.cross_entropy``)."""
 
@@ -114,8 +116,7 @@ def gradient_noise(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, *, c
     ``O(chunk_size * num_params)`` and the trace does not suffer the cancellation of ``E[g^2] - E[g]^2``.
     The model is evaluated in eval mode (see :func:`per_example_gradients`).
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    check_int("chunk_size", chunk_size, 1)
     n = x.shape[0]
     if n < 1:
         raise ValueError("gradient_noise needs at least one example, got 0")

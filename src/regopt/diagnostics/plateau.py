@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from regopt._checks import check_int, check_real
 from regopt.diagnostics.alarms import AlarmLog
 from regopt.diagnostics.norms import global_grad_norm
 from regopt.monitor import Monitor, MonitorReport
@@ -145,14 +146,13 @@ class PlateauMonitor(Monitor):
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-        if not (isinstance(window, int) and not isinstance(window, bool)) or window < 2:
-            raise ValueError(f"window must be an integer >= 2, got {window!r}")
-        _check_real("loss_tol", loss_tol, positive=False)
+        check_int("window", window, 2)
+        check_real("loss_tol", loss_tol, positive=False)
         if grad_tol is not None:
-            _check_real("grad_tol", grad_tol, positive=True)
-        _check_real("loss_atol", loss_atol, positive=False)
-        _check_real("noise_z", noise_z, positive=False)
-        _check_real("max_noise", max_noise, positive=False)
+            check_real("grad_tol", grad_tol, positive=True)
+        check_real("loss_atol", loss_atol, positive=False)
+        check_real("noise_z", noise_z, positive=False)
+        check_real("max_noise", max_noise, positive=False)
         if min_eigenvalue_fn is not None and not callable(min_eigenvalue_fn):
             raise ValueError(f"min_eigenvalue_fn must be a callable returning a float, got {min_eigenvalue_fn!r}")
         self.model, self.window = model, window
@@ -314,9 +314,3 @@ class PlateauMonitor(Monitor):
         self.start_loss = None if math.isnan(start_loss) else start_loss
         if "alarms" in state:
             self.alarm_log.load_state_dict(state["alarms"])
-
-
-def _check_real(name: str, value: object, *, positive: bool) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):  # type: ignore[operator]
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")

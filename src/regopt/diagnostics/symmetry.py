@@ -38,6 +38,8 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
+from regopt._checks import check_alpha, is_int
+
 POSITIVELY_HOMOGENEOUS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.Identity, nn.Dropout)
 """Modules ``f`` with ``f(a x) = a f(x)`` for every ``a > 0``, through which :func:`rescale_relu_unit` is exact."""
 
@@ -49,7 +51,7 @@ def count_equivalent_arrangements(widths: Sequence[int]) -> int:
     function (the chapter's ``n!^m`` for ``m`` layers of ``n`` units). ``[3, 3] -> 36``."""
     total = 1
     for width in widths:
-        if isinstance(width, bool) or not isinstance(width, int) or width < 0:
+        if not is_int(width) or width < 0:
             raise ValueError(f"widths must be integers >= 0, got {width!r}")
         total *= math.factorial(width)
     return total
@@ -118,10 +120,9 @@ def rescale_relu_unit(
     """
     first, _, _ = _hidden_block(model, layer_index)
     width = _linear(model, first).out_features
-    if isinstance(unit, bool) or not isinstance(unit, int) or not 0 <= unit < width:
+    if not is_int(unit) or not 0 <= unit < width:
         raise ValueError(f"unit must be an integer in [0, {width}), got {unit!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
-        raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
+    check_alpha(alpha, positive=True)
     scales = torch.ones(width, dtype=torch.float64)
     scales[unit] = alpha
     return _rescale_units(model, layer_index, scales, strict=strict)
@@ -190,7 +191,7 @@ def _hidden_block(model: nn.Sequential, layer_index: int) -> tuple[int, list[int
     """``(layer_index, indices of the modules in between, index of the next Linear)``, validated."""
     if not isinstance(model, nn.Sequential):
         raise ValueError(f"model must be an nn.Sequential, got {type(model).__name__}")
-    if isinstance(layer_index, bool) or not isinstance(layer_index, int) or not 0 <= layer_index < len(model):
+    if not is_int(layer_index) or not 0 <= layer_index < len(model):
         raise ValueError(f"layer_index must be an index into the model (0..{len(model) - 1}), got {layer_index!r}")
     if not isinstance(model[layer_index], nn.Linear):
         raise ValueError(f"model[{layer_index}] must be nn.Linear, got {type(model[layer_index]).__name__}")

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.optim import Optimizer
 
+from regopt._checks import is_int
 from regopt.ensemble.bootstrap import bootstrap_batches, bootstrap_indices, out_of_bag_mask
 from regopt.ensemble.stacked import StackedPlan
 from regopt.ensemble.voting import majority_vote, masked_scores, vote_counts
@@ -87,7 +88,7 @@ class Bagging(nn.Module):
         self, make_model: Callable[[], nn.Module], k: int, *, seed: int = 0, vectorize: Vectorize = "auto"
     ) -> None:
         super().__init__()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        if not is_int(k) or k < 1:
             raise ValueError(f"Invalid k: {k!r} (must be an int >= 1)")
         if vectorize not in ("auto", "stacked", "vmap"):
             raise ValueError(f"Invalid vectorize: {vectorize!r} (must be 'auto', 'stacked' or 'vmap')")
@@ -216,7 +217,7 @@ class Bagging(nn.Module):
             ``(epochs,)``: the training loss of each epoch, averaged over steps and members.
         """
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"Invalid {name}: {value!r} (must be an int >= 1)")
         n = len(x)
         if n == 0 or len(y) != n:

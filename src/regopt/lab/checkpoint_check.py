@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 import torch
 from torch import Tensor
 
+from regopt._checks import is_int, is_real
 from regopt.lab.checkpoint import CheckpointError
 
 TRAINER_KEYS = (
@@ -49,14 +50,6 @@ def _kind(value: object) -> str:
     return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 class _Checker:
     """Raises one :class:`CheckpointError` line for the first field that does not fit; fields named by dotted path."""
 
@@ -77,14 +70,14 @@ class _Checker:
         return value
 
     def integer(self, value: Any, field: str, *, low: int = 0, high: int | None = None) -> None:
-        if not _is_int(value):
+        if not is_int(value):
             self.fail(field, f"is {_kind(value)}, expected an int")
         if value < low or (high is not None and value > high):
             bounds = f"at least {low}" if high is None else f"between {low} and {high}"
             self.fail(field, f"is {value}, expected {bounds}")
 
     def real(self, value: Any, field: str) -> None:
-        if not _is_real(value):
+        if not is_real(value):
             self.fail(field, f"is {_kind(value)}, expected a number")
 
     def text(self, value: Any, field: str) -> None:
@@ -184,12 +177,12 @@ def _check_optimizer(check: _Checker, value: Any, optimizer: torch.optim.Optimiz
         if not isinstance(params, list) or len(params) != len(ours["params"]):
             check.fail(f"{where}.params", f"does not list this config's {len(ours['params'])} parameters")
         for key, default in ours.items():
-            if key != "params" and key in group and _is_real(default) and not _is_real(group[key]):
+            if key != "params" and key in group and is_real(default) and not is_real(group[key]):
                 check.fail(f"{where}.{key}", f"is {_kind(group[key])}, expected a number")
     parameters = [p for ours in optimizer.param_groups for p in ours["params"]]
     state = check.mapping(value["state"], f"{field}.state")
     for index, entry in state.items():
-        if not _is_int(index) or not 0 <= index < len(parameters):
+        if not is_int(index) or not 0 <= index < len(parameters):
             check.fail(
                 f"{field}.state", f"has an entry {index!r}, this config's optimizer has {len(parameters)} parameters"
             )
@@ -219,7 +212,7 @@ def _check_hook_states(check: _Checker, value: Any, hooks: list[Any], model: Map
                 check.weights(theirs, where, model)
             elif isinstance(ours, bool) and not isinstance(theirs, bool):
                 check.fail(where, f"is {_kind(theirs)}, expected a bool")
-            elif _is_real(ours) and not _is_real(theirs):
+            elif is_real(ours) and not is_real(theirs):
                 check.fail(where, f"is {_kind(theirs)}, expected a number")
             elif isinstance(ours, str) and not isinstance(theirs, str):
                 check.fail(where, f"is {_kind(theirs)}, expected a str")

@@ -10,6 +10,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import update_bn as _swa_update_bn
 
+from regopt._checks import is_int, is_real
+
 __all__ = ["PolyakAveraging"]
 
 
@@ -74,9 +76,9 @@ class PolyakAveraging:
     def __init__(self, model: nn.Module, decay: float | None = None, *, start_step: int = 0) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-        if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1):
+        if decay is not None and (not is_real(decay) or not 0 <= decay < 1):
             raise ValueError(f"decay must be in [0, 1) or None, got {decay!r}")
-        if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
+        if not is_int(start_step) or start_step < 0:
             raise ValueError(f"start_step must be a non-negative integer, got {start_step!r}")
         names, params = _float_params(model)
         if not params:

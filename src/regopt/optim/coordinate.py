@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from regopt._checks import is_int
+
 __all__ = ["CoordinateDescent"]
 
 InnerFactory = Callable[[list[Any]], Optimizer]
@@ -75,7 +77,7 @@ class CoordinateDescent(Optimizer):
     ) -> None:
         if order not in ("cyclic", "random"):
             raise ValueError(f"order must be 'cyclic' or 'random', got {order!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if not is_int(seed):
             raise ValueError(f"seed must be an integer, got {seed!r}")
         if not callable(inner):
             raise ValueError(f"inner must be a callable block -> Optimizer, got {inner!r}")

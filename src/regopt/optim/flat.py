@@ -45,9 +45,9 @@ from regopt.optim import kernels
 DIRECT_MIN = 1 << 18
 """A fresh gradient tensor (made by backward after ``zero_grad(set_to_none=True)``) with at least this many
 elements is used where it lies, its parameter's slice updated by a call of its own, instead of being copied into
-the flat gradient buffer: the copy moves 8 bytes per element (2 ms for 16M float32 here), far more than the
-~30 us of one more kernel call. Smaller fresh gradients are copied, so a model of many small tensors still
-updates in one call."""
+the flat gradient buffer: the copy moves 8 bytes per element, which takes far longer than one more kernel call
+(BENCHMARKS.md, "Measured by hand: the flat buffers' costs"). Smaller fresh gradients are copied, so a model of
+many small tensors still updates in one call."""
 
 CompileMode = Literal["auto", True, False] | None
 """``compile=`` of every regopt optimizer: ``"auto"`` (``None`` is the same), ``True`` or ``False``; see

@@ -3,10 +3,10 @@
 :class:`regopt.optim.flat.FlatOptimizer` writes each algorithm's update once, as a function of flat tensors and
 scalars; :meth:`~regopt.optim.flat.FlatOptimizer.kernel` asks this module how to run it at a given step.
 
-Compiling is not free: the first compiled step of a process takes about 5 s (4.8 s in the report of issue 14,
-7.5 s cold in BENCHMARKS.md; torch's Adam takes 0.04 s), and every later variant (another algorithm or flag)
-about 0.8 s. So ``compile="auto"`` (the default of every optimizer) never compiles an update of fewer than
-:data:`COMPILE_THRESHOLD` elements, and a larger one only after ``ceil(COMPILE_PAYOFF / n)`` eager steps
+Compiling is not free: the first compiled step of a process takes about 5 s (torch's Adam step: 0.04 s), and
+every later variant (another algorithm or flag) about 0.8 s (BENCHMARKS.md, "Optimizer step speed"). So
+``compile="auto"`` (the default of every optimizer) never compiles an update of fewer than :data:`COMPILE_THRESHOLD`
+elements, and a larger one only after ``ceil(COMPILE_PAYOFF / n)`` eager steps
 (:func:`eager_steps`), when the run has shown itself long enough to repay the compile.
 
 A compiled kernel is trusted only after its first call agreed with the eager update on the same inputs
@@ -35,28 +35,22 @@ eagerly, where compiling could not repay its cost."""
 COMPILE_PAYOFF = 10**10
 """With ``compile="auto"``, an update of n >= COMPILE_THRESHOLD elements runs eagerly for its first
 ``ceil(COMPILE_PAYOFF / n)`` steps and compiled from then on (see :func:`eager_steps`): 9,537 steps at 1M elements,
-2,385 at 4M, 597 at 16M, 100 at 100M. Compiling costs C once (the first compiled step of a process: 4.8 s in the
-report of issue 14, 7.5 s cold in BENCHMARKS.md "Optimizer step speed"; torch's Adam takes 0.04 s) and then saves
+2,385 at 4M, 597 at 16M, 100 at 100M. Compiling costs C once (the first compiled step of a process) and then saves
 s seconds per element and step, so a run of n elements repays it after C / (s n) steps, and running eagerly that
-long before compiling costs at most twice the better choice in hindsight, however long the run. With Adam on
-1M float32 elements s = 0.56 ns (eager 0.82 ms, compiled kernel 0.27 ms a step, quiet machine, BENCHMARKS.md),
-giving C / s = 0.9-1.3e10 element-steps. ``.venv/bin/python benchmarks/compile_payoff.py`` (1M and 4M elements,
-1 thread, on a machine at load 7-9, C as CPU time: 17-18 s there) measured C / s at 1M elements = 1.7e10 (Adam),
-0.5e10 (delta-bar-delta) and 7e10 (SGD momentum, whose saving is smallest), a median of 1.1e10 over all six rows.
-A short run of a large model therefore never pays for a compile; a long one compiles after a small fraction of
-its steps."""
+long before compiling costs at most twice the better choice in hindsight, however long the run. COMPILE_PAYOFF is
+C / s for Adam on a quiet machine, rounded, near the median over Adam, delta-bar-delta and SGD momentum; the
+measurements and the command behind them are in BENCHMARKS.md, "When compiling an optimizer update pays". A short
+run of a large model therefore never pays for a compile; a long one compiles after a small fraction of its
+steps."""
 
 EAGER_CHUNK = 1 << 17
 """The eager path runs the update over slices of this many elements. The in-place update still makes a few
 temporaries the size of its input (Adam's ``g * g``, ``s_hat``, the root); glibc serves large blocks with fresh
 mmap'd pages that fault on first touch and go back to the system on free, so whole-bucket temporaries made a
-500K-element Adam step ~40x slower than torch's foreach path (17.5 ms vs 0.46 ms here). In a quiet process
-(``benchmarks/optimizer_probes.py``) Adam takes 0.11 / 0.43 / 0.82 ms at 100K / 500K / 1M elements in 128K
-slices, 0.15 / 0.59 / 1.19 ms in 64K slices and 0.11 / 0.34 / 0.72 ms in 256K slices (torch's foreach: 0.11 /
-0.26 / 0.47 ms; fused: 0.04 / 0.10 / 0.19 ms). Larger slices win there but make larger temporaries, which do
-page-fault in a busy process (inside a bagging fit one 488 KB temporary cost 40 us a step;
-``benchmarks/ensemble.py --profile``), so 128K (512 KB temporaries) is the compromise. Buckets past
-COMPILE_THRESHOLD run compiled."""
+500K-element Adam step ~40x slower than torch's foreach path. Larger slices run faster in a quiet process but make
+larger temporaries, which do page-fault in a busy one, so 128K (512 KB temporaries) is the compromise; the
+timings are in BENCHMARKS.md, "Eager step() ms by slice size" and "Measured by hand: the flat buffers' costs".
+Buckets past COMPILE_THRESHOLD run compiled."""
 
 _COMPILED: dict[Callable[..., None], Callable[..., None]] = {}
 

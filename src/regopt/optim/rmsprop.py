@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import Tensor
 
-from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar, add_scaled_, add_scaled_ratio_, check
-from regopt.optim.sgd import nesterov_theta
+from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar, add_scaled_ratio_, check
+from regopt.optim.nesterov import interim_point_, nesterov_theta, recover_theta_
 
 
 def rmsprop_update(
@@ -37,11 +37,11 @@ def rmsprop_update(
         add_scaled_ratio_(theta, -lr, g, root)  # 8.5: theta <- theta + delta_theta, delta_theta = -eps g / root
         return
     if nesterov:
-        add_scaled_(theta, -alpha, v)  # parameters hold theta~ = theta + alpha v; recover theta
+        recover_theta_(theta, alpha, v)  # parameters hold theta~ = theta + alpha v; recover theta
     add_scaled_ratio_(v.mul_(alpha), -lr, g, root)  # v <- alpha v - eps / sqrt(delta + r) ⊙ g (8.6: g at theta~)
     theta.add_(v)  # theta <- theta + v
     if nesterov:
-        add_scaled_(theta, alpha, v)  # next interim point theta~ <- theta + alpha v
+        interim_point_(theta, alpha, v)  # 8.6, compute interim update: theta~ <- theta + alpha v
 
 
 class RMSProp(FlatOptimizer):

@@ -6,10 +6,10 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar, add_scaled_, check
+from regopt.optim.nesterov import interim_point_, nesterov_theta, recover_theta_
 
 
 def sgd_update(theta: Tensor, g: Tensor, *, lr: Scalar, weight_decay: Scalar, decay: bool) -> None:
@@ -30,11 +30,11 @@ def momentum_update(
     if decay:
         g = g + weight_decay * theta
     if nesterov:
-        add_scaled_(theta, -alpha, v)  # parameters hold theta~ = theta + alpha v; recover theta
+        recover_theta_(theta, alpha, v)  # parameters hold theta~ = theta + alpha v; recover theta
     add_scaled_(v.mul_(alpha), -lr, g)  # compute velocity update: v <- alpha v - eps g (8.3: g taken at theta~)
     theta.add_(v)  # apply update: theta <- theta + v
     if nesterov:
-        add_scaled_(theta, alpha, v)  # next interim point theta~ <- theta + alpha v
+        interim_point_(theta, alpha, v)  # 8.3, apply interim update: theta~ <- theta + alpha v
 
 
 class SGD(FlatOptimizer):
@@ -58,6 +58,7 @@ class SGD(FlatOptimizer):
 
     Example::
 
+        >>> import torch
         >>> model = torch.nn.Linear(3, 1)
         >>> opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
         >>> model(torch.ones(2, 3)).sum().backward(); _ = opt.step()
@@ -114,23 +115,3 @@ class SGD(FlatOptimizer):
         they are restored exactly afterwards. A no-op for groups without Nesterov momentum."""
         with nesterov_theta(self, "v"):
             yield
-
-
-@contextlib.contextmanager
-def nesterov_theta(optimizer: FlatOptimizer, velocity: str) -> Iterator[None]:
-    """Swap theta = theta~ - alpha v into Nesterov groups' parameters for the duration; restore theta~ exactly."""
-    saved: list[tuple[Tensor, Tensor]] = []
-    if any(state for state in optimizer.state.values()):
-        with torch.no_grad():
-            for group, buckets in zip(optimizer.param_groups, optimizer.flat_buckets(), strict=True):
-                if not (group.get("nesterov") and group["momentum"] > 0):
-                    continue
-                for bucket in buckets:
-                    saved.append((bucket.theta, bucket.theta.clone()))
-                    bucket.theta.sub_(group["momentum"] * bucket.state[velocity])
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for theta, interim in saved:
-                theta.copy_(interim)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from regopt._checks import check_int, is_finite_real, is_int
+
 __all__ = ["algorithm_7_2", "algorithm_7_3"]
 
 
@@ -40,7 +42,7 @@ def algorithm_7_2(train_fn: Callable[[int], object], best_steps: int) -> None:
     """
     if not callable(train_fn):
         raise TypeError(f"train_fn must be callable, got {type(train_fn).__name__}")
-    if not _is_int(best_steps) or best_steps < 1:
+    if not is_int(best_steps) or best_steps < 1:
         raise ValueError(f"best_steps must be a positive integer (i* from early stopping), got {best_steps!r}")
     train_fn(best_steps)
 
@@ -84,12 +86,10 @@ def algorithm_7_3(
     """
     if not callable(step_fn) or not callable(validation_loss_fn):
         raise TypeError("step_fn and validation_loss_fn must be callable")
-    if not _is_real(target) or not math.isfinite(target):
+    if not is_finite_real(target):
         raise ValueError(f"target must be a finite number (the training loss at the early stop), got {target!r}")
-    if not _is_int(max_steps) or max_steps < 0:
-        raise ValueError(f"max_steps must be an integer >= 0, got {max_steps!r}")
-    if not _is_int(check_every) or check_every < 1:
-        raise ValueError(f"check_every must be an integer >= 1, got {check_every!r}")
+    check_int("max_steps", max_steps, 0)
+    check_int("check_every", check_every, 1)
     steps = 0
     while steps < max_steps:
         loss = float(validation_loss_fn())
@@ -101,11 +101,3 @@ def algorithm_7_3(
             step_fn()
             steps += 1
     return steps
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -21,7 +21,8 @@ import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 
-from regopt.regularize.noise import GeneratorState, check_std, gaussian_like
+from regopt._checks import check_int, check_real, is_finite_real, is_int
+from regopt.regularize.noise import GeneratorState, gaussian_like
 
 PADDING_MODES = ("zeros", "border", "reflection")
 
@@ -31,7 +32,7 @@ def _check_range(name: str, value: tuple[float, float] | None, low: float) -> tu
     if value is None:
         return None
     ok = isinstance(value, (tuple, list)) and len(value) == 2
-    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    ok = ok and all(is_finite_real(v) for v in value)
     if not ok or not low <= value[0] <= value[1]:
         raise ValueError(f"{name} must be None or a pair (a, b) with {low} <= a <= b, got {value!r}")
     return float(value[0]), float(value[1])
@@ -44,7 +45,7 @@ def _check_generator(generator: torch.Generator | None) -> torch.Generator | Non
 
 
 def _check_number(name: str, value: float, low: float, high: float, *, high_open: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = is_finite_real(value)
     if not ok or not low <= value <= high or (high_open and value == high):
         interval = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
         raise ValueError(f"{name} must be in {interval}, got {value!r}")
@@ -111,9 +112,7 @@ class ImageAugment(GeneratorState):
         self.shift = _check_number("shift", shift, 0.0, 1.0, high_open=True)
         self.p = _check_number("p", p, 0.0, 1.0)
         if image_shape is not None and not (
-            isinstance(image_shape, tuple)
-            and len(image_shape) == 3
-            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in image_shape)
+            isinstance(image_shape, tuple) and len(image_shape) == 3 and all(is_int(d) and d > 0 for d in image_shape)
         ):
             raise ValueError(f"image_shape must be None or (C, H, W) of positive integers, got {image_shape!r}")
         self.image_shape = image_shape
@@ -209,11 +208,10 @@ class SignalAugment(GeneratorState):
         mode: Literal["circular", "zeros"] = "circular",
         generator: torch.Generator | None = None,
     ) -> None:
-        if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
-            raise ValueError(f"shift must be an integer >= 0, got {shift!r}")
+        check_int("shift", shift, 0)
         self.shift = shift
         self.scale = _check_range("scale", scale, 0.0)
-        self.noise = check_std("noise", noise)
+        self.noise = check_real("noise", noise)
         if mode not in ("circular", "zeros"):
             raise ValueError(f"mode must be 'circular' or 'zeros', got {mode!r}")
         self.mode = mode

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import weakref
 
 import torch
 from torch import nn
 
+from regopt._checks import check_real, is_int
 from regopt.regularize.selection import Selector
 
 
@@ -50,11 +50,10 @@ class MaxNorm:
     """
 
     def __init__(self, c: float, selector: Selector | None = None, *, dim: int = 0) -> None:
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
-            raise ValueError(f"c must be a finite number > 0, got {c!r}")
+        check_real("c", c, positive=True)
         if selector is not None and not isinstance(selector, Selector):
             raise ValueError(f"selector must be a Selector or None, got {selector!r}")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
+        if not is_int(dim) or dim < 0:
             raise ValueError(f"dim must be an int >= 0, got {dim!r}")
         self.c = float(c)
         self.selector = selector if selector is not None else Selector()

@@ -20,6 +20,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from regopt._checks import is_int
+
 DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
     nn.Dropout,
     nn.Dropout1d,
@@ -121,7 +123,7 @@ def mc_dropout_predict(
         Gal & Ghahramani (2016), dropout as a Bayesian approximation; Goodfellow, Bengio & Courville (2016),
         sec. 7.12.
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+    if not is_int(samples) or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
     if mean not in ("arithmetic", "geometric"):
         raise ValueError(f"mean must be 'arithmetic' or 'geometric', got {mean!r}")

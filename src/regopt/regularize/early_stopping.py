@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from regopt._checks import check_int, check_real
 from regopt.monitor import Monitor
 from regopt.regularize.after_early_stopping import algorithm_7_2, algorithm_7_3
 
@@ -130,14 +131,11 @@ class EarlyStopping(Monitor):
             raise ValueError(f"monitor must be a non-empty metric name, got {monitor!r}")
         if mode not in ("min", "max", "auto"):
             raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
-        if not _is_int(patience) or patience < 1:
-            raise ValueError(f"patience must be an integer >= 1, got {patience!r}")
-        if not _is_real(min_delta) or not math.isfinite(min_delta) or min_delta < 0:
-            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
+        check_int("patience", patience, 1)
+        check_real("min_delta", min_delta)
         if not isinstance(restore_best, bool):
             raise ValueError(f"restore_best must be True or False, got {restore_best!r}")
-        if not _is_int(start_epoch) or start_epoch < 0:
-            raise ValueError(f"start_epoch must be an integer >= 0, got {start_epoch!r}")
+        check_int("start_epoch", start_epoch, 0)
         self.model = model
         # where the evaluated weights are (Nesterov: theta = theta~ - alpha v); None: the parameters themselves
         self.view: Callable[[], AbstractContextManager[Any]] | None = getattr(optimizer, "evaluation_view", None)
@@ -265,11 +263,3 @@ class EarlyStopping(Monitor):
         self.best_value, self.best_epoch, self.best_step = state["best_value"], state["best_epoch"], state["best_step"]
         self.wait, self.stopped_epoch, self.reason = state["wait"], state["stopped_epoch"], state["reason"]
         self._best_weights = best_weights
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -42,6 +42,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from regopt._checks import is_int
 from regopt.regularize.tangent import TangentsFn
 
 __all__ = ["ContractiveAutoencoder", "fit_contractive_autoencoder", "learned_tangents"]
@@ -67,7 +68,7 @@ class ContractiveAutoencoder(nn.Module):
     def __init__(self, input_dim: int, hidden_dim: int, *, tied: bool = True) -> None:
         super().__init__()
         for name, value in (("input_dim", input_dim), ("hidden_dim", hidden_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.input_dim, self.hidden_dim, self.tied = input_dim, hidden_dim, tied
         self.encoder = nn.Linear(input_dim, hidden_dim)
@@ -145,7 +146,7 @@ def fit_contractive_autoencoder(
     if not math.isfinite(contraction) or contraction < 0:
         raise ValueError(f"contraction must be a finite number >= 0, got {contraction!r}")
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_int(value) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -182,7 +183,7 @@ def learned_tangents(cae: ContractiveAutoencoder, k: int) -> TangentsFn:
     if not isinstance(cae, ContractiveAutoencoder):
         raise TypeError(f"cae must be a ContractiveAutoencoder, got {type(cae).__name__}")
     limit = min(cae.hidden_dim, cae.input_dim)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limit:
+    if not is_int(k) or not 1 <= k <= limit:
         raise ValueError(f"k must be an integer in [1, {limit}] (min of hidden and input sizes), got {k!r}")
 
     def tangents_fn(x: Tensor) -> Tensor:

@@ -9,11 +9,12 @@ all tasks).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
+
+from regopt._checks import is_finite_real
 
 __all__ = [
     "DIGIT_TASK_CLASSES",
@@ -102,6 +103,7 @@ class MultiTaskLoss:
     from the device only when :attr:`last` is accessed.
 
     Example:
+        >>> import math
         >>> import torch
         >>> import torch.nn.functional as F
         >>> loss_fn = MultiTaskLoss({"digit": F.cross_entropy, "parity": F.cross_entropy}, {"parity": 0.5})
@@ -127,7 +129,7 @@ class MultiTaskLoss:
         if unknown:
             raise ValueError(f"weights name tasks {unknown} that have no loss (tasks: {list(losses)})")
         for task, w in weights.items():
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            if not is_finite_real(w) or w < 0:
                 raise ValueError(f"weight of task {task!r} must be a finite number >= 0, got {w!r}")
         self.losses = dict(losses)
         self.weights = {task: float(weights.get(task, 1.0)) for task in losses}

@@ -11,22 +11,16 @@ Four places to inject noise during training, each a small composable piece:
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from regopt._checks import check_real
+
 ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.LeakyReLU)
 """Activations after which :func:`add_hidden_noise` inserts noise by default."""
-
-
-def check_std(name: str, value: float) -> float:
-    """``value`` as a float if it is finite and ``>= 0``; otherwise a ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def gaussian_like(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -80,7 +74,7 @@ class InputNoise(GeneratorState):
     """
 
     def __init__(self, std: float, *, generator: torch.Generator | None = None) -> None:
-        self.std = check_std("std", std)
+        self.std = check_real("std", std)
         self.generator = generator
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -113,7 +107,7 @@ class GaussianNoise(nn.Module):
 
     def __init__(self, std: float, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.std = check_std("std", std)
+        self.std = check_real("std", std)
         self.generator = generator
 
     def forward(self, x: Tensor) -> Tensor:
@@ -151,7 +145,7 @@ def add_hidden_noise(
     """
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
-    std = check_std("std", std)
+    std = check_real("std", std)
     if not isinstance(after, tuple) or not all(isinstance(t, type) for t in after):
         raise ValueError(f"after must be a tuple of module classes, got {after!r}")
     children: OrderedDict[str, nn.Module] = OrderedDict()

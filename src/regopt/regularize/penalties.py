@@ -7,7 +7,6 @@ parameters; see :class:`~regopt.regularize.selection.Selector`), as a scalar to 
 
 from __future__ import annotations
 
-import math
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -16,14 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from regopt._checks import check_alpha, check_real, is_real
 from regopt.regularize.selection import Selector
-
-
-def check_alpha(alpha: float) -> float:
-    """``alpha`` as a float, or a ``ValueError`` naming it unless it is finite and >= 0."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
-    return float(alpha)
 
 
 def _stacked(values: Sequence[Tensor]) -> Tensor:
@@ -190,8 +183,7 @@ class L1(Penalty):
     @torch.no_grad()
     def shrink(self, model: nn.Module, lr: float) -> None:
         """Soft-threshold the selected weights in place: w <- sign(w) max(|w| - lr alpha, 0)."""
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+        check_real("lr", lr)
         params = self.parameters(model)
         threshold = float(lr) * self.alpha
         if not params or threshold == 0.0:
@@ -229,7 +221,7 @@ class ElasticNet(Penalty):
 
     def __init__(self, alpha: float, l1_ratio: float = 0.5, *, selector: Selector | None = None) -> None:
         super().__init__(alpha, selector)
-        if isinstance(l1_ratio, bool) or not isinstance(l1_ratio, (int, float)) or not 0.0 <= l1_ratio <= 1.0:
+        if not is_real(l1_ratio) or not 0.0 <= l1_ratio <= 1.0:
             raise ValueError(f"l1_ratio must be a number in [0, 1], got {l1_ratio!r}")
         self.l1_ratio = float(l1_ratio)
 

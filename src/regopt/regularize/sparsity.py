@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from regopt.regularize.penalties import check_alpha
+from regopt._checks import check_alpha, is_real
 
 
 class ActivationPenalty(ABC):
@@ -135,7 +135,7 @@ class ActivationKL(ActivationPenalty):
     """
 
     def __init__(self, alpha: float, rho: float, modules: Sequence[nn.Module]) -> None:
-        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 < rho < 1.0:
+        if not is_real(rho) or not 0.0 < rho < 1.0:
             raise ValueError(f"rho must be a number in (0, 1), got {rho!r}")
         super().__init__(alpha, modules)
         self.rho = float(rho)

@@ -32,6 +32,8 @@ import kornia.geometry.transform as KT
 import torch
 from torch import Tensor, nn
 
+from regopt._checks import check_alpha
+
 IMAGE_TRANSFORMS = ("shift_x", "shift_y", "rotate", "scale")
 INTERPOLATIONS = ("bicubic", "bilinear")
 _STEPS = {"shift_x": 1e-3, "shift_y": 1e-3, "rotate": 1e-3, "scale": 1e-3}
@@ -200,8 +202,7 @@ class TangentProp:
         *,
         output: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        check_alpha(alpha)
         if not callable(tangents_fn):
             raise ValueError(f"tangents_fn must be callable, got {tangents_fn!r}")
         self.alpha, self.tangents_fn, self.output = float(alpha), tangents_fn, output

@@ -11,11 +11,10 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
+from regopt._checks import check_real, is_int
 from regopt.regularize.tangent import TangentsFn, tangent_vectors
 
 
@@ -65,8 +64,7 @@ def tangent_distance(
     for name, t in (("tangents1", tangents1), ("tangents2", tangents2)):
         if t is not None and t.shape[1:] != x1.shape:
             raise ValueError(f"{name} must have shape (T, *x1.shape), got {tuple(t.shape)}")
-    if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not math.isfinite(reg) or reg < 0:
-        raise ValueError(f"reg must be a finite number >= 0, got {reg!r}")
+    check_real("reg", reg)
     r = _flat(x1 - x2, 1)  # (N, D)
     basis = _flat(tangents1, 2).transpose(0, 1)  # (N, T, D)
     if tangents2 is not None:
@@ -133,7 +131,7 @@ def tangent_distance_classify(
         >>> tangent_distance_classify(x, y, x[:3]).tolist()
         [0, 1, 0]
     """
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(x_train):
+    if not is_int(k) or not 1 <= k <= len(x_train):
         raise ValueError(f"k must be an integer in [1, len(x_train)], got {k!r}")
     tangents_p = tangents_fn(x_train) if tangents_fn is not None else None
     labels = []

@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from regopt._checks import is_int, is_real
+
 
 def _check_eps(eps: float, name: str = "label_smoothing") -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps <= 1.0:
+    if not is_real(eps) or not 0.0 <= eps <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {eps!r}")
     return float(eps)
 
@@ -82,7 +84,7 @@ def soft_targets(y: Tensor, num_classes: int, eps: float) -> Tensor:
         tensor([[0.0500, 0.8500, 0.0500, 0.0500]])
     """
     eps = _check_eps(eps, "eps")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+    if not is_int(num_classes) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     if y.dtype.is_floating_point or y.dtype.is_complex or y.dim() != 1:
         raise ValueError(f"y must be a 1-D integer tensor of class indices, got {y.dtype} {tuple(y.shape)}")

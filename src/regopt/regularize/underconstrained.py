@@ -16,12 +16,13 @@ Everything is computed in float64 and returned in float64.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor
+
+from regopt._checks import check_alpha
 
 Method = Literal["auto", "primal", "dual"]
 
@@ -49,17 +50,10 @@ def _shape(t: object) -> str:
     return f"shape {tuple(t.shape)}" if isinstance(t, Tensor) else type(t).__name__
 
 
-def _check_alpha(alpha: float, *, positive: bool = False) -> float:
-    bad = isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha)
-    if bad or alpha < 0 or (positive and alpha == 0):
-        raise ValueError(f"alpha must be a finite number {'> 0' if positive else '>= 0'}, got {alpha!r}")
-    return float(alpha)
-
-
 def regularized_gram(x: Tensor, alpha: float = 0.0) -> Tensor:
     """X'X + alpha I in float64 (alpha >= 0)."""
     x64, _ = _design(x)
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     gram = x64.T @ x64
     return gram + alpha * torch.eye(gram.shape[0], dtype=torch.float64, device=gram.device)
 
@@ -95,7 +89,7 @@ def ridge_solution(x: Tensor, y: Tensor, alpha: float, *, method: Method = "auto
         (torch.Size([50]), torch.float64)
     """
     x64, y64 = _design(x, y)
-    alpha = _check_alpha(alpha, positive=True)
+    alpha = check_alpha(alpha, positive=True)
     if method not in ("auto", "primal", "dual"):
         raise ValueError(f"method must be 'auto', 'primal' or 'dual', got {method!r}")
     assert y64 is not None  # _design returns y when given one
@@ -130,7 +124,7 @@ def ridge_path(x: Tensor, y: Tensor, alphas: Iterable[float], *, method: Method 
         Goodfellow, Bengio & Courville (2016), Deep Learning, sec. 7.3.
         Hoerl & Kennard (1970), ridge regression.
     """
-    alphas = [_check_alpha(a, positive=True) for a in alphas]
+    alphas = [check_alpha(a, positive=True) for a in alphas]
     if not alphas:
         raise ValueError("alphas must hold at least one value, got none")
     pinv = pseudo_inverse_solution(x, y)

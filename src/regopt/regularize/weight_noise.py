@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from regopt.regularize.noise import check_std, gaussian_like
+from regopt._checks import check_real
+from regopt.regularize.noise import gaussian_like
 
 WEIGHT_NOISE_MODULES: tuple[type[nn.Module], ...] = (nn.Linear, nn.modules.conv._ConvNd)
 """Modules whose weights (``dim >= 2``) :func:`add_weight_noise` perturbs by default."""
@@ -29,7 +30,7 @@ class WeightNoise(nn.Module):
 
     def __init__(self, std: float, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.std = check_std("std", std)
+        self.std = check_real("std", std)
         self.generator = generator
 
     def forward(self, weight: Tensor) -> Tensor:
@@ -129,7 +130,7 @@ def add_weight_noise(
         Graves (2011), practical variational inference for neural networks; Goodfellow, Bengio & Courville
         (2016), sec. 7.5.
     """
-    std = check_std("std", std)
+    std = check_real("std", std)
     chosen = (selector or default_weight_selector)(model)
     targets = [_owner(model, name) for name, _ in chosen]
     for module, tensor_name in targets:
