@@ -140,6 +140,7 @@ def build_experiment(
         scheduler_interval=config.schedule.interval,
         batch_transforms=regularization.batch_transforms,
         penalties=regularization.penalties,
+        terms=regularization.terms,
         grad_transforms=gradient_transforms(config),
         post_step=[*regularization.post_step, *post_step],
         monitors=[*diagnostics.all, *regularization.monitors],

@@ -14,6 +14,7 @@ hidden_noise           GaussianNoise after every activation         the model
 weight_noise           w + N(0, std^2) in the forward pass          the model
 label_smoothing        soft targets                                 the task loss
 early_stopping         Algorithm 7.1 with restore                   monitors
+tangent_prop           alpha * ||J_f(x) v||^2 along known tangents  objective terms (see the batch)
 =====================  ===========================================  ====================
 """
 
@@ -28,6 +29,7 @@ from torch.optim import Optimizer
 
 from regopt.lab.config import ConfigError, RegularizeConfig
 from regopt.lab.data import Dataset
+from regopt.lab.objective import TrainingBatch
 from regopt.lab.schema.regularize import REGULARIZERS, Phase, WiringContext
 from regopt.monitor import Monitor
 from regopt.regularize import EarlyStopping, smoothed_cross_entropy
@@ -38,6 +40,7 @@ class RegularizationHooks:
     """What a ``[regularize]`` section adds to each Trainer phase."""
 
     penalties: list[Callable[[nn.Module], Tensor]] = field(default_factory=list)
+    terms: list[Callable[[TrainingBatch], Tensor]] = field(default_factory=list)
     batch_transforms: list[Any] = field(default_factory=list)
     post_step: list[Callable[[nn.Module], Any]] = field(default_factory=list)
     monitors: list[Monitor] = field(default_factory=list)
@@ -64,7 +67,7 @@ def regularize_model(config: RegularizeConfig, model: nn.Module, data: Dataset) 
 def regularization_hooks(
     config: RegularizeConfig, model: nn.Module, optimizer: Optimizer, data: Dataset
 ) -> RegularizationHooks:
-    """Penalties, batch transforms, post-step actions, monitors and loss for the Trainer."""
+    """Penalties, objective terms, batch transforms, post-step actions, monitors and loss for the Trainer."""
     hooks = RegularizationHooks()
     context = WiringContext(model, optimizer, data)
     for phase, factory, section in _sections(config):

@@ -7,12 +7,13 @@ Every regularizer is a section class here, a field of :class:`RegularizeConfig`,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt
-from torch import nn
+from torch import Tensor, nn
 
 from regopt.lab.schema.base import ConfigError, NonNegative, Pair, Strict
 from regopt.lab.schema.defaults import default_of
@@ -26,8 +27,11 @@ from regopt.regularize import (
     InputNoise,
     MaxNorm,
     SignalAugment,
+    TangentProp,
     add_hidden_noise,
     add_weight_noise,
+    signal_shift_tangent,
+    tangent_vectors,
 )
 from regopt.regularize.noise import ACTIVATION_TYPES
 
@@ -91,6 +95,15 @@ class EarlyStoppingConfig(Strict):
     then: Literal["none", "retrain", "continue"] = "none"
 
 
+class TangentPropConfig(Strict):
+    """Tangent propagation (Simard et al. 1992; sec. 7.14): alpha * mean_i sum_t ||J_f(x_i) v_t||^2, the squared
+    directional derivative of the output along each input's known tangents: ``"image"`` a shift in x, a shift in
+    y and a rotation (images, also stored flat); ``"signal"`` a shift of 1-D signals (MNIST-1D)."""
+
+    alpha: NonNegative
+    tangents: Literal["image", "signal"] = "image"
+
+
 class RegularizeConfig(Strict):
     """Regularizers, each optional; see ``regopt list``."""
 
@@ -115,10 +128,12 @@ class RegularizeConfig(Strict):
     activation_l1: AlphaConfig | None = None
     """Sparse representations: alpha * mean L1 norm of the hidden activations."""
     early_stopping: EarlyStoppingConfig | None = None
+    tangent_prop: TangentPropConfig | None = None
+    """Penalize the output's change along known transformations of each training input (an objective term)."""
 
 
 # ------------------------------------------------------------------------------------------------- wiring
-Phase = Literal["model", "penalties", "batch_transforms", "post_step", "monitors"]
+Phase = Literal["model", "penalties", "terms", "batch_transforms", "post_step", "monitors"]
 """Where a regularizer plugs in: ``model`` wraps the model before the optimizer is built (noise layers); the
 others are the Trainer's phases of the same names (see :mod:`regopt.lab.trainer`)."""
 
@@ -180,6 +195,22 @@ def _early_stopping(c: EarlyStoppingConfig, ctx: WiringContext) -> Any:
     )
 
 
+def _tangent_prop(c: TangentPropConfig, ctx: WiringContext) -> Any:
+    shape = ctx.data.input_shape
+    if c.tangents == "signal":
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+            raise ConfigError(f"regularize.tangent_prop: signal tangents need 1-D signals, got inputs of shape {shape}")
+        tangents: Callable[[Tensor], Tensor] = signal_shift_tangent
+    else:
+        if ctx.data.image_shape is None:
+            raise ConfigError(f"regularize.tangent_prop: image tangents need image data, got inputs of shape {shape}")
+        flat = ctx.data.image_shape if ctx.data.image_shape != shape else None  # images stored as vectors
+        tangents = functools.partial(tangent_vectors, image_shape=flat)
+
+    penalty = TangentProp(c.alpha, tangents)
+    return lambda batch: penalty(batch.model, batch.x)  # an objective term: it needs the batch's inputs
+
+
 def _phase_of_l1(c: L1Config) -> Phase:
     return "post_step" if c.proximal else "penalties"
 
@@ -197,6 +228,7 @@ REGULARIZERS: dict[str, tuple[Phase | Callable[[Any], Phase], Callable[[Any, Wir
     "augment_signal": ("batch_transforms", _augment_signal),
     "activation_l1": ("penalties", _activation_l1),
     "early_stopping": ("monitors", _early_stopping),
+    "tangent_prop": ("terms", _tangent_prop),
 }
 """``[regularize]`` key -> (Trainer phase, or a function of the section giving it; factory). Applied in this
 order within each phase (penalties are summed in it). ``label_smoothing`` is not a section: it changes the task
