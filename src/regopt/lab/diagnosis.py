@@ -11,7 +11,7 @@ print every alarm unlimited); :func:`report_diagnostics` lists them again for th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,62 +19,12 @@ from typing import Any
 from torch import nn
 from torch.optim import Optimizer
 
-from regopt.diagnostics import GradientMonitor, IllConditioningMonitor, NonFiniteGuard, PlateauMonitor
 from regopt.diagnostics.alarms import AlarmLog
 from regopt.lab.atomic import write_csv
-from regopt.lab.config import DiagnosticsConfig, GradientNormsConfig, IllConditioningConfig, PlateauConfig
+from regopt.lab.config import DiagnosticsConfig
 from regopt.lab.data import Dataset
+from regopt.lab.schema.diagnostics import DIAGNOSTICS, BuildContext
 from regopt.monitor import Monitor
-
-
-@dataclass
-class BuildContext:
-    """What a diagnostic's factory may use: the model, optimizer, data and task loss of the run, and the
-    monitors built so far (looked up by key when called, so a factory may refer to one built after it)."""
-
-    model: nn.Module
-    optimizer: Optimizer
-    data: Dataset
-    loss_fn: Any
-    built: dict[str, Monitor] = field(default_factory=dict)
-
-    def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
-
-
-def _guard(enabled: bool, ctx: BuildContext) -> Monitor | None:
-    def stable_lr() -> float | None:  # the ill-conditioning monitor's last finite estimate, if it runs
-        conditioning = ctx.built.get("ill_conditioning")
-        last = conditioning.last_stable_lr() if isinstance(conditioning, IllConditioningMonitor) else None
-        return last[1] if last is not None else None
-
-    return NonFiniteGuard(ctx.model, lr_fn=ctx.lr, stable_lr_fn=stable_lr) if enabled else None
-
-
-def _gradient_norms(c: GradientNormsConfig, ctx: BuildContext) -> Monitor:
-    return GradientMonitor(ctx.model, every=c.every, window=c.window, spike_factor=c.spike_factor)
-
-
-def _ill_conditioning(c: IllConditioningConfig, ctx: BuildContext) -> Monitor:
-    if c.probe_size is None:  # the step actually taken: the Trainer lets the monitor run that backward
-        return IllConditioningMonitor(ctx.model, lr_fn=ctx.lr, every=c.every, patience=c.patience, warn=False)
-    probe = (ctx.data.x_train[: c.probe_size], ctx.data.y_train[: c.probe_size])
-    return IllConditioningMonitor(ctx.model, ctx.loss_fn, probe, ctx.lr, every=c.every, patience=c.patience, warn=False)
-
-
-def _plateau(c: PlateauConfig, ctx: BuildContext) -> Monitor:
-    return PlateauMonitor(ctx.model, window=c.window, loss_tol=c.loss_tol, noise_z=c.noise_z, grad_tol=c.grad_tol)
-
-
-DIAGNOSTICS: dict[str, Callable[[Any, BuildContext], Monitor | None]] = {
-    "nonfinite_guard": _guard,
-    "gradient_norms": _gradient_norms,
-    "ill_conditioning": _ill_conditioning,
-    "plateau": _plateau,
-}
-"""``[diagnostics]`` key -> factory ``(section, context) -> monitor``, in the order the Trainer asks them (the
-guard first). A key whose section is absent (or ``false``) adds nothing. Adding a diagnostic: its monitor in
-``regopt.diagnostics`` with a ``report()``, its section in ``lab/schema/diagnostics.py``, one entry here."""
 
 
 @dataclass

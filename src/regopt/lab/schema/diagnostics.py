@@ -1,12 +1,23 @@
-"""Config section ``[diagnostics]``: monitors that make the optimization challenges visible during training."""
+"""Config section ``[diagnostics]``: monitors that make the optimization challenges visible during training, and
+how each is built (:data:`DIAGNOSTICS`: adding a diagnostic touches this file; its monitor lives in
+``regopt.diagnostics``, and :mod:`regopt.lab.diagnosis` builds the table's monitors and writes their reports)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, PositiveInt
+from torch import nn
 
-from regopt.diagnostics import GradientMonitor, IllConditioningMonitor, PlateauMonitor
+from regopt.diagnostics import GradientMonitor, IllConditioningMonitor, NonFiniteGuard, PlateauMonitor
+from regopt.monitor import Monitor
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+
+    from regopt.lab.data import Dataset
 from regopt.lab.schema.base import Strict
 from regopt.lab.schema.defaults import default_of
 
@@ -55,3 +66,54 @@ class DiagnosticsConfig(Strict):
     gradient_norms: GradientNormsConfig | None = None
     ill_conditioning: IllConditioningConfig | None = None
     plateau: PlateauConfig | None = None
+
+
+# ------------------------------------------------------------------------------------------------- wiring
+@dataclass
+class BuildContext:
+    """What a diagnostic's factory may use: the model, optimizer, data and task loss of the run, and the
+    monitors built so far (looked up by key when called, so a factory may refer to one built after it)."""
+
+    model: nn.Module
+    optimizer: Optimizer
+    data: Dataset
+    loss_fn: Any
+    built: dict[str, Monitor] = field(default_factory=dict)
+
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+
+def _guard(enabled: bool, ctx: BuildContext) -> Monitor | None:
+    def stable_lr() -> float | None:  # the ill-conditioning monitor's last finite estimate, if it runs
+        conditioning = ctx.built.get("ill_conditioning")
+        last = conditioning.last_stable_lr() if isinstance(conditioning, IllConditioningMonitor) else None
+        return last[1] if last is not None else None
+
+    return NonFiniteGuard(ctx.model, lr_fn=ctx.lr, stable_lr_fn=stable_lr) if enabled else None
+
+
+def _gradient_norms(c: GradientNormsConfig, ctx: BuildContext) -> Monitor:
+    return GradientMonitor(ctx.model, every=c.every, window=c.window, spike_factor=c.spike_factor)
+
+
+def _ill_conditioning(c: IllConditioningConfig, ctx: BuildContext) -> Monitor:
+    if c.probe_size is None:  # the step actually taken: the Trainer lets the monitor run that backward
+        return IllConditioningMonitor(ctx.model, lr_fn=ctx.lr, every=c.every, patience=c.patience, warn=False)
+    probe = (ctx.data.x_train[: c.probe_size], ctx.data.y_train[: c.probe_size])
+    return IllConditioningMonitor(ctx.model, ctx.loss_fn, probe, ctx.lr, every=c.every, patience=c.patience, warn=False)
+
+
+def _plateau(c: PlateauConfig, ctx: BuildContext) -> Monitor:
+    return PlateauMonitor(ctx.model, window=c.window, loss_tol=c.loss_tol, noise_z=c.noise_z, grad_tol=c.grad_tol)
+
+
+DIAGNOSTICS: dict[str, Callable[[Any, BuildContext], Monitor | None]] = {
+    "nonfinite_guard": _guard,
+    "gradient_norms": _gradient_norms,
+    "ill_conditioning": _ill_conditioning,
+    "plateau": _plateau,
+}
+"""``[diagnostics]`` key -> factory ``(section, context) -> monitor``, in the order the Trainer asks them (the
+guard first). A key whose section is absent (or ``false``) adds nothing. Adding a diagnostic: its monitor in
+``regopt.diagnostics`` with a ``report()``, then its section class, its field and one row here."""

@@ -101,7 +101,9 @@ class TangentPropConfig(Strict):
     y and a rotation (images, also stored flat); ``"signal"`` a shift of 1-D signals (MNIST-1D)."""
 
     alpha: NonNegative
+    """Weight of the penalty; 0 turns it off."""
     tangents: Literal["image", "signal"] = "image"
+    """Which transformations the output should not change under: image shifts and rotation, or a signal shift."""
 
 
 class RegularizeConfig(Strict):
