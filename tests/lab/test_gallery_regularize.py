@@ -16,7 +16,7 @@ from regopt.lab.gallery.base import one_thread, variant
 from regopt.lab.gallery.dropout import dropout
 from regopt.lab.gallery.early_stopping import early_stopping
 from regopt.lab.gallery.l1_vs_l2 import PENALTIES, l1_vs_l2
-from regopt.lab.gallery.multitask import make_model, multitask
+from regopt.lab.gallery.multitask import multitask
 from regopt.lab.gallery.registry import GALLERY
 from regopt.lab.gallery.underconstrained import underconstrained
 from tests.lab.gallery_checks import check_files
@@ -98,8 +98,14 @@ def test_early_stopping_stops_after_patience_and_restores_an_earlier_epoch(out):
 
 
 def test_multitask_shares_the_trunk_initialization_and_reports_both(out):
-    single, multi = make_model(("digit",), seed=3), make_model(("digit", "parity", "greater_than_4"), seed=3)
-    for a, b in zip(single.trunk.parameters(), multi.trunk.parameters(), strict=True):
+    from regopt.lab.experiment import build_experiment
+    from regopt.lab.gallery.base import base_config, variant
+
+    base = base_config("multitask", epochs=1)
+    multi = build_experiment(variant(base, "multitask", "m", {"seed": 3})).model
+    single = build_experiment(variant(base, "multitask", "s", {"seed": 3, "multitask": None})).model
+    shared = [*multi.trunk.parameters(), *multi.heads["digit"].parameters()]  # the single-task net's layers
+    for a, b in zip(single.parameters(), shared, strict=True):
         assert torch.equal(a, b)
     result = multitask(out, False, epochs=15, seeds=(0,))
     check_files(result, out, "multitask")

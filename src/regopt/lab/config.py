@@ -40,6 +40,7 @@ from regopt.lab.schema.diagnostics import *  # noqa: F403
 from regopt.lab.schema.diagnostics import DiagnosticsConfig
 from regopt.lab.schema.model import *  # noqa: F403
 from regopt.lab.schema.model import MlpConfig, ModelConfig
+from regopt.lab.schema.multitask import MultitaskConfig
 from regopt.lab.schema.regularize import *  # noqa: F403
 from regopt.lab.schema.regularize import RegularizeConfig
 from regopt.lab.schema.training import *  # noqa: F403
@@ -78,6 +79,7 @@ class RunConfig(Strict):
     init: InitConfig | None = None
     regularize: RegularizeConfig = Field(default_factory=RegularizeConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+    multitask: MultitaskConfig | None = None
 
 
 # ------------------------------------------------------------------------------------------------ loading

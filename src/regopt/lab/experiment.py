@@ -22,6 +22,7 @@ from regopt.lab.config import ConfigError, RunConfig
 from regopt.lab.data import DataError, Dataset, load_dataset
 from regopt.lab.diagnosis import Diagnostics, diagnostic_monitors
 from regopt.lab.models import ModelError, build_model, count_parameters
+from regopt.lab.multitask import digit_output, multitask_loss, multitask_model
 from regopt.lab.registry import build_optimizer, build_scheduler
 from regopt.lab.regularization import regularization_hooks, regularize_model
 from regopt.lab.trainer import EvalView, ModelAction, Trainer, default_loss, steps_per_epoch
@@ -120,6 +121,8 @@ def build_experiment(
         activation = getattr(config.model, "activation", "relu")
         nonlinearity = activation if activation in ("relu", "tanh", "sigmoid", "leaky_relu") else "relu"
         initialize(model, config.init.policy, bias=config.init.bias, nonlinearity=nonlinearity)
+    if config.multitask is not None:
+        model = multitask_model(config.multitask, model, data)
     model = regularize_model(config.regularize, model, data)
     optimizer = build_optimizer(config.optimizer, model)
     regularization = regularization_hooks(config.regularize, model, optimizer, data)
@@ -127,6 +130,10 @@ def build_experiment(
     scheduler = build_scheduler(config.schedule, optimizer, epochs=config.train.epochs, steps_per_epoch=steps)
     post_step, eval_views = evaluation_hooks(config, model, optimizer, data)
     loss_fn = regularization.loss_fn or default_loss(data.task)
+    if config.multitask is not None:
+        if regularization.loss_fn is not None:
+            raise ConfigError("multitask: label smoothing is not combined with the multi-task loss")
+        loss_fn = multitask_loss(config.multitask)
     diagnostics = diagnostic_monitors(config.diagnostics, model, optimizer, data, loss_fn)
     trainer = Trainer(
         model,
@@ -149,6 +156,7 @@ def build_experiment(
         checkpoint_path=checkpoint_path,
         checkpoint_every=config.train.checkpoint_every,
         progress=progress,
+        prediction=digit_output if config.multitask is not None else None,
     )
     return Experiment(
         config=config,

@@ -87,6 +87,8 @@ class Trainer:
         checkpoint_every: also checkpoint every this many optimizer steps.
         progress: show a rich progress bar with live metrics.
         max_steps: stop after this many optimizer steps in all (the epoch is then cut short and evaluated).
+        prediction: ``output -> logits`` judged by the error rate (default: the output itself); a multi-task
+            model's dict of outputs names its main task's here.
         start_step: optimizer steps the model has already taken elsewhere (Algorithm 7.3 counts on from the
             early-stopping phase); ``step`` counts on from it.
     """
@@ -115,6 +117,7 @@ class Trainer:
         checkpoint_every: int | None = None,
         progress: bool = False,
         max_steps: int | None = None,
+        prediction: Callable[[Any], Tensor] | None = None,
         start_step: int = 0,
     ) -> None:
         if epochs < 1 or batch_size < 1:
@@ -133,6 +136,7 @@ class Trainer:
         self.progress = progress
         self.max_steps = max_steps
         self.classification = data.task == "classification"
+        self.prediction = prediction
         batch_norm = has_batch_norm(model)
         if batch_norm and min(batch_size, len(data.x_train)) < 2:
             raise ModelError(
@@ -183,7 +187,8 @@ class Trainer:
                 output = self.model(xb)
                 loss_sum += self.loss_fn(output, yb) * len(xb)
                 if self.classification:
-                    wrong += (output.argmax(dim=1) != yb).sum()
+                    logits = output if self.prediction is None else self.prediction(output)
+                    wrong += (logits.argmax(dim=1) != yb).sum()
         self.model.train(was_training)
         n = max(len(x), 1)
         loss = loss_sum.item() / n

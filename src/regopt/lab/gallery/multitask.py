@@ -11,8 +11,8 @@ Whether the auxiliary tasks help depends on the data: here they carry no label t
 determine, and the gain (if any) is a few points of error at this tiny training size and vanishes with more
 data (at 100 images the two were within noise in our trials). The table reports what this run measured.
 
-The model returns a dict of outputs, which the lab's Trainer (one output, one loss) does not expect, so the
-loop is written out here: it is the textbook loop with :class:`~regopt.regularize.MultiTaskLoss`.
+Each model is an ordinary run (``[multitask]`` in the config for the multi-task one), written under the
+entry's directory, so ``regopt run`` reproduces or resumes any of them alone.
 """
 
 from __future__ import annotations
@@ -21,11 +21,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-
-from regopt.lab.gallery.base import GalleryResult, single_threaded, write_table
+from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
 
 ENTRY = "multitask"
 TRAIN_SIZE = 50
@@ -37,61 +33,26 @@ SEEDS = (0, 1, 2)
 HEADERS = ("model", "tasks trained", "digit val error (mean)", "seeds' range", "digit test error (mean)")
 
 
-def make_model(tasks: Sequence[str], seed: int, input_dim: int = 64) -> nn.Module:
-    """Shared trunk (seeded first, so identical for any tasks) and one linear head per task."""
-    from regopt.regularize import DIGIT_TASK_CLASSES, MultiTaskModel
-
-    torch.manual_seed(seed)
-    trunk = nn.Sequential(nn.Linear(input_dim, WIDTH), nn.ReLU(), nn.Linear(WIDTH, WIDTH), nn.ReLU())
-    return MultiTaskModel(trunk, {task: nn.Linear(WIDTH, DIGIT_TASK_CLASSES[task]) for task in tasks})
-
-
-@torch.no_grad()
-def digit_error(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    model.eval()
-    return (model(x)["digit"].argmax(dim=1) != y).double().mean().item()
-
-
-def train(data, tasks: Sequence[str], seed: int, epochs: int) -> tuple[nn.Module, list[float]]:
-    """Adam on the summed task losses; returns the model and its digit validation error after each epoch."""
-    from regopt.regularize import MultiTaskLoss, digit_tasks
-
-    model = make_model(tasks, seed, data.x_train.shape[1])
-    loss_fn = MultiTaskLoss(dict.fromkeys(tasks, F.cross_entropy))
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-    targets = digit_tasks(data.y_train)
-    order = torch.Generator().manual_seed(seed)
-    curve = []
-    for _ in range(epochs):
-        model.train()
-        permutation = torch.randperm(len(data.x_train), generator=order)
-        for index in permutation.split(BATCH_SIZE):
-            loss = loss_fn(model(data.x_train[index]), {task: targets[task][index] for task in tasks})
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        curve.append(digit_error(model, data.x_val, data.y_val))
-    return model, curve
-
-
 @single_threaded
 def multitask(out: Path, progress: bool, *, epochs: int = EPOCHS, seeds: Sequence[int] = SEEDS) -> GalleryResult:
     """Digits (50 images): shared trunk + heads for digit, parity, >4 vs a digit-only model; digit error of both."""
-    from regopt.lab.config import DigitsData
-    from regopt.lab.data import load_dataset
     from regopt.lab.gallery.figures.regularize import plot_seed_bands
+    from regopt.lab.runs import run
     from regopt.regularize import DIGIT_TASK_CLASSES
 
-    del progress  # a few seconds in all: no progress bar
-    data = load_dataset(DigitsData(name="digits", train_size=TRAIN_SIZE))
+    del progress  # a few seconds a run: no progress bar
+    folder = Path(out) / ENTRY
+    base = base_config(ENTRY, epochs)
     models = {"single-task": ("digit",), "multi-task": tuple(DIGIT_TASK_CLASSES)}
     curves: dict[str, list[list[float]]] = {label: [] for label in models}
     tests: dict[str, list[float]] = {label: [] for label in models}
     for seed in seeds:
         for label, tasks in models.items():
-            model, curve = train(data, tasks, seed, epochs)
-            curves[label].append(curve)
-            tests[label].append(digit_error(model, data.x_test, data.y_test))
+            multitask = {"tasks": list(tasks)} if len(tasks) > 1 else None  # one task: the plain network
+            config = variant(base, ENTRY, f"{label}-seed{seed}", {"seed": seed, "multitask": multitask})
+            result = run(config, out=folder, force=True)
+            curves[label].append([row["val_error"] for row in result.history])
+            tests[label].append(result.summary["test_error"])
     finals = {label: [curve[-1] for curve in runs] for label, runs in curves.items()}
     rows = [
         (
@@ -104,7 +65,6 @@ def multitask(out: Path, progress: bool, *, epochs: int = EPOCHS, seeds: Sequenc
         for label, tasks in models.items()
     ]
 
-    folder = Path(out) / ENTRY
     figure = folder / "digit_error.png"
     plot_seed_bands(
         {f"{label} ({', '.join(tasks)})": curves[label] for label, tasks in models.items()},
