@@ -30,7 +30,11 @@ def steps_per_epoch(examples: int, batch_size: int, model: nn.Module) -> int:
 
 
 class BatchOrder:
-    """The batches of ``examples`` training examples, ``batch_size`` at a time, epoch after epoch."""
+    """The batches of ``examples`` training examples, ``batch_size`` at a time, epoch after epoch.
+
+    Subclasses choose another order of the examples for an epoch (:meth:`order`), e.g. a curriculum's easiest
+    examples first (:class:`regopt.lab.curriculum.CurriculumOrder`), drawing only from :attr:`generator`.
+    """
 
     def __init__(self, examples: int, batch_size: int, *, shuffle: bool, seed: int, drop_single: bool) -> None:
         self.examples, self.batch_size = examples, batch_size
@@ -39,17 +43,30 @@ class BatchOrder:
         self.epoch_state = self.generator.get_state()
         """The generator's state when the current epoch began (checkpointed as ``rng.epoch_shuffle``)."""
 
-    def drops_last_batch(self) -> bool:
-        return self.drop_single and self.examples % self.batch_size == 1
-
-    def indices(self, skip: int, device: torch.device) -> Iterator[Tensor]:
-        """The current epoch's batches of example indices, after the first ``skip`` (those already taken)."""
+    def order(self, epoch: int) -> Tensor:
+        """The examples of ``epoch`` (from 0) in the order they are taken: a permutation of all of them drawn
+        from :attr:`generator` (or ``0 .. n-1`` without ``shuffle``)."""
         if self.shuffle:
-            self.generator.set_state(self.epoch_state)
-            order = torch.randperm(self.examples, generator=self.generator).to(device)
-        else:
-            order = torch.arange(self.examples, device=device)
-        end = self.examples - 1 if self.drops_last_batch() else self.examples
+            return torch.randperm(self.examples, generator=self.generator)
+        return torch.arange(self.examples)
+
+    def length(self, epoch: int) -> int:
+        """How many examples :meth:`order` gives for ``epoch``."""
+        return self.examples
+
+    def steps(self, epoch: int) -> int:
+        """Optimizer steps in ``epoch``."""
+        length = self.length(epoch)
+        return -(-length // self.batch_size) - int(self._drops_last_batch(length))
+
+    def _drops_last_batch(self, length: int) -> bool:
+        return self.drop_single and length % self.batch_size == 1
+
+    def indices(self, epoch: int, skip: int, device: torch.device) -> Iterator[Tensor]:
+        """The batches of example indices of ``epoch``, after the first ``skip`` (those already taken)."""
+        self.generator.set_state(self.epoch_state)
+        order = self.order(epoch).to(device)
+        end = len(order) - 1 if self._drops_last_batch(len(order)) else len(order)
         for start in range(skip * self.batch_size, end, self.batch_size):
             yield order[start : start + self.batch_size]
 

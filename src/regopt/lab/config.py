@@ -34,6 +34,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, ValidationError
 
 from regopt.lab.schema.base import ConfigError, Seed, Strict
+from regopt.lab.schema.curriculum import CurriculumConfig
 from regopt.lab.schema.data import *  # noqa: F403 - the config API is flat
 from regopt.lab.schema.data import CsvData, DataConfig, Mnist1dData, NpzData
 from regopt.lab.schema.diagnostics import *  # noqa: F403
@@ -80,6 +81,7 @@ class RunConfig(Strict):
     regularize: RegularizeConfig = Field(default_factory=RegularizeConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     multitask: MultitaskConfig | None = None
+    curriculum: CurriculumConfig | None = None
 
 
 # ------------------------------------------------------------------------------------------------ loading

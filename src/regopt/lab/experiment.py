@@ -19,6 +19,7 @@ from torch import nn
 from regopt.diagnostics import clip_by_norm, clip_by_value
 from regopt.init import initialize
 from regopt.lab.config import ConfigError, RunConfig
+from regopt.lab.curriculum import curriculum_order, reference_difficulty
 from regopt.lab.data import DataError, Dataset, load_dataset
 from regopt.lab.diagnosis import Diagnostics, diagnostic_monitors
 from regopt.lab.models import ModelError, build_model, count_parameters
@@ -115,6 +116,9 @@ def build_experiment(
     ModelError."""
     device = resolve_device(config.device)
     data = (data if data is not None else load_dataset(config.data)).to(device)
+    difficulty = None
+    if config.curriculum is not None:  # its reference model seeds torch itself, before the run's model
+        difficulty = reference_difficulty(config.curriculum, data, config.train.batch_size)
     seed_everything(config.seed)
     model = build_model(config.model, data.input_shape, data.output_dim).to(device)
     if config.init is not None:
@@ -127,6 +131,14 @@ def build_experiment(
     optimizer = build_optimizer(config.optimizer, model)
     regularization = regularization_hooks(config.regularize, model, optimizer, data)
     steps = steps_per_epoch(len(data.x_train), config.train.batch_size, model)  # as the Trainer will take them
+    batch_order = None
+    if config.curriculum is not None and difficulty is not None:
+        if config.schedule.interval == "step" and not config.curriculum.same_steps:
+            raise ConfigError(
+                "curriculum: a per-step schedule needs as many steps every epoch; set curriculum.same_steps = true "
+                "or schedule.interval = 'epoch'"
+            )
+        batch_order = curriculum_order(config.curriculum, difficulty, config.train.batch_size, model, config.seed)
     scheduler = build_scheduler(config.schedule, optimizer, epochs=config.train.epochs, steps_per_epoch=steps)
     post_step, eval_views = evaluation_hooks(config, model, optimizer, data)
     loss_fn = regularization.loss_fn or default_loss(data.task)
@@ -157,6 +169,7 @@ def build_experiment(
         checkpoint_every=config.train.checkpoint_every,
         progress=progress,
         prediction=digit_output if config.multitask is not None else None,
+        batch_order=batch_order,
     )
     return Experiment(
         config=config,

@@ -89,6 +89,8 @@ class Trainer:
         max_steps: stop after this many optimizer steps in all (the epoch is then cut short and evaluated).
         prediction: ``output -> logits`` judged by the error rate (default: the output itself); a multi-task
             model's dict of outputs names its main task's here.
+        batch_order: which examples each epoch takes, in what order (default: all of them, shuffled from
+            ``seed`` or in order; see :mod:`regopt.lab.batch_order`).
         start_step: optimizer steps the model has already taken elsewhere (Algorithm 7.3 counts on from the
             early-stopping phase); ``step`` counts on from it.
     """
@@ -118,6 +120,7 @@ class Trainer:
         progress: bool = False,
         max_steps: int | None = None,
         prediction: Callable[[Any], Tensor] | None = None,
+        batch_order: BatchOrder | None = None,
         start_step: int = 0,
     ) -> None:
         if epochs < 1 or batch_size < 1:
@@ -143,7 +146,9 @@ class Trainer:
                 f"model: BatchNorm normalizes each batch by its own statistics and cannot train on batches of one "
                 f"example (batch_size {batch_size}, {len(data.x_train)} training examples): both must be at least 2"
             )
-        self.batch_order = BatchOrder(len(data.x_train), batch_size, shuffle=shuffle, seed=seed, drop_single=batch_norm)
+        self.batch_order = batch_order or BatchOrder(
+            len(data.x_train), batch_size, shuffle=shuffle, seed=seed, drop_single=batch_norm
+        )
         self.history: list[dict[str, float]] = []
         self.epoch = 0  # completed epochs
         self.batch = 0  # completed batches of the current epoch
@@ -205,11 +210,12 @@ class Trainer:
     # --------------------------------------------------------------------------------------------- loop
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         """The current epoch's batches, skipping those already taken."""
-        for index in self.batch_order.indices(self.batch, self.data.x_train.device):
+        for index in self.batch_order.indices(self.epoch, self.batch, self.data.x_train.device):
             yield self.data.x_train[index], self.data.y_train[index]
 
     def steps_per_epoch(self) -> int:
-        return steps_per_epoch(len(self.data.x_train), self.batch_size, self.model)
+        """Optimizer steps in the current epoch (the same every epoch unless the batch order is a curriculum)."""
+        return self.batch_order.steps(self.epoch)
 
     def fit(self, max_epochs: int | None = None, max_steps: int | None = None) -> list[dict[str, float]]:
         """Train until ``max_epochs`` epochs or ``max_steps`` optimizer steps have been taken in all (defaults: the

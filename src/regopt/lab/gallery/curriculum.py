@@ -1,8 +1,8 @@
 """Gallery entry ``curriculum`` (sec. 8.7.6): curriculum learning and continuation methods.
 
 Easy-first training (difficulty = a reference model's loss) vs random order (and hard-first) on MNIST-1D, and
-continuation on a 1-D wiggly function (:func:`regopt.curriculum.smoothed_loss`). The plain training loops are in
-:mod:`.meta_runs`.
+continuation on a 1-D wiggly function (:func:`regopt.curriculum.smoothed_loss`). Every model is an ordinary run
+of ``curriculum.toml`` (``[curriculum]`` is the Trainer's batch order), written under the entry's directory.
 """
 
 from __future__ import annotations
@@ -10,48 +10,48 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
-import torch
+from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
+from regopt.lab.gallery.meta_runs import LR, continuation_demo
 
-from regopt.lab.gallery.base import GalleryResult, single_threaded, write_table
-from regopt.lab.gallery.meta_runs import LR, continuation_demo, curriculum_run, mlp, mnist1d, train_epochs
+ENTRY = "curriculum"
 
 
 @single_threaded
 def curriculum(out: Path, progress: bool, *, epochs: int = 20, seeds: Sequence[int] = (0, 1, 2)) -> GalleryResult:
     """Easy-first curriculum vs random order on MNIST-1D; continuation on a 1-D function with local minima."""
-    from regopt.curriculum import Curriculum, difficulty_by_loss
     from regopt.lab.gallery.figures.meta_algorithms import plot_continuation, plot_val_curves
+    from regopt.lab.runs import run
 
-    data = mnist1d()
-    torch.manual_seed(100)
-    reference = mlp([32])  # a small reference model, trained briefly on the same training set
-    train_epochs(reference, data, 3, torch.Generator().manual_seed(100), [])
-    difficulty = difficulty_by_loss(reference, None, data.x_train, data.y_train)  # None: cross-entropy
+    del progress  # a few seconds a run
     half = epochs // 2
-    variants: dict[str, tuple[Curriculum | None, bool]] = {  # name: (schedule, same steps per epoch as random)
-        "random order": (None, True),
-        "curriculum (easy first)": (Curriculum(difficulty, start_fraction=0.2, epochs_to_full=half), False),
-        "curriculum, same steps": (Curriculum(difficulty, start_fraction=0.2, epochs_to_full=half), True),
+    base = base_config(ENTRY, epochs)
+    base["curriculum"]["epochs_to_full"] = half
+    variants: dict[str, tuple[str, dict[str, Any]]] = {  # table row: (run name, changes to the base config)
+        "random order": ("random", {"curriculum": None}),
+        "curriculum (easy first)": ("easy-first", {}),
+        "curriculum, same steps": ("easy-first-same-steps", {"curriculum.same_steps": True}),
         "anti-curriculum (hard first), same steps": (
-            Curriculum(-difficulty, start_fraction=0.2, epochs_to_full=half),
-            True,
+            "hard-first-same-steps",
+            {"curriculum.same_steps": True, "curriculum.order": "hard_first"},
         ),
     }
+    folder = Path(out) / ENTRY
     curves: dict[str, list[list[float]]] = {v: [] for v in variants}
     results: dict[str, list[tuple[float, int]]] = {v: [] for v in variants}
     for seed in seeds:
-        for name, (schedule, same_steps) in variants.items():
-            history, test, steps = curriculum_run(schedule, same_steps, seed, data, epochs)
-            curves[name].append(history)
-            results[name].append((test, steps))
+        for name, (run_name, changes) in variants.items():
+            config = variant(base, ENTRY, f"{run_name}-seed{seed}", {**changes, "seed": seed})
+            result = run(config, out=folder, force=True)
+            curves[name].append([row["val_error"] for row in result.history])
+            results[name].append((result.summary["test_error"], result.summary["steps"]))
     rows = []
     for name in variants:
         tests = [t for t, _ in results[name]]
         finals = [h[-1] for h in curves[name]]
         bests = [min(h) for h in curves[name]]
         rows.append((name, mean(bests), mean(finals), mean(tests), results[name][0][1]))
-    folder = Path(out) / "curriculum"
     figure, cont_figure = folder / "curves.png", folder / "continuation.png"
     plot_val_curves(
         {name: [mean(c) for c in zip(*curves[name], strict=True)] for name in variants},

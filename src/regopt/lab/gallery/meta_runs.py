@@ -1,5 +1,5 @@
-"""Plain training loops and runs behind the ``pretraining`` and ``curriculum`` gallery entries, and the MNIST-1D
-data and MLPs that they and ``initialization`` share.
+"""Plain training loops behind the ``pretraining`` gallery entry, the MNIST-1D data and MLPs that it and
+``initialization`` share, and the continuation demo of ``curriculum``.
 
 Every run is Adam (lr 1e-3) on MNIST-1D with batches of 100 and a seeded batch order; the validation error is
 recorded after each epoch.
@@ -7,7 +7,6 @@ recorded after each epoch.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -102,28 +101,6 @@ def pretraining_run(
             lambda: mlp(widths[:1]), widths[1:], train, freeze_existing="frozen" in name
         )
     return history, error(model, data.x_test, data.y_test), steps, time.perf_counter() - started
-
-
-def curriculum_run(
-    schedule: Any, same_steps: bool, seed: int, data: Any, epochs: int
-) -> tuple[list[float], float, int]:
-    """One run of the ``curriculum`` entry: an MLP [100, 100] trained on the epoch's examples of ``schedule``
-    (all, shuffled, when ``None``); with ``same_steps`` the subset is cycled (reshuffled each pass) up to the
-    size of the training set, so every epoch has as many steps as random order. Returns the validation error
-    per epoch, the test error and the number of optimizer steps."""
-    torch.manual_seed(seed)
-    shuffle = torch.Generator().manual_seed(seed)
-    n = len(data.x_train)
-
-    def examples(epoch: int) -> Tensor:
-        if schedule is None:
-            return torch.randperm(n, generator=shuffle)
-        passes = math.ceil(n / schedule.size(epoch)) if same_steps else 1
-        return torch.cat([schedule.indices(epoch, shuffle) for _ in range(passes)])[: n if same_steps else None]
-
-    model, history = mlp([100, 100]), list[float]()
-    steps = train_epochs(model, data, epochs, shuffle, history, examples=examples)
-    return history, error(model, data.x_test, data.y_test), steps
 
 
 def wiggly(w: Tensor) -> Tensor:
