@@ -8,6 +8,8 @@
    initialization, batches and epochs). For each, the test accuracy and how much the predicted distribution
    changes (total-variation distance, averaged over the test digits and over the transformation by +a and -a)
    when the test digits are shifted by :data:`SHIFT` pixel or rotated by :data:`ANGLE` degrees.
+   Each alpha is an ordinary run of ``tangent_prop.toml`` (``[regularize] tangent_prop``) under the entry's
+   directory.
 3. Nearest neighbours: 1-NN test accuracy under the Euclidean, the one-sided and the two-sided tangent distance
    (Simard et al. 1993) at several training-set sizes.
 4. Learned tangents (the manifold tangent classifier, Rifai et al. 2011; :mod:`.manifold_tangent`): a
@@ -31,7 +33,6 @@ costs accuracy (0.95 -> 0.92) and leaves the output more, not less, sensitive to
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from regopt.lab.gallery.base import GalleryResult, single_threaded, write_table
+from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
 from regopt.lab.gallery.manifold_tangent import CAE_EPOCHS, CONTRACTION, HIDDEN, TP_K, learned_tangent_rows
 
 ENTRY = "tangent_prop"
@@ -61,24 +62,15 @@ def make_model(seed: int = SEED) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, WIDTH), nn.ReLU(), nn.Linear(WIDTH, 10))
 
 
-def train(data, alpha: float, epochs: int) -> nn.Module:
-    """Adam on cross-entropy + tangent prop (shift x, shift y, rotation) on the training batch."""
-    from regopt.regularize.tangent import TangentProp
+def train(out: Path, alpha: float, epochs: int) -> tuple[nn.Module, float]:
+    """The shipped config at ``alpha`` (0: no penalty), an ordinary run under ``out``: Adam on cross-entropy +
+    tangent prop (shift x, shift y, rotation) on each training batch. Returns the model and the run's seconds."""
+    from regopt.lab.runs import run
 
-    model = make_model()
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-    tangent_prop = TangentProp(alpha)
-    order = torch.Generator().manual_seed(SEED)
-    for _ in range(epochs):
-        for index in torch.randperm(len(data.x_train), generator=order).split(BATCH_SIZE):
-            x, y = data.x_train[index], data.y_train[index]
-            loss = F.cross_entropy(model(x), y)
-            if alpha > 0:
-                loss = loss + tangent_prop(model, x)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return model.eval()
+    tangent_prop = {"alpha": alpha, "tangents": "image"} if alpha > 0 else None
+    config = variant(base_config(ENTRY, epochs), ENTRY, f"alpha{alpha:g}", {"regularize.tangent_prop": tangent_prop})
+    result = run(config, out=out, force=True)
+    return result.experiment.model.eval(), result.summary["wall_time_s"]
 
 
 @torch.no_grad()
@@ -94,14 +86,12 @@ def output_change(model: nn.Module, x: Tensor, name: str, amount: float) -> floa
     return float(sum(changes) / 2)
 
 
-def tangent_prop_rows(data, epochs: int, alphas: Sequence[float]) -> list[tuple]:
+def tangent_prop_rows(data, out: Path, epochs: int, alphas: Sequence[float]) -> list[tuple]:
     from regopt.regularize.tangent import TangentProp
 
     rows = []
     for alpha in alphas:
-        started = time.perf_counter()
-        model = train(data, alpha, epochs)
-        seconds = time.perf_counter() - started
+        model, seconds = train(out, alpha, epochs)
         with torch.no_grad():
             accuracy = (model(data.x_test).argmax(1) == data.y_test).double().mean().item()
         amounts = {"shift_x": SHIFT, "shift_y": SHIFT, "rotate": math.radians(ANGLE)}
@@ -203,7 +193,7 @@ def tangent_prop(
     plot_tangents(full.x_test[:5], TRANSFORMS, figure)
 
     small = load_dataset(DigitsData(name="digits", image=True, train_size=TRAIN_SIZE))
-    tp_rows = tangent_prop_rows(small, epochs, alphas)
+    tp_rows = tangent_prop_rows(small, folder, epochs, alphas)
     note = (
         f"\nMLP [{WIDTH}] on {TRAIN_SIZE} training digits, {epochs} epochs, same initialization and batches for every "
         "alpha; tangent prop on the logits with the shift x, shift y and rotation tangents. 'change' is the mean "
