@@ -1,10 +1,10 @@
 """Curriculum learning from a config (issue 16): ``[curriculum]`` is a batch order of the Trainer, so a curriculum
-run gets a run directory and resumes like any run. It computes exactly what the plain loop below computes (the
-loop the gallery's ``curriculum`` entry ran before it moved onto ``run()``), reference model included."""
+run gets a run directory and resumes like any run. It computes exactly what the plain loop of
+:mod:`tests.lab.plain_loops` computes (the loop the gallery's ``curriculum`` entry ran before it moved onto
+``run()``), reference model included."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from regopt.lab.config import ConfigError, validate
 from regopt.lab.experiment import build_experiment
 from regopt.lab.gallery import meta_runs
 from regopt.lab.runs import run
+from tests.lab import plain_loops
 
 EPOCHS, HALF = 3, 2
 
@@ -32,32 +33,11 @@ def curriculum_raw(seed: int = 0, epochs: int = EPOCHS, **curriculum: Any) -> di
     }
 
 
-def curriculum_run(
-    schedule: Any, same_steps: bool, seed: int, data: Any, epochs: int
-) -> tuple[list[float], float, int]:
-    """An MLP [100, 100] trained with Adam on the epoch's examples of ``schedule`` (all, shuffled, when ``None``);
-    with ``same_steps`` the subset is cycled (reshuffled each pass) up to the size of the training set. Returns
-    the validation error per epoch, the test error and the number of optimizer steps."""
-    torch.manual_seed(seed)
-    shuffle = torch.Generator().manual_seed(seed)
-    n = len(data.x_train)
-
-    def examples(epoch: int) -> torch.Tensor:
-        if schedule is None:
-            return torch.randperm(n, generator=shuffle)
-        passes = math.ceil(n / schedule.size(epoch)) if same_steps else 1
-        return torch.cat([schedule.indices(epoch, shuffle) for _ in range(passes)])[: n if same_steps else None]
-
-    model, history = meta_runs.mlp([100, 100]), list[float]()
-    steps = meta_runs.train_epochs(model, data, epochs, shuffle, history, examples=examples)
-    return history, meta_runs.error(model, data.x_test, data.y_test), steps
-
-
 def gallery_difficulty(data: Any) -> torch.Tensor:
     """The ``curriculum`` entry's reference: an MLP [32] trained 3 epochs from seed 100, its per-example loss."""
     torch.manual_seed(100)
     reference = meta_runs.mlp([32])
-    meta_runs.train_epochs(reference, data, 3, torch.Generator().manual_seed(100), [])
+    plain_loops.train_epochs(reference, data, 3, torch.Generator().manual_seed(100), [])
     return difficulty_by_loss(reference, None, data.x_train, data.y_train)
 
 
@@ -67,7 +47,7 @@ def test_a_curriculum_run_is_the_plain_loop_bit_for_bit(tmp_path: Path, same_ste
     data = result.experiment.data
     difficulty = gallery_difficulty(data)
     schedule = Curriculum(-difficulty if order == "hard_first" else difficulty, start_fraction=0.2, epochs_to_full=HALF)
-    history, test, steps = curriculum_run(schedule, same_steps, 0, data, EPOCHS)
+    history, test, steps = plain_loops.curriculum_run(schedule, same_steps, 0, data, EPOCHS)
     # The plain loop counts errors in float32: 1e-6 absorbs its rounding; one example differently classified
     # would differ by 1/1000 or more.
     assert [row["val_error"] for row in result.history] == pytest.approx(history, abs=1e-6)

@@ -108,7 +108,12 @@ class NonFiniteGuard(Monitor):
             raise ValueError(f"lr_fn must be a callable returning the learning rate, got {lr_fn!r}")
         if stable_lr_fn is not None and not callable(stable_lr_fn):
             raise ValueError(f"stable_lr_fn must be a callable returning a learning rate or None, got {stable_lr_fn!r}")
-        self.model, self.lr_fn, self.stable_lr_fn = model, lr_fn, stable_lr_fn
+        self.lr_fn, self.stable_lr_fn = lr_fn, stable_lr_fn
+        self.watch(model)
+
+    def watch(self, model: nn.Module) -> None:
+        """Check ``model``'s parameters from now on (a loop that replaces its model, e.g. greedy pretraining)."""
+        self.model = model
         # the max-abs norm has no value on an empty tensor, and an empty tensor cannot hold a NaN
         self._named = [(name, p) for name, p in model.named_parameters() if p.numel() > 0]
         self._params = [p for _, p in self._named]

@@ -42,6 +42,7 @@ from regopt.lab.schema.diagnostics import DiagnosticsConfig
 from regopt.lab.schema.model import *  # noqa: F403
 from regopt.lab.schema.model import MlpConfig, ModelConfig
 from regopt.lab.schema.multitask import MultitaskConfig
+from regopt.lab.schema.pretraining import PretrainingConfig
 from regopt.lab.schema.regularize import *  # noqa: F403
 from regopt.lab.schema.regularize import RegularizeConfig
 from regopt.lab.schema.training import *  # noqa: F403
@@ -82,6 +83,7 @@ class RunConfig(Strict):
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     multitask: MultitaskConfig | None = None
     curriculum: CurriculumConfig | None = None
+    pretraining: PretrainingConfig | None = None
 
 
 # ------------------------------------------------------------------------------------------------ loading

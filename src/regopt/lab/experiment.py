@@ -24,6 +24,7 @@ from regopt.lab.data import DataError, Dataset, load_dataset
 from regopt.lab.diagnosis import Diagnostics, diagnostic_monitors
 from regopt.lab.models import ModelError, build_model, count_parameters
 from regopt.lab.multitask import digit_output, multitask_loss, multitask_model
+from regopt.lab.pretraining import GreedyPretraining
 from regopt.lab.registry import build_optimizer, build_scheduler
 from regopt.lab.regularization import regularization_hooks, regularize_model
 from regopt.lab.trainer import EvalView, ModelAction, Trainer, default_loss, steps_per_epoch
@@ -37,16 +38,25 @@ class Experiment:
 
     config: RunConfig
     data: Dataset
-    model: nn.Module
     trainer: Trainer
     device: torch.device
     early_stopping: EarlyStopping | None = None
     diagnostics: Diagnostics | None = None
+    pretraining: GreedyPretraining | None = None
+
+    @property
+    def model(self) -> nn.Module:
+        """The model being trained (greedy pretraining replaces it at each stage)."""
+        return self.trainer.model
 
     @property
     def parameter_count(self) -> int:
         """Number of trainable parameters of the model."""
         return count_parameters(self.model)
+
+    def fit(self) -> list[dict[str, float]]:
+        """Train: the Trainer's fit, or the stages of greedy pretraining."""
+        return self.pretraining.fit(self.trainer) if self.pretraining is not None else self.trainer.fit()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -120,7 +130,11 @@ def build_experiment(
     if config.curriculum is not None:  # its reference model seeds torch itself, before the run's model
         difficulty = reference_difficulty(config.curriculum, data, config.train.batch_size)
     seed_everything(config.seed)
-    model = build_model(config.model, data.input_shape, data.output_dim).to(device)
+    pretraining = GreedyPretraining(config, data.input_shape, data.output_dim) if config.pretraining else None
+    if pretraining is not None:
+        model: nn.Module = pretraining.first_model().to(device)
+    else:
+        model = build_model(config.model, data.input_shape, data.output_dim).to(device)
     if config.init is not None:
         activation = getattr(config.model, "activation", "relu")
         nonlinearity = activation if activation in ("relu", "tanh", "sigmoid", "leaky_relu") else "relu"
@@ -174,11 +188,11 @@ def build_experiment(
     return Experiment(
         config=config,
         data=data,
-        model=model,
         trainer=trainer,
         device=device,
         early_stopping=regularization.early_stopping,
         diagnostics=diagnostics,
+        pretraining=pretraining,
     )
 
 

@@ -86,11 +86,14 @@ def _construct(name: str, kwargs: dict[str, Any], model: nn.Module, params: list
         raise ConfigError(f"optimizer: {name}: {err}") from None
 
 
-def build_optimizer(config: OptimizerConfig, model: nn.Module) -> Optimizer:
-    """Construct the configured optimizer over ``model``'s parameters; :class:`ConfigError` names the bad key."""
+def build_optimizer(config: OptimizerConfig, model: nn.Module, params: list[Any] | None = None) -> Optimizer:
+    """Construct the configured optimizer over ``model``'s parameters (or ``params``, e.g. only those that train,
+    a plain list of tensors); :class:`ConfigError` names the bad key."""
     kwargs = config.kwargs()
     if config.name not in WRAPPERS:
-        return _construct(config.name, kwargs, model)
+        return _construct(config.name, kwargs, model, params)
+    if params is not None:
+        raise ConfigError(f"optimizer: {config.name} makes its own blocks of the model's parameters")
     inner = kwargs.pop("inner", DEFAULT_INNER)
     own = {key: kwargs.pop(key) for key in WRAPPERS[config.name] if key in kwargs}  # order, seed: given ones only
     blocks = CoordinateDescent.blocks_by_module(model)

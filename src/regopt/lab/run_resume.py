@@ -86,6 +86,8 @@ def resume_training(
     hooks = state.get("hook_states")
     if isinstance(hooks, list) and len(hooks) == len(trainer.stateful()) - run_monitors:
         state["hook_states"] = [{} for _ in range(run_monitors)] + hooks
+    if experiment.pretraining is not None:  # the network and optimizer of the stage the checkpoint holds
+        experiment.pretraining.prepare_resume(trainer, state)
     check_trainer_state(state, trainer, checkpoint, prefix=f"{TRAINING_STATE}." if TRAINING_STATE in saved else "")
     try:
         trainer.load_state_dict(state)

@@ -155,7 +155,7 @@ def train(started: StartedRun) -> dict[str, Any]:
     found: dict[str, Any] = {}
     diverged: TrainingDiverged | None = None
     try:
-        trainer.fit()
+        experiment.fit()
     except TrainingDiverged as err:  # the last good checkpoint stays; say what happened beside it
         diverged = err
     finally:  # also on Ctrl-C or divergence: keep what was measured

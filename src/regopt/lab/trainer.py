@@ -156,6 +156,16 @@ class Trainer:
         self.elapsed = 0.0  # training seconds before this process
         self.stop_reason = ""
 
+    def use_model(self, model: nn.Module, optimizer: Optimizer, eval_views: Sequence[EvalView] = ()) -> None:
+        """Train ``model`` with ``optimizer`` from here on (greedy pretraining's next stage: a deeper network and a
+        fresh optimizer). The position, history, batch order, RNGs and every hook carry on; hooks that hold the
+        old model's parameters (rather than taking the model at each call) must be replaced by the caller, and
+        a scheduler, bound to the old optimizer, is not allowed."""
+        if self.scheduler is not None:
+            raise ValueError("use_model: a scheduler is bound to the old optimizer; train stages without one")
+        self.model, self.optimizer, self.eval_views = model, optimizer, list(eval_views)
+        self.model.train()
+
     # ------------------------------------------------------------------------------------------- phases
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         """One optimizer step on the batch ``(x, y)``; returns the detached task loss."""

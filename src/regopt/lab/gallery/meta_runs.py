@@ -1,18 +1,12 @@
-"""Plain training loops behind the ``pretraining`` gallery entry, the MNIST-1D data and MLPs that it and
-``initialization`` share, and the continuation demo of ``curriculum``.
-
-Every run is Adam (lr 1e-3) on MNIST-1D with batches of 100 and a seeded batch order; the validation error is
-recorded after each epoch.
-"""
+"""What the meta-algorithm entries share: MNIST-1D, the plain MLPs of ``initialization``, the rate their
+configs use (Adam, lr 1e-3, batches of 100), and the continuation demo of ``curriculum``."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 BATCH, LR = 100, 1e-3
@@ -23,15 +17,6 @@ def mnist1d() -> Any:
     from regopt.lab.data import load_dataset
 
     return load_dataset(Mnist1dData(name="mnist1d"))
-
-
-def error(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        wrong = (model(x).argmax(dim=1) != y).float().mean().item()
-    model.train(was_training)
-    return wrong
 
 
 def mlp(
@@ -45,62 +30,6 @@ def mlp(
         inputs = width
     layers["head"] = nn.Linear(inputs, outputs)
     return nn.Sequential(layers)
-
-
-def train_epochs(
-    model: nn.Module,
-    data: Any,
-    epochs: int,
-    shuffle: torch.Generator,
-    history: list[float],
-    *,
-    examples: Callable[[int], Tensor] | None = None,
-) -> int:
-    """Adam (lr 1e-3) over the trainable parameters for ``epochs`` epochs; appends the validation error after
-    each to ``history``; ``examples(epoch)`` gives the epoch's example indices (default all, shuffled).
-    Returns the number of optimizer steps."""
-    from regopt import Adam
-
-    optimizer = Adam([p for p in model.parameters() if p.requires_grad], lr=LR)
-    steps = 0
-    model.train()
-    for _ in range(epochs):
-        epoch = len(history)
-        index = examples(epoch) if examples else torch.randperm(len(data.x_train), generator=shuffle)
-        for start in range(0, len(index), BATCH):
-            batch = index[start : start + BATCH]
-            optimizer.zero_grad()
-            F.cross_entropy(model(data.x_train[batch]), data.y_train[batch]).backward()
-            optimizer.step()
-            steps += 1
-        history.append(error(model, data.x_val, data.y_val))
-    return steps
-
-
-def pretraining_run(
-    name: str, seed: int, data: Any, widths: Sequence[int], epochs_per_stage: int
-) -> tuple[list[float], float, int, float]:
-    """One run of the ``pretraining`` entry: validation error per epoch, test error, optimizer steps, seconds."""
-    from regopt.pretraining import greedy_supervised_pretraining
-
-    started = time.perf_counter()
-    torch.manual_seed(seed)
-    shuffle = torch.Generator().manual_seed(seed)
-    history: list[float] = []
-    steps = 0
-
-    def train(model: nn.Module) -> None:
-        nonlocal steps
-        steps += train_epochs(model, data, epochs_per_stage, shuffle, history)
-
-    if name == "from scratch":
-        model = mlp(widths)
-        steps = train_epochs(model, data, epochs_per_stage * (len(widths) + 1), shuffle, history)
-    else:
-        model = greedy_supervised_pretraining(
-            lambda: mlp(widths[:1]), widths[1:], train, freeze_existing="frozen" in name
-        )
-    return history, error(model, data.x_test, data.y_test), steps, time.perf_counter() - started
 
 
 def wiggly(w: Tensor) -> Tensor:

@@ -1,8 +1,8 @@
 """Gallery entry ``pretraining`` (sec. 8.7.4): greedy supervised pretraining vs the same deep MLP from scratch.
 
 Greedy supervised pretraining (:mod:`regopt.pretraining`) grows a 4-hidden-layer MLP one layer at a time, then
-fine-tunes it; the same network trained from scratch gets as many epochs. The plain training loop is in
-:mod:`.meta_runs`.
+fine-tunes it; the same network trained from scratch gets as many epochs. Every model is an ordinary run of
+``pretraining.toml`` (``[pretraining]`` trains the stages on one Trainer), written under the entry's directory.
 """
 
 from __future__ import annotations
@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
-from regopt.lab.gallery.base import GalleryResult, single_threaded, write_table
-from regopt.lab.gallery.meta_runs import LR, mnist1d, pretraining_run
+from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
+from regopt.lab.gallery.meta_runs import LR
+
+ENTRY = "pretraining"
 
 
 @single_threaded
@@ -21,26 +24,35 @@ def pretraining(
 ) -> GalleryResult:
     """Greedy supervised pretraining vs training the same deep MLP from scratch for as many epochs."""
     from regopt.lab.gallery.figures.meta_algorithms import plot_val_curves
+    from regopt.lab.runs import run
 
-    data = mnist1d()
+    del progress  # a few seconds a run
     widths = [128] * 4  # grown to 4 hidden layers from a 1-hidden-layer start, then fine-tuned
     stages = len(widths) + 1  # + fine-tuning
     total = epochs_per_stage * stages
-    variants = ("from scratch", "greedy, layers kept training", "greedy, earlier layers frozen")
+    base = base_config(ENTRY, total)
+    base["pretraining"]["epochs_per_stage"] = epochs_per_stage
+    variants: dict[str, tuple[str, dict[str, Any]]] = {  # table row: (run name, changes to the base config)
+        "from scratch": ("scratch", {"pretraining": None}),
+        "greedy, layers kept training": ("greedy", {}),
+        "greedy, earlier layers frozen": ("greedy-frozen", {"pretraining.freeze_existing": True}),
+    }
+    folder = Path(out) / ENTRY
     curves: dict[str, list[list[float]]] = {v: [] for v in variants}
     results: dict[str, list[tuple[float, int, float]]] = {v: [] for v in variants}
     for seed in seeds:
-        for name in variants:
-            history, test, steps, seconds = pretraining_run(name, seed, data, widths, epochs_per_stage)
-            curves[name].append(history)
-            results[name].append((test, steps, seconds))
+        for name, (run_name, changes) in variants.items():
+            config = variant(base, ENTRY, f"{run_name}-seed{seed}", {**changes, "seed": seed})
+            result = run(config, out=folder, force=True)
+            curves[name].append([row["val_error"] for row in result.history])
+            s = result.summary
+            results[name].append((s["test_error"], s["steps"], s["wall_time_s"]))
     rows = []
     for name in variants:
         tests = [r[0] for r in results[name]]
         finals = [h[-1] for h in curves[name]]
         seconds = mean(r[2] for r in results[name])
         rows.append((name, mean(finals), mean(tests), min(tests), max(tests), results[name][0][1], seconds))
-    folder = Path(out) / "pretraining"
     figure = folder / "curves.png"
     plot_val_curves(
         {name: [mean(c) for c in zip(*curves[name], strict=True)] for name in variants},
