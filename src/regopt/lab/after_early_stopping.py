@@ -89,10 +89,12 @@ def continue_training(experiment: Experiment, stopper: EarlyStopping) -> FinalMo
         loss_fn=old.loss_fn,
         batch_transforms=old.batch_transforms,
         penalties=old.penalties,
+        terms=old.terms,
         grad_transforms=old.grad_transforms,
         post_step=old.post_step,
         eval_views=old.eval_views,
         seed=int(old.step),
+        prediction=old.prediction,
         start_step=old.step,  # count the model's optimizer steps on from the early-stopping phase
     )
     steps_per_epoch = trainer.steps_per_epoch()

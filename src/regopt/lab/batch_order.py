@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 
 def has_batch_norm(model: nn.Module) -> bool:
+    """Whether ``model`` holds a BatchNorm layer (which normalizes each batch by its own statistics)."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 

@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from regopt.curriculum import Curriculum, difficulty_by_loss
-from regopt.lab.batch_order import BatchOrder
-from regopt.lab.config import ConfigError, CurriculumConfig, MlpConfig
+from regopt.lab.batch_order import BatchOrder, has_batch_norm
+from regopt.lab.config import ConfigError, CurriculumConfig, MlpConfig, RunConfig
 from regopt.lab.data import Dataset
 from regopt.lab.models import build_model
 from regopt.lab.trainer import Trainer
@@ -41,6 +41,18 @@ class CurriculumOrder(BatchOrder):
         return self.examples if self.same_steps else self.curriculum.size(epoch)
 
 
+def check_curriculum(config: RunConfig) -> None:
+    """Refuse, before the reference trains, what a curriculum cannot run with, in one line naming it."""
+    if not config.train.shuffle:
+        raise ConfigError("curriculum: draws each epoch's examples in a random order; train.shuffle = false conflicts")
+    curriculum = config.curriculum
+    if curriculum is not None and config.schedule.interval == "step" and not curriculum.same_steps:
+        raise ConfigError(
+            "curriculum: a per-step schedule needs as many steps every epoch; set curriculum.same_steps = true "
+            "or schedule.interval = 'epoch'"
+        )
+
+
 def reference_difficulty(config: CurriculumConfig, data: Dataset, batch_size: int) -> Tensor:
     """Each training example's loss under a reference MLP trained briefly on the training split (negated for
     ``hard_first``). Seeds torch's global RNG: call it before seeding the run's own model."""
@@ -63,5 +75,5 @@ def curriculum_order(
     curriculum = Curriculum(
         difficulty, start_fraction=config.start_fraction, epochs_to_full=config.epochs_to_full, pacing=config.pacing
     )
-    drop_single = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    drop_single = has_batch_norm(model)
     return CurriculumOrder(curriculum, batch_size, same_steps=config.same_steps, seed=seed, drop_single=drop_single)

@@ -22,9 +22,14 @@ from torch.optim import Optimizer
 from regopt.diagnostics.alarms import AlarmLog
 from regopt.lab.atomic import write_csv
 from regopt.lab.config import DiagnosticsConfig
-from regopt.lab.data import Dataset
-from regopt.lab.schema.diagnostics import DIAGNOSTICS, BuildContext
+from regopt.lab.data import PREPROCESSING, Dataset
+from regopt.lab.run_dir import CHECKPOINT, CONFIG, CURVES, METRICS, SUMMARY
+from regopt.lab.schema.diagnostics import DIAGNOSTICS
+from regopt.lab.schema.wiring import WiringContext
 from regopt.monitor import Monitor
+
+RESERVED = frozenset({CHECKPOINT, CONFIG, CURVES, METRICS, SUMMARY, PREPROCESSING})
+"""Files of the run directory a monitor's table may not replace."""
 
 
 @dataclass
@@ -42,13 +47,11 @@ def diagnostic_monitors(
     config: DiagnosticsConfig, model: nn.Module, optimizer: Optimizer, data: Dataset, loss_fn: Any
 ) -> Diagnostics:
     """The configured monitors, in :data:`DIAGNOSTICS` order."""
-    ctx = BuildContext(model, optimizer, data, loss_fn)
+    ctx = WiringContext(model, optimizer, data, loss_fn)
     for key, factory in DIAGNOSTICS.items():
         section = getattr(config, key)
         if section is not None and section is not False:
-            monitor = factory(section, ctx)
-            if monitor is not None:
-                ctx.built[key] = monitor
+            ctx.built[key] = factory(section, ctx)
     return Diagnostics(ctx.built)
 
 
@@ -63,9 +66,17 @@ def report_diagnostics(diagnostics: Diagnostics | Sequence[Monitor], run_dir: Pa
     """
     monitors = diagnostics.all if isinstance(diagnostics, Diagnostics) else list(diagnostics)
     found: dict[str, Any] = {}
+    written: dict[str, str] = {}
     for monitor in monitors:
         report = monitor.report()
+        who = type(monitor).__name__
         for name, rows in report.tables.items():
+            if Path(name).name != name or not name.endswith(".csv"):
+                raise ValueError(f"{who}.report(): table {name!r} is not a plain .csv file name")
+            if name in RESERVED or name in written:
+                owner = f"{written[name]}'s table" if name in written else "the run directory's own file"
+                raise ValueError(f"{who}.report(): table {name!r} would overwrite {owner}")
+            written[name] = who
             write_csv(run_dir / name, rows)
         found.update(report.findings)
     logs = [log for m in monitors if isinstance(log := getattr(m, "alarm_log", None), AlarmLog)]

@@ -18,8 +18,9 @@ from torch import nn
 
 from regopt.diagnostics import clip_by_norm, clip_by_value
 from regopt.init import initialize
+from regopt.lab.batch_order import has_batch_norm
 from regopt.lab.config import ConfigError, RunConfig
-from regopt.lab.curriculum import curriculum_order, reference_difficulty
+from regopt.lab.curriculum import check_curriculum, curriculum_order, reference_difficulty
 from regopt.lab.data import DataError, Dataset, load_dataset
 from regopt.lab.diagnosis import Diagnostics, diagnostic_monitors
 from regopt.lab.models import ModelError, build_model, count_parameters
@@ -103,16 +104,34 @@ def evaluation_hooks(
     if config.averaging is not None:
         averaging = PolyakAveraging(model, config.averaging.decay, start_step=config.averaging.start_step)
         post_step.append(averaging)
-        has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        batch_norm = has_batch_norm(model)
         batch = config.train.batch_size
 
         def averaged_view() -> AbstractContextManager[Any]:
-            if has_batch_norm and averaging.num_averaged:
+            if batch_norm and averaging.num_averaged:
                 averaging.update_bn(data.x_train[i : i + batch] for i in range(0, len(data.x_train), batch))
             return averaging.evaluation_view()
 
         views.append(averaged_view)
     return post_step, views
+
+
+def build_run_model(
+    config: RunConfig, data: Dataset, device: torch.device, pretraining: GreedyPretraining | None = None
+) -> nn.Module:
+    """The run's model on ``device``, in order: the configured network (greedy pretraining's first stage), the
+    multi-task heads, the ``[init]`` policy over all of it, then noise layers (which change the model itself)."""
+    if pretraining is not None:
+        model: nn.Module = pretraining.first_model().to(device)
+    else:
+        model = build_model(config.model, data.input_shape, data.output_dim).to(device)
+    if config.multitask is not None:
+        model = multitask_model(config.multitask, model, data)
+    if config.init is not None:
+        activation = getattr(config.model, "activation", "relu")
+        nonlinearity = activation if activation in ("relu", "tanh", "sigmoid", "leaky_relu") else "relu"
+        initialize(model, config.init.policy, bias=config.init.bias, nonlinearity=nonlinearity)
+    return regularize_model(config.regularize, model, data)
 
 
 def build_experiment(
@@ -128,30 +147,17 @@ def build_experiment(
     data = (data if data is not None else load_dataset(config.data)).to(device)
     difficulty = None
     if config.curriculum is not None:  # its reference model seeds torch itself, before the run's model
+        check_curriculum(config)
         difficulty = reference_difficulty(config.curriculum, data, config.train.batch_size)
     seed_everything(config.seed)
     pretraining = GreedyPretraining(config, data.input_shape, data.output_dim) if config.pretraining else None
-    if pretraining is not None:
-        model: nn.Module = pretraining.first_model().to(device)
-    else:
-        model = build_model(config.model, data.input_shape, data.output_dim).to(device)
-    if config.init is not None:
-        activation = getattr(config.model, "activation", "relu")
-        nonlinearity = activation if activation in ("relu", "tanh", "sigmoid", "leaky_relu") else "relu"
-        initialize(model, config.init.policy, bias=config.init.bias, nonlinearity=nonlinearity)
-    if config.multitask is not None:
-        model = multitask_model(config.multitask, model, data)
-    model = regularize_model(config.regularize, model, data)
+    model = build_run_model(config, data, device, pretraining)
     optimizer = build_optimizer(config.optimizer, model)
-    regularization = regularization_hooks(config.regularize, model, optimizer, data)
+    output = digit_output if config.multitask is not None else None
+    regularization = regularization_hooks(config.regularize, model, optimizer, data, output=output)
     steps = steps_per_epoch(len(data.x_train), config.train.batch_size, model)  # as the Trainer will take them
     batch_order = None
     if config.curriculum is not None and difficulty is not None:
-        if config.schedule.interval == "step" and not config.curriculum.same_steps:
-            raise ConfigError(
-                "curriculum: a per-step schedule needs as many steps every epoch; set curriculum.same_steps = true "
-                "or schedule.interval = 'epoch'"
-            )
         batch_order = curriculum_order(config.curriculum, difficulty, config.train.batch_size, model, config.seed)
     scheduler = build_scheduler(config.schedule, optimizer, epochs=config.train.epochs, steps_per_epoch=steps)
     post_step, eval_views = evaluation_hooks(config, model, optimizer, data)
@@ -182,7 +188,7 @@ def build_experiment(
         checkpoint_path=checkpoint_path,
         checkpoint_every=config.train.checkpoint_every,
         progress=progress,
-        prediction=digit_output if config.multitask is not None else None,
+        prediction=output,
         batch_order=batch_order,
     )
     return Experiment(

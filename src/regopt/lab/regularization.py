@@ -1,22 +1,7 @@
-"""Put a ``[regularize]`` section into the Trainer's phases (no math here: it lives in regopt.regularize, and
-which technique goes where is :data:`~regopt.lab.schema.regularize.REGULARIZERS`, beside each section's schema).
-
-=====================  ===========================================  ====================
-config key             technique                                    Trainer phase
-=====================  ===========================================  ====================
-l2, l1, elastic_net    alpha * Omega(weights)                       penalties
-l1.proximal            soft-thresholding with the current lr        post-step
-max_norm               projection of each unit's incoming weights   post-step
-activation_l1          alpha * mean |h| over hidden activations     penalties
-input_noise            x + N(0, std^2)                              batch transforms
-augment_image/signal   kornia affine / 1-D shift, scale, noise      batch transforms
-hidden_noise           GaussianNoise after every activation         the model
-weight_noise           w + N(0, std^2) in the forward pass          the model
-label_smoothing        soft targets                                 the task loss
-early_stopping         Algorithm 7.1 with restore                   monitors
-tangent_prop           alpha * ||J_f(x) v||^2 along known tangents  objective terms (see the batch)
-=====================  ===========================================  ====================
-"""
+"""Put a ``[regularize]`` section into the Trainer's phases: the generic loop over
+:data:`~regopt.lab.schema.regularize.REGULARIZERS`, which says, beside each section's schema, which technique of
+``regopt.regularize`` goes into which phase (no math here, and no per-regularizer code). The README's
+regularization table lists them for users."""
 
 from __future__ import annotations
 
@@ -30,7 +15,8 @@ from torch.optim import Optimizer
 from regopt.lab.config import ConfigError, RegularizeConfig
 from regopt.lab.data import Dataset
 from regopt.lab.objective import TrainingBatch
-from regopt.lab.schema.regularize import REGULARIZERS, Phase, WiringContext
+from regopt.lab.schema.regularize import REGULARIZERS, Phase
+from regopt.lab.schema.wiring import WiringContext
 from regopt.monitor import Monitor
 from regopt.regularize import EarlyStopping, smoothed_cross_entropy
 
@@ -65,11 +51,17 @@ def regularize_model(config: RegularizeConfig, model: nn.Module, data: Dataset) 
 
 
 def regularization_hooks(
-    config: RegularizeConfig, model: nn.Module, optimizer: Optimizer, data: Dataset
+    config: RegularizeConfig,
+    model: nn.Module,
+    optimizer: Optimizer,
+    data: Dataset,
+    *,
+    output: Callable[[Any], Tensor] | None = None,
 ) -> RegularizationHooks:
-    """Penalties, objective terms, batch transforms, post-step actions, monitors and loss for the Trainer."""
+    """Penalties, objective terms, batch transforms, post-step actions, monitors and loss for the Trainer;
+    ``output`` picks the output a multi-output model is judged by (terms on the output use it)."""
     hooks = RegularizationHooks()
-    context = WiringContext(model, optimizer, data)
+    context = WiringContext(model, optimizer, data, output=output)
     for phase, factory, section in _sections(config):
         if phase != "model" and (hook := factory(section, context)) is not None:
             getattr(hooks, phase).append(hook)

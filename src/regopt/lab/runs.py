@@ -18,6 +18,7 @@ only if the config is the one the run was started with, or lengthens it (see :mo
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import shutil
@@ -152,15 +153,18 @@ def train(started: StartedRun) -> dict[str, Any]:
     diagnostics' findings; on divergence writes the summary beside the last good checkpoint and re-raises."""
     experiment, path = started.experiment, started.path
     trainer = experiment.trainer
-    found: dict[str, Any] = {}
     diverged: TrainingDiverged | None = None
     try:
         experiment.fit()
     except TrainingDiverged as err:  # the last good checkpoint stays; say what happened beside it
         diverged = err
-    finally:  # also on Ctrl-C or divergence: keep what was measured
-        write_metrics(path / METRICS, trainer.history)
-        found = report_diagnostics(trainer.monitors, path)  # the diagnostics' and any other monitor's tables
+    except BaseException:  # Ctrl-C or a bug: keep what was measured, never hiding what happened
+        with contextlib.suppress(Exception):
+            write_metrics(path / METRICS, trainer.history)
+            report_diagnostics(trainer.monitors, path)
+        raise
+    write_metrics(path / METRICS, trainer.history)
+    found = report_diagnostics(trainer.monitors, path)  # the diagnostics' and any other monitor's tables
     if diverged is not None:
         trainer.stop_reason = str(diverged)
         summary = {**summarize(experiment, trainer.history, {}), "diverged": True}

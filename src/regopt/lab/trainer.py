@@ -27,6 +27,7 @@ how a resumed run, Algorithm 7.2 (train for i* steps) and Algorithm 7.3 (one mor
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -40,12 +41,11 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from regopt.lab.batch_order import BatchOrder, has_batch_norm, steps_per_epoch
-from regopt.lab.checkpoint import save_checkpoint
 from regopt.lab.data import Dataset
 from regopt.lab.models.base import ModelError
 from regopt.lab.objective import ObjectiveTerm, Penalty, TrainingBatch, objective
 from regopt.lab.progress import TrainingProgress
-from regopt.lab.rng_state import capture_rng, restore_rng
+from regopt.lab.trainer_state import TrainerCheckpoint
 from regopt.monitor import Monitor
 
 BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -53,7 +53,7 @@ ModelAction = Callable[[nn.Module], Any]
 EvalView = Callable[[], AbstractContextManager[Any]]
 
 _EVAL_BATCH = 4096
-_COMPLETED, _REACHED = "completed ", "reached "  # how a stop at the limits reads: "completed 20 epochs"
+_LIMIT_STOP = re.compile(r"(completed \d+ epochs|reached \d+ steps)")  # how a stop at the limits reads
 
 
 def default_loss(task: str) -> Callable[[Tensor, Tensor], Tensor]:
@@ -61,7 +61,7 @@ def default_loss(task: str) -> Callable[[Tensor, Tensor], Tensor]:
     return F.cross_entropy if task == "classification" else F.mse_loss
 
 
-class Trainer:
+class Trainer(TrainerCheckpoint):
     """Train ``model`` on ``data`` with ``optimizer``; see the module docstring for the phases.
 
     Args:
@@ -232,6 +232,8 @@ class Trainer:
         constructor's ``epochs`` and ``max_steps``), or a monitor stops; returns the metrics history (one row per
         epoch). The limits are totals, not increments: calling again with larger ones continues where the last
         call (or the checkpoint loaded) stopped, and a stop at the old limits is lifted; a monitor's stop is not.
+        An epoch cut short by ``max_steps`` is evaluated and closed like any other, so a later call starts the
+        next epoch: ``fit(max_steps=a)`` then ``fit(max_steps=b)`` is not one run to ``b`` (epoch limits are).
         """
         self.epochs = self.epochs if max_epochs is None else max_epochs
         self.max_steps = self.max_steps if max_steps is None else max_steps
@@ -269,13 +271,13 @@ class Trainer:
 
     def stopped_at_limits(self) -> bool:
         """Whether training last stopped because it reached its epoch or step limit (not a monitor's stop)."""
-        return self.stop_reason.startswith((_COMPLETED, _REACHED))
+        return _LIMIT_STOP.fullmatch(self.stop_reason) is not None
 
     def limit_reached(self) -> str:
         """Why the limits end training now (``""`` while they do not)."""
         if self.max_steps is not None and self.step >= self.max_steps:
-            return f"{_REACHED}{self.max_steps} steps"
-        return f"{_COMPLETED}{self.epochs} epochs" if self.epoch >= self.epochs else ""
+            return f"reached {self.max_steps} steps"
+        return f"completed {self.epochs} epochs" if self.epoch >= self.epochs else ""
 
     def _end_epoch(self) -> dict[str, float]:
         """Evaluate, record a metrics row, advance the schedule, ask the monitors, checkpoint."""
@@ -309,52 +311,6 @@ class Trainer:
         """Loss and error on the test split, through the evaluation views."""
         loss, error = self.evaluate(self.data.x_test, self.data.y_test)
         return {"test_loss": loss, "test_error": error}
-
-    # ---------------------------------------------------------------------------------------- state
-    def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs to continue exactly: weights, optimizer, schedule, monitors,
-        position (epoch, batch, step), the shuffling generator and every RNG, and the history so far."""
-        state: dict[str, Any] = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "hook_states": [h.state_dict() for h in self.stateful()],
-            "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
-            "elapsed": self.elapsed,
-            "stop_reason": self.stop_reason,
-            "history": [dict(row) for row in self.history],
-            "rng": {"epoch_shuffle": self.batch_order.epoch_state, **capture_rng()},
-        }
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        stateful = self.stateful()
-        if len(state["hook_states"]) != len(stateful):
-            raise ValueError(f"checkpoint has {len(state['hook_states'])} stateful hooks, trainer has {len(stateful)}")
-        for hook, hook_state in zip(stateful, state["hook_states"], strict=True):
-            hook.load_state_dict(hook_state)
-        position = state["position"]
-        self.epoch, self.batch, self.step = position["epoch"], position["batch"], position["step"]
-        self.elapsed, self.stop_reason = state["elapsed"], state["stop_reason"]
-        self.history = [dict(row) for row in state["history"]]
-        self.batch_order.epoch_state = state["rng"]["epoch_shuffle"]
-        restore_rng(state["rng"])
-
-    def stateful(self) -> list[Any]:
-        """Monitors, and every penalty, objective term, transform or post-step action with ``state_dict`` and
-        ``load_state_dict`` (e.g. Polyak averages), in a fixed order: all of their state goes into checkpoints."""
-        hooks = [*self.batch_transforms, *self.penalties, *self.terms, *self.grad_transforms, *self.post_step]
-        extra = [h for h in hooks if hasattr(h, "state_dict") and hasattr(h, "load_state_dict")]
-        return [*self.monitors, *extra]
-
-    def save_checkpoint(self) -> None:
-        if self.checkpoint_path is not None:
-            save_checkpoint(self.state_dict(), self.checkpoint_path)
 
 
 __all__ = ["Trainer", "default_loss", "steps_per_epoch"]

@@ -5,21 +5,15 @@ how each is built (:data:`DIAGNOSTICS`: adding a diagnostic touches this file; i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import Field, PositiveInt
-from torch import nn
 
 from regopt.diagnostics import GradientMonitor, IllConditioningMonitor, NonFiniteGuard, PlateauMonitor
-from regopt.monitor import Monitor
-
-if TYPE_CHECKING:
-    from torch.optim import Optimizer
-
-    from regopt.lab.data import Dataset
 from regopt.lab.schema.base import Strict
 from regopt.lab.schema.defaults import default_of
+from regopt.lab.schema.wiring import WiringContext
+from regopt.monitor import Monitor
 
 
 class GradientNormsConfig(Strict):
@@ -69,46 +63,31 @@ class DiagnosticsConfig(Strict):
 
 
 # ------------------------------------------------------------------------------------------------- wiring
-@dataclass
-class BuildContext:
-    """What a diagnostic's factory may use: the model, optimizer, data and task loss of the run, and the
-    monitors built so far (looked up by key when called, so a factory may refer to one built after it)."""
-
-    model: nn.Module
-    optimizer: Optimizer
-    data: Dataset
-    loss_fn: Any
-    built: dict[str, Monitor] = field(default_factory=dict)
-
-    def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
-
-
-def _guard(enabled: bool, ctx: BuildContext) -> Monitor | None:
+def _guard(enabled: bool, ctx: WiringContext) -> Monitor:
     def stable_lr() -> float | None:  # the ill-conditioning monitor's last finite estimate, if it runs
         conditioning = ctx.built.get("ill_conditioning")
         last = conditioning.last_stable_lr() if isinstance(conditioning, IllConditioningMonitor) else None
         return last[1] if last is not None else None
 
-    return NonFiniteGuard(ctx.model, lr_fn=ctx.lr, stable_lr_fn=stable_lr) if enabled else None
+    return NonFiniteGuard(ctx.model, lr_fn=ctx.lr, stable_lr_fn=stable_lr)  # called only when enabled
 
 
-def _gradient_norms(c: GradientNormsConfig, ctx: BuildContext) -> Monitor:
+def _gradient_norms(c: GradientNormsConfig, ctx: WiringContext) -> Monitor:
     return GradientMonitor(ctx.model, every=c.every, window=c.window, spike_factor=c.spike_factor)
 
 
-def _ill_conditioning(c: IllConditioningConfig, ctx: BuildContext) -> Monitor:
+def _ill_conditioning(c: IllConditioningConfig, ctx: WiringContext) -> Monitor:
     if c.probe_size is None:  # the step actually taken: the Trainer lets the monitor run that backward
         return IllConditioningMonitor(ctx.model, lr_fn=ctx.lr, every=c.every, patience=c.patience, warn=False)
     probe = (ctx.data.x_train[: c.probe_size], ctx.data.y_train[: c.probe_size])
     return IllConditioningMonitor(ctx.model, ctx.loss_fn, probe, ctx.lr, every=c.every, patience=c.patience, warn=False)
 
 
-def _plateau(c: PlateauConfig, ctx: BuildContext) -> Monitor:
+def _plateau(c: PlateauConfig, ctx: WiringContext) -> Monitor:
     return PlateauMonitor(ctx.model, window=c.window, loss_tol=c.loss_tol, noise_z=c.noise_z, grad_tol=c.grad_tol)
 
 
-DIAGNOSTICS: dict[str, Callable[[Any, BuildContext], Monitor | None]] = {
+DIAGNOSTICS: dict[str, Callable[[Any, WiringContext], Monitor]] = {
     "nonfinite_guard": _guard,
     "gradient_norms": _gradient_norms,
     "ill_conditioning": _ill_conditioning,

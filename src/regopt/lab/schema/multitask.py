@@ -16,7 +16,8 @@ class MultitaskConfig(Strict):
     """A shared trunk (the configured model without its output layer, the generic parameters) and one linear
     head per task (the task-specific parameters), trained on the weighted sum of the tasks' cross-entropies.
     The tasks are views of the digit label (``regopt.regularize.digit_tasks``), so the data must be digits or
-    MNIST-1D; the run's errors, early stopping and test metrics judge the ``digit`` task."""
+    MNIST-1D. The run's errors (and early stopping on an error) judge the ``digit`` task; its losses are the
+    weighted multi-task loss."""
 
     tasks: list[DigitTask] = Field(default_factory=lambda: list(DIGIT_TASKS))
     """Tasks trained together; ``digit`` (the label itself) must be one of them."""

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
+from regopt.lab.batch_order import has_batch_norm
 from regopt.lab.schema.base import ConfigError, NonNegative, Pair, Strict
 from regopt.lab.schema.defaults import default_of
+from regopt.lab.schema.wiring import WiringContext
 from regopt.regularize import (
     L1,
     L2,
@@ -26,6 +27,7 @@ from regopt.regularize import (
     ImageAugment,
     InputNoise,
     MaxNorm,
+    MultiTaskModel,
     SignalAugment,
     TangentProp,
     add_hidden_noise,
@@ -36,9 +38,7 @@ from regopt.regularize import (
 from regopt.regularize.noise import ACTIVATION_TYPES
 
 if TYPE_CHECKING:
-    from torch.optim import Optimizer
-
-    from regopt.lab.data import Dataset
+    pass
 
 # ------------------------------------------------------------------------------------------- regularize
 
@@ -140,15 +140,6 @@ Phase = Literal["model", "penalties", "terms", "batch_transforms", "post_step", 
 others are the Trainer's phases of the same names (see :mod:`regopt.lab.trainer`)."""
 
 
-@dataclass(frozen=True)
-class WiringContext:
-    """What a factory may use. ``optimizer`` is ``None`` in the ``model`` phase (it is built afterwards)."""
-
-    model: nn.Module
-    optimizer: Optimizer | None
-    data: Dataset
-
-
 def _l1(c: L1Config, ctx: WiringContext) -> Any:
     l1 = L1(c.alpha, proximal=c.proximal)
     if not c.proximal:
@@ -166,9 +157,15 @@ def _activation_l1(c: AlphaConfig, ctx: WiringContext) -> Any:
 
 
 def _hidden_noise(c: NoiseConfig, ctx: WiringContext) -> Any:
-    if not isinstance(ctx.model, nn.Sequential):
+    model = ctx.model
+    if isinstance(model, MultiTaskModel):  # the noise goes into the shared trunk
+        if not isinstance(model.trunk, nn.Sequential):
+            raise ConfigError("regularize.hidden_noise: the multi-task trunk is not a Sequential model")
+        model.trunk = add_hidden_noise(model.trunk, c.std)
+        return model
+    if not isinstance(model, nn.Sequential):
         raise ConfigError("regularize.hidden_noise: needs a Sequential model (mlp, cnn1d, cnn2d)")
-    return add_hidden_noise(ctx.model, c.std)
+    return add_hidden_noise(model, c.std)
 
 
 def _augment_image(c: ImageAugmentConfig, ctx: WiringContext) -> Any:
@@ -209,7 +206,12 @@ def _tangent_prop(c: TangentPropConfig, ctx: WiringContext) -> Any:
         flat = ctx.data.image_shape if ctx.data.image_shape != shape else None  # images stored as vectors
         tangents = functools.partial(tangent_vectors, image_shape=flat)
 
-    penalty = TangentProp(c.alpha, tangents)
+    if has_batch_norm(ctx.model):
+        raise ConfigError(
+            "regularize.tangent_prop: the model has BatchNorm, whose running statistics the tangents' forward-mode "
+            "pass would update; use the model without batch_norm"
+        )
+    penalty = TangentProp(c.alpha, tangents, output=ctx.output)  # a multi-task model: the judged head's output
     return lambda batch: penalty(batch.model, batch.x)  # an objective term: it needs the batch's inputs
 
 
