@@ -77,3 +77,12 @@ def test_the_stage_of_a_checkpoint_is_the_stage_that_took_its_last_step() -> Non
     # (completed epochs, batches into the next) -> stage; 2 epochs a stage
     cases = {(0, 0): 0, (0, 3): 0, (1, 0): 0, (2, 0): 0, (2, 1): 1, (4, 0): 1, (4, 5): 2, (7, 2): 3, (8, 0): 3}
     assert {k: stages.stage_of(*k) for k in cases} == cases
+
+
+def test_diagnose_reads_a_pretraining_run(tmp_path: Path) -> None:
+    """``regopt diagnose`` rebuilds the final stage's network before loading the checkpoint."""
+    from regopt.cli import main
+
+    result = run(validate(pretraining_raw()), out=tmp_path)
+    assert main(["diagnose", str(result.path)]) == 0
+    assert (result.path / "diagnose" / "diagnose.json").is_file()

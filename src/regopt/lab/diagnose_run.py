@@ -53,6 +53,8 @@ def diagnose(path: str | Path, *, probe_size: int = 512, top_k: int = 3, seed: i
     state = load_checkpoint(path / CHECKPOINT, map_location=experiment.device)
     if "model" not in state or not isinstance(state.get("position"), dict):
         raise CheckpointError(f"{path / CHECKPOINT}: not a run's checkpoint (no model weights or position)")
+    if experiment.pretraining is not None:  # the network of the stage the checkpoint holds (the final one's)
+        experiment.pretraining.prepare_resume(experiment.trainer, state)
     check_model_state(state["model"], experiment.model, path / CHECKPOINT)  # one line naming a misfit tensor
     experiment.model.load_state_dict(state["model"])
     model, data, loss_fn = experiment.model, experiment.data, experiment.trainer.loss_fn
