@@ -62,7 +62,7 @@ def retrain(config: RunConfig, experiment: Experiment, stopper: EarlyStopping) -
     trainer = fresh.trainer
 
     def train_for(steps: int) -> None:
-        trainer.fit(max_epochs=-(-steps // trainer.steps_per_epoch()), max_steps=steps)
+        trainer.fit(max_epochs=trainer.epochs_for(steps), max_steps=steps)
 
     algorithm_7_2(train_for, best_steps)
     info = {"algorithm": "7.2 retrain on train+validation", "steps": trainer.step, "best_steps": best_steps}
@@ -105,7 +105,7 @@ def continue_training(experiment: Experiment, stopper: EarlyStopping) -> FinalMo
     def validation_loss() -> float:
         return trainer.evaluate(experiment.data.x_val, experiment.data.y_val)[0]
 
-    max_epochs = max(1, -(-int(stopper.best_step or steps_per_epoch) // steps_per_epoch))
+    max_epochs = max(1, trainer.epochs_for(int(stopper.best_step or steps_per_epoch)))
     epochs = algorithm_7_3(one_epoch, validation_loss, target, max_steps=max_epochs, check_every=1)
     final_loss = validation_loss()
     taken = trainer.step - old.step

@@ -26,8 +26,12 @@ def has_batch_norm(model: nn.Module) -> bool:
 def steps_per_epoch(examples: int, batch_size: int, model: nn.Module) -> int:
     """Optimizer steps in one epoch of ``examples`` in batches of ``batch_size``: the last batch may be smaller,
     and is dropped when it holds a single example and ``model`` has BatchNorm (which cannot normalize one)."""
-    single = examples % batch_size == 1 and has_batch_norm(model)
-    return -(-examples // batch_size) - int(single)
+    return _steps(examples, batch_size, drop_single=has_batch_norm(model))
+
+
+def _steps(length: int, batch_size: int, *, drop_single: bool) -> int:
+    """Batches of ``batch_size`` in ``length`` examples, less a last batch of one when ``drop_single``."""
+    return -(-length // batch_size) - int(drop_single and length % batch_size == 1)
 
 
 class BatchOrder:
@@ -57,8 +61,7 @@ class BatchOrder:
 
     def steps(self, epoch: int) -> int:
         """Optimizer steps in ``epoch``."""
-        length = self.length(epoch)
-        return -(-length // self.batch_size) - int(self._drops_last_batch(length))
+        return _steps(self.length(epoch), self.batch_size, drop_single=self.drop_single)
 
     def _drops_last_batch(self, length: int) -> bool:
         return self.drop_single and length % self.batch_size == 1

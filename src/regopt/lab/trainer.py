@@ -223,6 +223,10 @@ class Trainer(TrainerCheckpoint):
         for index in self.batch_order.indices(self.epoch, self.batch, self.data.x_train.device):
             yield self.data.x_train[index], self.data.y_train[index]
 
+    def epochs_for(self, steps: int) -> int:
+        """The epochs that hold ``steps`` optimizer steps at the current epoch's size (the last may be partial)."""
+        return -(-steps // self.steps_per_epoch())
+
     def steps_per_epoch(self) -> int:
         """Optimizer steps in the current epoch (the same every epoch unless the batch order is a curriculum)."""
         return self.batch_order.steps(self.epoch)
