@@ -14,11 +14,14 @@ import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
 from regopt.lab.config import RunConfig, load_config, to_toml_dict, validate
+
+if TYPE_CHECKING:
+    from regopt.lab.runs import RunResult
 
 HERE = Path(__file__).parent
 """The gallery's folder, where the shipped ``<entry>.toml`` configs live."""
@@ -73,6 +76,26 @@ def variant(base: Mapping[str, Any], entry: str, name: str, changes: Mapping[str
     for key, value in (changes or {}).items():
         set_dotted(raw, key, value)
     return validate(raw, f"{entry}.toml [{name}]")
+
+
+def run_seeds(
+    base: Mapping[str, Any],
+    entry: str,
+    variants: Mapping[str, tuple[str, Mapping[str, Any]]],
+    seeds: Sequence[int],
+    out: Path,
+) -> dict[str, list[RunResult]]:
+    """Run every variant at every seed, seed by seed: ``variants`` maps a table row to ``(run name, changes to
+    base)``; each run is the run directory ``out/<run name>-seed<seed>``. Returns each row's results in seed
+    order."""
+    from regopt.lab.runs import run
+
+    results: dict[str, list[RunResult]] = {row: [] for row in variants}
+    for seed in seeds:
+        for row, (name, changes) in variants.items():
+            config = variant(base, entry, f"{name}-seed{seed}", {**changes, "seed": seed})
+            results[row].append(run(config, out=out, force=True))
+    return results
 
 
 # ------------------------------------------------------------------------------------------------- tables

@@ -12,7 +12,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
+from regopt.lab.gallery.base import GalleryResult, base_config, run_seeds, single_threaded, write_table
 from regopt.lab.gallery.meta_runs import LR, continuation_demo
 
 ENTRY = "curriculum"
@@ -22,7 +22,6 @@ ENTRY = "curriculum"
 def curriculum(out: Path, progress: bool, *, epochs: int = 20, seeds: Sequence[int] = (0, 1, 2)) -> GalleryResult:
     """Easy-first curriculum vs random order on MNIST-1D; continuation on a 1-D function with local minima."""
     from regopt.lab.gallery.figures.meta_algorithms import plot_continuation, plot_val_curves
-    from regopt.lab.runs import run
 
     del progress  # a few seconds a run
     half = epochs // 2
@@ -38,14 +37,9 @@ def curriculum(out: Path, progress: bool, *, epochs: int = 20, seeds: Sequence[i
         ),
     }
     folder = Path(out) / ENTRY
-    curves: dict[str, list[list[float]]] = {v: [] for v in variants}
-    results: dict[str, list[tuple[float, int]]] = {v: [] for v in variants}
-    for seed in seeds:
-        for name, (run_name, changes) in variants.items():
-            config = variant(base, ENTRY, f"{run_name}-seed{seed}", {**changes, "seed": seed})
-            result = run(config, out=folder, force=True)
-            curves[name].append([row["val_error"] for row in result.history])
-            results[name].append((result.summary["test_error"], result.summary["steps"]))
+    runs = run_seeds(base, ENTRY, variants, seeds, folder)
+    curves = {name: [[row["val_error"] for row in r.history] for r in runs[name]] for name in variants}
+    results = {name: [(r.summary["test_error"], r.summary["steps"]) for r in runs[name]] for name in variants}
     rows = []
     for name in variants:
         tests = [t for t, _ in results[name]]

@@ -21,7 +21,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
+from regopt.lab.gallery.base import GalleryResult, base_config, run_seeds, single_threaded, write_table
 
 ENTRY = "multitask"
 TRAIN_SIZE = 50
@@ -37,22 +37,19 @@ HEADERS = ("model", "tasks trained", "digit val error (mean)", "seeds' range", "
 def multitask(out: Path, progress: bool, *, epochs: int = EPOCHS, seeds: Sequence[int] = SEEDS) -> GalleryResult:
     """Digits (50 images): shared trunk + heads for digit, parity, >4 vs a digit-only model; digit error of both."""
     from regopt.lab.gallery.figures.regularize import plot_seed_bands
-    from regopt.lab.runs import run
     from regopt.regularize import DIGIT_TASK_CLASSES
 
     del progress  # a few seconds a run: no progress bar
     folder = Path(out) / ENTRY
     base = base_config(ENTRY, epochs)
     models = {"single-task": ("digit",), "multi-task": tuple(DIGIT_TASK_CLASSES)}
-    curves: dict[str, list[list[float]]] = {label: [] for label in models}
-    tests: dict[str, list[float]] = {label: [] for label in models}
-    for seed in seeds:
-        for label, tasks in models.items():
-            multitask = {"tasks": list(tasks)} if len(tasks) > 1 else None  # one task: the plain network
-            config = variant(base, ENTRY, f"{label}-seed{seed}", {"seed": seed, "multitask": multitask})
-            result = run(config, out=folder, force=True)
-            curves[label].append([row["val_error"] for row in result.history])
-            tests[label].append(result.summary["test_error"])
+    variants = {  # one task: the plain network, without [multitask]
+        label: (label, {"multitask": {"tasks": list(tasks)} if len(tasks) > 1 else None})
+        for label, tasks in models.items()
+    }
+    runs = run_seeds(base, ENTRY, variants, seeds, folder)
+    curves = {label: [[row["val_error"] for row in r.history] for r in runs[label]] for label in models}
+    tests = {label: [r.summary["test_error"] for r in runs[label]] for label in models}
     finals = {label: [curve[-1] for curve in runs] for label, runs in curves.items()}
     rows = [
         (

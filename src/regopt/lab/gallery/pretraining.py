@@ -12,7 +12,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
+from regopt.lab.gallery.base import GalleryResult, base_config, run_seeds, single_threaded, write_table
 from regopt.lab.gallery.meta_runs import LR
 
 ENTRY = "pretraining"
@@ -24,7 +24,6 @@ def pretraining(
 ) -> GalleryResult:
     """Greedy supervised pretraining vs training the same deep MLP from scratch for as many epochs."""
     from regopt.lab.gallery.figures.meta_algorithms import plot_val_curves
-    from regopt.lab.runs import run
 
     del progress  # a few seconds a run
     widths = [128] * 4  # grown to 4 hidden layers from a 1-hidden-layer start, then fine-tuned
@@ -38,15 +37,12 @@ def pretraining(
         "greedy, earlier layers frozen": ("greedy-frozen", {"pretraining.freeze_existing": True}),
     }
     folder = Path(out) / ENTRY
-    curves: dict[str, list[list[float]]] = {v: [] for v in variants}
-    results: dict[str, list[tuple[float, int, float]]] = {v: [] for v in variants}
-    for seed in seeds:
-        for name, (run_name, changes) in variants.items():
-            config = variant(base, ENTRY, f"{run_name}-seed{seed}", {**changes, "seed": seed})
-            result = run(config, out=folder, force=True)
-            curves[name].append([row["val_error"] for row in result.history])
-            s = result.summary
-            results[name].append((s["test_error"], s["steps"], s["wall_time_s"]))
+    runs = run_seeds(base, ENTRY, variants, seeds, folder)
+    curves = {name: [[row["val_error"] for row in r.history] for r in runs[name]] for name in variants}
+    results = {
+        name: [(r.summary["test_error"], r.summary["steps"], r.summary["wall_time_s"]) for r in runs[name]]
+        for name in variants
+    }
     rows = []
     for name in variants:
         tests = [r[0] for r in results[name]]
