@@ -148,10 +148,11 @@ def robust_accuracy(
     Example::
 
         >>> from regopt.adversarial import FGSM, PGD
+        >>> _ = torch.manual_seed(0)  # an attack can also flip a wrong answer to right: seed the example
         >>> model = nn.Linear(4, 3)
         >>> x, y = torch.rand(32, 4), torch.randint(0, 3, (32,))
-        >>> robust_accuracy(model, x, y, PGD(0.1)) <= robust_accuracy(model, x, y, None)
-        True
+        >>> robust_accuracy(model, x, y, None), robust_accuracy(model, x, y, PGD(0.1))  # 12 and 9 of 32 right
+        (0.375, 0.28125)
     """
     check_int("batch_size", batch_size, 1)
     correct = 0
