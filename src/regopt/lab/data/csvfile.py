@@ -3,10 +3,10 @@
 ``label_column`` is the target; every other column is a feature. Feature values must be numbers, parsed as
 Python floats (``1``, ``-2.5e3``, ``nan``, ``inf``). The label column holds numbers, or text labels
 (``setosa``), which become classes in sorted order with their names kept; a column mixing the two is refused.
-Blank lines are skipped. A file of finite numbers only is read by numpy's C parser (``np.loadtxt``: 10^7 rows of
-3 columns in about 5 s and 0.4 GB); any other file (text labels, a bad cell, a ragged row, NaN or Inf) is read
-row by row with the standard ``csv`` module, which names the line and column of what is wrong (the same file
-then takes about a minute and 4 GB).
+Blank lines are skipped. A file of finite numbers only is read by numpy's C parser (``np.loadtxt``); any other
+file (text labels, a bad cell, a ragged row, NaN or Inf) is read row by row with the standard ``csv`` module,
+which names the line and column of what is wrong, at about 7x the time and 10x the memory
+(``benchmarks/csv_loading.py``, BENCHMARKS.md).
 """
 
 from __future__ import annotations
