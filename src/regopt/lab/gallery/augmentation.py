@@ -15,11 +15,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
+from regopt.lab.gallery.base import (
+    RUN_HEADERS,
+    GalleryResult,
+    base_config,
+    run_row,
+    single_threaded,
+    variant,
+    write_table,
+)
 from regopt.regularize import SignalAugment
 
 ENTRY = "augmentation"
-HEADERS = ("run", "final train error", "final val error", "best val error", "final val loss", "test error")
+HEADERS = RUN_HEADERS
 EXAMPLES = 3
 """Augmented copies (with different shifts) drawn in the figure's third panel."""
 
@@ -66,17 +74,7 @@ def augmentation(out: Path, progress: bool, *, epochs: int | None = None) -> Gal
         ),
         (f"augmented ({described})", run(variant(base, ENTRY, "augmented"), out=folder, force=True, progress=progress)),
     ]
-    rows = [
-        (
-            label,
-            r.summary["final_train_error"],
-            r.summary["final_val_error"],
-            r.summary["best_val_error"],
-            r.summary["final_val_loss"],
-            r.summary.get("test_error"),
-        )
-        for label, r in runs
-    ]
+    rows = [run_row(label, r.summary) for label, r in runs]
 
     data = runs[1][1].experiment.data
     signal = data.x_train[:1].cpu()

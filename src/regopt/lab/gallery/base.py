@@ -99,6 +99,14 @@ def run_seeds(
 
 
 # ------------------------------------------------------------------------------------------------- tables
+RUN_HEADERS = ("run", "final train error", "final val error", "best val error", "final val loss", "test error")
+"""Columns of :func:`run_row`, the table of entries that compare a few runs."""
+
+
+def run_row(label: str, summary: Mapping[str, Any]) -> tuple[Any, ...]:
+    """One row of :data:`RUN_HEADERS` from a run's ``summary.json``."""
+    keys = ("final_train_error", "final_val_error", "best_val_error", "final_val_loss")
+    return (label, *(summary[key] for key in keys), summary.get("test_error"))
 
 
 def write_table(

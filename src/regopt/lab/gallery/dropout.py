@@ -14,11 +14,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regopt.lab.gallery.base import GalleryResult, base_config, single_threaded, variant, write_table
+from regopt.lab.gallery.base import (
+    RUN_HEADERS,
+    GalleryResult,
+    base_config,
+    run_row,
+    single_threaded,
+    variant,
+    write_table,
+)
 
 ENTRY = "dropout"
 MC_SAMPLES = 50
-HEADERS = ("run", "final train error", "final val error", "best val error", "final val loss", "test error")
+HEADERS = RUN_HEADERS
 INFERENCE_HEADERS = ("prediction rule (dropout network)", "val error")
 
 
@@ -45,17 +53,7 @@ def dropout(out: Path, progress: bool, *, epochs: int | None = None) -> GalleryR
         ),
         "dropout": (f"dropout p={p}", run(variant(base, ENTRY, "dropout"), out=folder, force=True, progress=progress)),
     }
-    rows = [
-        (
-            label,
-            r.summary["final_train_error"],
-            r.summary["final_val_error"],
-            r.summary["best_val_error"],
-            r.summary["final_val_loss"],
-            r.summary.get("test_error"),
-        )
-        for label, r in runs.values()
-    ]
+    rows = [run_row(label, r.summary) for label, r in runs.values()]
     trained = runs["dropout"][1].experiment
     inference = compare_inference(trained.model, trained.data.x_val, trained.data.y_val, samples=MC_SAMPLES, seed=0)
 
