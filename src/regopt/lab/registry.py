@@ -18,7 +18,9 @@ from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
     ExponentialLR,
     LambdaLR,
+    LinearLR,
     LRScheduler,
+    SequentialLR,
     StepLR,
 )
 
@@ -107,8 +109,22 @@ def build_optimizer(config: OptimizerConfig, model: nn.Module, params: list[Any]
 def build_scheduler(
     config: ScheduleConfig, optimizer: Optimizer, *, epochs: int, steps_per_epoch: int
 ) -> LRScheduler | None:
-    """Construct the configured schedule (None for ``constant``); lengths count the schedule's interval."""
+    """Construct the configured schedule (None for ``constant`` without warmup); lengths count the schedule's
+    interval. A warmup of W intervals is torch's ``LinearLR`` followed, through ``SequentialLR``, by the named
+    schedule over the remaining intervals of the run."""
     horizon = epochs if config.interval == "epoch" else epochs * steps_per_epoch
+    warmup = config.warmup
+    if warmup >= horizon:
+        unit = "epochs" if config.interval == "epoch" else "steps"
+        raise ConfigError(f"schedule.warmup_{unit}: {warmup} leaves nothing of the run's {horizon} {unit}")
+    main = _named_schedule(config, optimizer, horizon - warmup)
+    if not warmup:
+        return main
+    ramp = LinearLR(optimizer, start_factor=config.warmup_start_factor, end_factor=1.0, total_iters=warmup)
+    return ramp if main is None else SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+
+
+def _named_schedule(config: ScheduleConfig, optimizer: Optimizer, horizon: int) -> LRScheduler | None:
     if isinstance(config, StepSchedule):
         return StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
     if isinstance(config, ExponentialSchedule):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
-from torch.optim.lr_scheduler import CosineAnnealingLR, StepLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, StepLR
 
 from regopt.init import initialize
 from regopt.lab.optimizer_table import optimizer_default
@@ -44,6 +44,27 @@ class OptimizerConfig(BaseModel):
 class ScheduleBase(Strict):
     interval: Literal["epoch", "step"] = "epoch"
     """Whether the schedule advances once per epoch or once per optimizer step."""
+    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    """Linear warmup over the first this many optimizer steps (``interval = "step"``), from
+    ``warmup_start_factor`` x lr to lr; the named schedule then runs over the rest (torch LinearLR +
+    SequentialLR)."""
+    warmup_epochs: Annotated[int, Field(ge=0)] = 0
+    """The same over the first this many epochs (``interval = "epoch"``)."""
+    warmup_start_factor: Annotated[float, Field(gt=0.0, le=1.0)] = default_of(LinearLR, "start_factor")
+    """The learning rate at the first warmup step, as a fraction of lr."""
+
+    @model_validator(mode="after")
+    def _warmup_counts_the_interval(self) -> ScheduleBase:
+        if self.warmup_steps and self.interval != "step":
+            raise ValueError('warmup_steps counts optimizer steps: it needs interval = "step" (or use warmup_epochs)')
+        if self.warmup_epochs and self.interval != "epoch":
+            raise ValueError('warmup_epochs counts epochs: it needs interval = "epoch" (or use warmup_steps)')
+        return self
+
+    @property
+    def warmup(self) -> int:
+        """Warmup length in the schedule's own interval."""
+        return self.warmup_steps or self.warmup_epochs
 
 
 class ConstantSchedule(ScheduleBase):
