@@ -87,7 +87,7 @@ class ExponentialSchedule(ScheduleBase):
 
 
 class CosineSchedule(ScheduleBase):
-    """Cosine annealing to ``eta_min`` over the whole run (torch ``CosineAnnealingLR``)."""
+    """Cosine annealing to ``eta_min`` over the whole run, or what a warmup leaves of it (``CosineAnnealingLR``)."""
 
     name: Literal["cosine"]
     eta_min: Annotated[float, Field(ge=0.0, le=MAX_SCALE)] = default_of(CosineAnnealingLR, "eta_min")
@@ -95,7 +95,8 @@ class CosineSchedule(ScheduleBase):
 
 class LinearSchedule(ScheduleBase):
     """Algorithm 8.1's decay: eps_k = (1 - k/tau) eps_0 + (k/tau) eps_tau for k <= tau, then eps_tau, with
-    eps_tau = ``final_fraction`` * eps_0; ``tau`` defaults to the whole run."""
+    eps_tau = ``final_fraction`` * eps_0; ``tau`` defaults to the whole run (after a warmup, the rest of it, and
+    k counts from the warmup's end)."""
 
     name: Literal["linear"]
     tau: PositiveInt | None = None
