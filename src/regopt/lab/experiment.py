@@ -177,6 +177,7 @@ def build_experiment(
         loss_fn=loss_fn,
         scheduler=scheduler,
         scheduler_interval=config.schedule.interval,
+        scheduler_metric=getattr(config.schedule, "monitor", None),
         batch_transforms=regularization.batch_transforms,
         penalties=regularization.penalties,
         terms=regularization.terms,

@@ -20,6 +20,7 @@ from torch.optim.lr_scheduler import (
     LambdaLR,
     LinearLR,
     LRScheduler,
+    ReduceLROnPlateau,
     SequentialLR,
     StepLR,
 )
@@ -30,6 +31,7 @@ from regopt.lab.config import (
     ExponentialSchedule,
     LinearSchedule,
     OptimizerConfig,
+    PlateauSchedule,
     ScheduleConfig,
     StepSchedule,
 )
@@ -45,6 +47,7 @@ SCHEDULES: dict[str, str] = {
     "exponential": "multiply by gamma every epoch/step (ExponentialLR)",
     "cosine": "cosine annealing to eta_min over the run (CosineAnnealingLR)",
     "linear": "Algorithm 8.1: linear decay from lr to final_fraction*lr at tau, then constant (LambdaLR)",
+    "plateau": "multiply by factor when a metric has not improved for patience epochs (ReduceLROnPlateau)",
 }
 
 
@@ -133,4 +136,13 @@ def _named_schedule(config: ScheduleConfig, optimizer: Optimizer, horizon: int) 
         return CosineAnnealingLR(optimizer, T_max=horizon, eta_min=config.eta_min)
     if isinstance(config, LinearSchedule):
         return LambdaLR(optimizer, linear_decay(config.tau or horizon, config.final_fraction))
+    if isinstance(config, PlateauSchedule):
+        return ReduceLROnPlateau(
+            optimizer,
+            mode=config.mode,
+            factor=config.factor,
+            patience=config.patience,
+            threshold=config.threshold,
+            min_lr=config.min_lr,
+        )
     return None

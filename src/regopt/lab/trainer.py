@@ -89,6 +89,7 @@ class Trainer(TrainerCheckpoint):
         max_steps: stop after this many optimizer steps in all (the epoch is then cut short and evaluated).
         prediction: ``output -> logits`` judged by the error rate (default: the output itself); a multi-task
             model's dict of outputs names its main task's here.
+        scheduler_metric: the metrics row's key passed to ``scheduler.step`` each epoch (``ReduceLROnPlateau``).
         batch_order: which examples each epoch takes, in what order (default: all of them, shuffled from
             ``seed`` or in order; see :mod:`regopt.lab.batch_order`).
         start_step: optimizer steps the model has already taken elsewhere (Algorithm 7.3 counts on from the
@@ -120,6 +121,7 @@ class Trainer(TrainerCheckpoint):
         progress: bool = False,
         max_steps: int | None = None,
         prediction: Callable[[Any], Tensor] | None = None,
+        scheduler_metric: str | None = None,
         batch_order: BatchOrder | None = None,
         start_step: int = 0,
     ) -> None:
@@ -131,6 +133,7 @@ class Trainer(TrainerCheckpoint):
         self.epochs, self.batch_size = epochs, batch_size
         self.loss_fn = loss_fn or default_loss(data.task)
         self.scheduler, self.scheduler_interval = scheduler, scheduler_interval
+        self.scheduler_metric = scheduler_metric
         self.batch_transforms = list(batch_transforms)
         self.penalties, self.terms, self.grad_transforms = list(penalties), list(terms), list(grad_transforms)
         self.post_step, self.monitors, self.eval_views = list(post_step), list(monitors), list(eval_views)
@@ -303,7 +306,10 @@ class Trainer(TrainerCheckpoint):
         }
         self.history.append(row)
         if self.scheduler is not None and self.scheduler_interval == "epoch":
-            self.scheduler.step()
+            if self.scheduler_metric is None:
+                self.scheduler.step()
+            else:  # ReduceLROnPlateau judges the epoch's metric
+                self.scheduler.step(row[self.scheduler_metric])  # type: ignore[arg-type]
         for monitor in self.monitors:
             stop, reason = monitor.after_epoch(self.epoch, row)
             if stop and not self.stop_reason:

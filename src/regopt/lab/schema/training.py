@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, StepLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, ReduceLROnPlateau, StepLR
 
 from regopt.init import initialize
 from regopt.lab.optimizer_table import optimizer_default
@@ -103,8 +103,36 @@ class LinearSchedule(ScheduleBase):
     final_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = default_of(linear_decay, "final_fraction")
 
 
+class PlateauSchedule(ScheduleBase):
+    """Multiply the learning rate by ``factor`` once ``monitor`` has not improved (by ``threshold``, relative)
+    for ``patience`` epochs, judged after each epoch's evaluation (torch ``ReduceLROnPlateau``); never below
+    ``min_lr``. Per epoch only, and without warmup."""
+
+    name: Literal["plateau"]
+    monitor: Literal["val_error", "val_loss", "train_error", "train_loss"] = "val_loss"
+    """The metric of metrics.csv that must keep improving."""
+    mode: Literal["min", "max"] = default_of(ReduceLROnPlateau, "mode")
+    """Whether improving means falling (errors and losses) or rising."""
+    patience: Annotated[int, Field(ge=0)] = default_of(ReduceLROnPlateau, "patience")
+    """Epochs without improvement before the rate is reduced."""
+    factor: Fraction = default_of(ReduceLROnPlateau, "factor")
+    """What the rate is multiplied by at a reduction."""
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = default_of(ReduceLROnPlateau, "threshold")
+    """The relative change that counts as an improvement."""
+    min_lr: Annotated[float, Field(ge=0.0, le=MAX_SCALE)] = default_of(ReduceLROnPlateau, "min_lr")
+    """The rate is never reduced below this."""
+
+    @model_validator(mode="after")
+    def _per_epoch_without_warmup(self) -> PlateauSchedule:
+        if self.interval != "epoch":
+            raise ValueError('the plateau schedule judges each epoch\'s metrics: it needs interval = "epoch"')
+        if self.warmup:
+            raise ValueError("the plateau schedule takes no warmup (torch's SequentialLR cannot hold it)")
+        return self
+
+
 ScheduleConfig = Annotated[
-    ConstantSchedule | StepSchedule | ExponentialSchedule | CosineSchedule | LinearSchedule,
+    ConstantSchedule | StepSchedule | ExponentialSchedule | CosineSchedule | LinearSchedule | PlateauSchedule,
     Field(discriminator="name"),
 ]
 
