@@ -25,6 +25,7 @@ from regopt.lab.checkpoint import CheckpointError, load_checkpoint
 from regopt.lab.checkpoint_check import check_trainer_state
 from regopt.lab.experiment import Experiment
 from regopt.lab.run_dir import RunDirError, RunPlan
+from regopt.lab.trainer_state import upgraded
 from regopt.monitor import Monitor
 from regopt.regularize import EarlyStopping
 
@@ -60,10 +61,7 @@ class LiveWeights(Monitor):
 def training_state(state: dict[str, Any]) -> dict[str, Any]:
     """The Trainer state a checkpoint continues from (its top level, or its ``"training_state"``)."""
     inner = state.get(TRAINING_STATE)
-    found = dict(inner) if isinstance(inner, dict) else dict(state)
-    if "monitors" in found and "hook_states" not in found:  # the name before issue 16: it held every hook's state
-        found["hook_states"] = found.pop("monitors")
-    return found
+    return upgraded(dict(inner) if isinstance(inner, dict) else dict(state))
 
 
 def resume_training(

@@ -18,6 +18,13 @@ from regopt.lab.rng_state import capture_rng, restore_rng
 from regopt.monitor import Monitor
 
 
+def upgraded(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` in today's layout: checkpoints from before issue 16 name the hook states ``monitors``."""
+    if "monitors" in state and "hook_states" not in state:
+        state = {k: v for k, v in state.items() if k != "monitors"} | {"hook_states": state["monitors"]}
+    return state
+
+
 class TrainerCheckpoint:
     """The Trainer's checkpointing, as a base class (the attributes are the Trainer's)."""
 
@@ -57,11 +64,12 @@ class TrainerCheckpoint:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (also from checkpoints that name the hook states
         ``monitors``, as before issue 16)."""
+        state = upgraded(state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        hook_states = state["hook_states"] if "hook_states" in state else state["monitors"]
+        hook_states = state["hook_states"]
         stateful = self.stateful()
         if len(hook_states) != len(stateful):
             raise ValueError(f"checkpoint has {len(hook_states)} stateful hooks, trainer has {len(stateful)}")
