@@ -34,6 +34,15 @@ def _steps(length: int, batch_size: int, *, drop_single: bool) -> int:
     return -(-length // batch_size) - int(drop_single and length % batch_size == 1)
 
 
+def micro_batches(x: Tensor, y: Tensor, parts: int, *, at_least: int = 1) -> list[tuple[Tensor, Tensor]]:
+    """``(x, y)`` split into ``parts`` consecutive micro-batches of nearly equal size (fewer when the batch is too
+    small for each to hold ``at_least`` examples, as BatchNorm needs 2); views, no copies."""
+    parts = max(1, min(parts, len(x) // at_least))
+    if parts == 1:
+        return [(x, y)]
+    return list(zip(torch.tensor_split(x, parts), torch.tensor_split(y, parts), strict=True))
+
+
 class BatchOrder:
     """The batches of ``examples`` training examples, ``batch_size`` at a time, epoch after epoch.
 

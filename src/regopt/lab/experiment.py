@@ -116,6 +116,24 @@ def evaluation_hooks(
     return post_step, views
 
 
+def check_backward_sharing(config: RunConfig) -> None:
+    """The ill-conditioning check without a probe batch measures g'Hg on the graph of the step's own backward
+    pass, which gradient accumulation splits into micro-batches and float16's loss scale changes."""
+    check = config.diagnostics.ill_conditioning
+    if check is None or check.probe_size is not None:
+        return
+    if config.train.accumulate > 1:
+        raise ConfigError(
+            "diagnostics.ill_conditioning: with train.accumulate > 1 no single backward pass holds the step's "
+            "gradient; set diagnostics.ill_conditioning.probe_size (e.g. to train.batch_size)"
+        )
+    if config.train.precision == "fp16":
+        raise ConfigError(
+            'diagnostics.ill_conditioning: train.precision = "fp16" scales the backward pass; set '
+            "diagnostics.ill_conditioning.probe_size (e.g. to train.batch_size)"
+        )
+
+
 def build_run_model(
     config: RunConfig, data: Dataset, device: torch.device, pretraining: GreedyPretraining | None = None
 ) -> nn.Module:
@@ -166,6 +184,7 @@ def build_experiment(
         if regularization.loss_fn is not None:
             raise ConfigError("multitask: label smoothing is not combined with the multi-task loss")
         loss_fn = multitask_loss(config.multitask)
+    check_backward_sharing(config)
     diagnostics = diagnostic_monitors(config.diagnostics, model, optimizer, data, loss_fn)
     trainer = Trainer(
         model,
@@ -191,6 +210,9 @@ def build_experiment(
         progress=progress,
         prediction=output,
         batch_order=batch_order,
+        accumulate=config.train.accumulate,
+        precision=config.train.precision,
+        compile_model=config.train.compile,
     )
     return Experiment(
         config=config,

@@ -44,13 +44,19 @@ ObjectiveTerm = Callable[[TrainingBatch], Tensor]
 """``batch -> scalar``: a term that may use the batch, the output and the task loss."""
 
 
-def objective(batch: TrainingBatch, penalties: list[Penalty], terms: list[ObjectiveTerm]) -> Tensor:
-    """J~ = task loss + sum of penalties(model) + sum of terms(batch), in that order."""
-    total = batch.task_loss
+def objective(
+    batch: TrainingBatch, penalties: list[Penalty], terms: list[ObjectiveTerm], *, share: float = 1.0
+) -> Tensor:
+    """J~ = task loss + sum of penalties(model) + sum of terms(batch), in that order.
+
+    ``share`` < 1 is a micro-batch's fraction n_i / n of the batch under gradient accumulation: the task loss and
+    the terms (means over the micro-batch) are weighted by it, so the parts' gradients add up to the batch's, and
+    the penalties are the caller's to pass with one part only."""
+    total = batch.task_loss if share == 1.0 else batch.task_loss * share
     for penalty in penalties:
         total = total + penalty(batch.model)
     for term in terms:
-        total = total + term(batch)
+        total = total + (term(batch) if share == 1.0 else term(batch) * share)
     return total
 
 

@@ -3,10 +3,12 @@
 One optimizer step runs these phases, in order::
 
     batch transforms x, y = transform(x, y) for each                                 # augmentation, input noise
-    forward          output = model(x)
-    task loss        loss = loss_fn(output, y)
-    objective        total = loss + sum(penalty(model)) + sum(term(batch))              # alpha * Omega, tangent prop
-    backward         total.backward()                                                 # or a monitor's backward
+    for each micro-batch (x_i, y_i) of the k = ``accumulate`` parts of (x, y), share = n_i / n:
+      forward        output = model(x_i)                                              # under autocast
+      task loss      loss_i = loss_fn(output, y_i)
+      objective      total = share * (loss_i + sum(term(batch_i))) + sum(penalty(model)) # penalties: first part only
+      backward       total.backward()                  # gradients add up; S * total under fp16; or a monitor's
+    unscale          grad /= S                                   # fp16 only; an overflow skips this step
     raw gradient     monitor.after_backward(step) for each                            # before clipping
     grad transforms  transform(model) for each                                       # e.g. clipping
     optimizer step   optimizer.step()
@@ -17,6 +19,11 @@ After each epoch the model is evaluated (in ``eval()`` mode, without gradients, 
 e.g. Polyak-averaged weights) on the training and validation splits, a metrics row is recorded, the scheduler
 advances (per epoch or per step), monitors decide whether to stop, and a checkpoint is written.
 
+The shares make the accumulated gradient the gradient of the whole batch's mean loss (``loss_fn`` must be a mean
+over the batch, as torch's losses are by default), so ``accumulate = k`` takes the step one batch would, to float
+rounding, in k forward passes of n/k examples (BatchNorm and dropout see the smaller batches). With ``k = 1`` the
+step is the plain one, and a monitor may run the backward itself (the ill-conditioning check reuses its graph).
+
 Batches are drawn from tensors already on the device by a seeded permutation; the position in training (epoch,
 batch within it, the batch-order generator, every RNG) is part of :meth:`Trainer.state_dict`, so a resumed run
 ends with exactly the metrics and weights of an uninterrupted one. :meth:`Trainer.fit` takes its limits as totals
@@ -26,33 +33,29 @@ how a resumed run, Algorithm 7.2 (train for i* steps) and Algorithm 7.3 (one mor
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from regopt.lab.batch_order import BatchOrder, has_batch_norm, steps_per_epoch
+from regopt.lab.batch_order import BatchOrder, has_batch_norm, micro_batches, steps_per_epoch
 from regopt.lab.data import Dataset
+from regopt.lab.evaluation import EvalView, TrainerEvaluation
 from regopt.lab.models.base import ModelError
 from regopt.lab.objective import ObjectiveTerm, Penalty, TrainingBatch, objective
+from regopt.lab.precision import MixedPrecision, Precision
 from regopt.lab.progress import TrainingProgress
 from regopt.lab.trainer_state import TrainerCheckpoint
 from regopt.monitor import Monitor
 
 BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 ModelAction = Callable[[nn.Module], Any]
-EvalView = Callable[[], AbstractContextManager[Any]]
-
-_EVAL_BATCH = 4096
 _LIMIT_STOP = re.compile(r"(completed \d+ epochs|reached \d+ steps)")  # how a stop at the limits reads
 
 
@@ -61,7 +64,7 @@ def default_loss(task: str) -> Callable[[Tensor, Tensor], Tensor]:
     return F.cross_entropy if task == "classification" else F.mse_loss
 
 
-class Trainer(TrainerCheckpoint):
+class Trainer(TrainerCheckpoint, TrainerEvaluation):
     """Train ``model`` on ``data`` with ``optimizer``; see the module docstring for the phases.
 
     Args:
@@ -94,6 +97,11 @@ class Trainer(TrainerCheckpoint):
             ``seed`` or in order; see :mod:`regopt.lab.batch_order`).
         start_step: optimizer steps the model has already taken elsewhere (Algorithm 7.3 counts on from the
             early-stopping phase); ``step`` counts on from it.
+        accumulate: split each batch into this many micro-batches, one forward and backward pass each, whose
+            gradients add up to the batch's before the one optimizer step (gradient accumulation).
+        precision: ``"32"``, ``"bf16"`` or ``"fp16"`` (see :mod:`regopt.lab.precision`).
+        compile_model: ``torch.compile`` the model's forward pass (``nn.Module.compile``: in place, so the state
+            dict and checkpoints keep the uncompiled model's keys).
     """
 
     def __init__(
@@ -124,9 +132,14 @@ class Trainer(TrainerCheckpoint):
         scheduler_metric: str | None = None,
         batch_order: BatchOrder | None = None,
         start_step: int = 0,
+        accumulate: int = 1,
+        precision: Precision = "32",
+        compile_model: bool = False,
     ) -> None:
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+        if not 1 <= accumulate <= batch_size:
+            raise ValueError(f"accumulate must be between 1 and batch_size ({batch_size}), got {accumulate}")
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         self.model, self.optimizer, self.data = model, optimizer, data
@@ -143,12 +156,18 @@ class Trainer(TrainerCheckpoint):
         self.max_steps = max_steps
         self.classification = data.task == "classification"
         self.prediction = prediction
-        batch_norm = has_batch_norm(model)
-        if batch_norm and min(batch_size, len(data.x_train)) < 2:
+        self.accumulate = accumulate
+        self.precision = MixedPrecision(precision, data.x_train.device)
+        self.compile_model = compile_model
+        batch_norm = self.batch_norm = has_batch_norm(model)
+        if batch_norm and min(batch_size // accumulate, len(data.x_train)) < 2:
             raise ModelError(
                 f"model: BatchNorm normalizes each batch by its own statistics and cannot train on batches of one "
-                f"example (batch_size {batch_size}, {len(data.x_train)} training examples): both must be at least 2"
+                f"example (batch_size {batch_size} in {accumulate} micro-batches, {len(data.x_train)} training "
+                "examples): each must hold at least 2"
             )
+        if compile_model:
+            model.compile()
         self.batch_order = batch_order or BatchOrder(
             len(data.x_train), batch_size, shuffle=shuffle, seed=seed, drop_single=batch_norm
         )
@@ -167,58 +186,55 @@ class Trainer(TrainerCheckpoint):
         if self.scheduler is not None:
             raise ValueError("use_model: a scheduler is bound to the old optimizer; train stages without one")
         self.model, self.optimizer, self.eval_views = model, optimizer, list(eval_views)
+        if self.compile_model:
+            model.compile()
         self.model.train()
 
     # ------------------------------------------------------------------------------------------- phases
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
-        """One optimizer step on the batch ``(x, y)``; returns the detached task loss."""
+        """One optimizer step on the batch ``(x, y)``; returns the detached task loss (of the whole batch)."""
         self.optimizer.zero_grad(set_to_none=True)
         for transform in self.batch_transforms:  # batch transforms (training only)
             x, y = transform(x, y)
-        output = self.model(x)  # forward
-        loss = self.loss_fn(output, y)  # task loss
-        batch = TrainingBatch(self.model, x, y, output, loss)
-        total = objective(batch, self.penalties, self.terms)  # J~ = J + alpha * Omega + batch-aware terms
-        step = self.step + 1  # a monitor may run the backward itself (to reuse the gradient's graph)
-        if not any(m.backward(step, total) for m in self.monitors if hasattr(m, "backward")):
-            total.backward()  # backward
-        for monitor in self.monitors:  # the raw gradient, before clipping can hide a cliff
-            if hasattr(monitor, "after_backward"):
-                monitor.after_backward(step)
-        for grad_transform in self.grad_transforms:  # gradient transforms
-            grad_transform(self.model)
-        self.optimizer.step()  # optimizer step
+        step = self.step + 1
+        loss = self._forward_backward(x, y, step)
+        finite = self.precision.unscale(self.optimizer)  # fp16: true gradients, and whether they overflowed
+        if finite:
+            for monitor in self.monitors:  # the raw gradient, before clipping can hide a cliff
+                if hasattr(monitor, "after_backward"):
+                    monitor.after_backward(step)
+            for grad_transform in self.grad_transforms:  # gradient transforms
+                grad_transform(self.model)
+        self.precision.step(self.optimizer, finite)  # optimizer step (skipped on an fp16 overflow)
+        if not finite:
+            self.optimizer.zero_grad(set_to_none=True)  # the overflowed gradient was not used
         for action in self.post_step:  # post-step actions
             action(self.model)
-        return loss.detach()
+        return loss
 
-    @torch.no_grad()
-    def evaluate(self, x: Tensor, y: Tensor) -> tuple[float, float]:
-        """Mean task loss and error (error rate, or MSE for regression) of the evaluation view on ``(x, y)``."""
-        was_training = self.model.training
-        self.model.eval()
-        loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
-        wrong = torch.zeros((), device=x.device, dtype=torch.float64)
-        with self.evaluation_view():
-            for start in range(0, len(x), _EVAL_BATCH):
-                xb, yb = x[start : start + _EVAL_BATCH], y[start : start + _EVAL_BATCH]
-                output = self.model(xb)
-                loss_sum += self.loss_fn(output, yb) * len(xb)
-                if self.classification:
-                    logits = output if self.prediction is None else self.prediction(output)
-                    wrong += (logits.argmax(dim=1) != yb).sum()
-        self.model.train(was_training)
-        n = max(len(x), 1)
-        loss = loss_sum.item() / n
-        return loss, (wrong.item() / n if self.classification else loss)
+    def _forward_backward(self, x: Tensor, y: Tensor, step: int) -> Tensor:
+        """Forward, objective and backward of each micro-batch; ``p.grad`` ends as the whole batch's gradient."""
+        parts = micro_batches(x, y, self.accumulate, at_least=2 if self.batch_norm else 1)
+        loss_sum: Tensor | None = None
+        for i, (x_i, y_i) in enumerate(parts):
+            share = len(x_i) / len(x)
+            with self.precision.autocast():
+                output = self.model(x_i)  # forward
+                loss = self.loss_fn(output, y_i)  # task loss
+                batch = TrainingBatch(self.model, x_i, y_i, output, loss)
+                penalties = self.penalties if i == 0 else []  # Omega(theta) once per optimizer step
+                total = objective(batch, penalties, self.terms, share=share)  # J~ = J + alpha * Omega + terms
+            # a plain step's backward may be run by a monitor (to reuse the gradient's graph)
+            ran = len(parts) == 1 and self.precision.scaler is None and self._monitor_backward(step, total)
+            if not ran:
+                self.precision.backward(total)  # backward
+            part = loss.detach() if len(parts) == 1 else loss.detach() * share
+            loss_sum = part if loss_sum is None else loss_sum + part
+        assert loss_sum is not None
+        return loss_sum
 
-    @contextlib.contextmanager
-    def evaluation_view(self) -> Iterator[None]:
-        """Enter every evaluation view (Polyak averages, Nesterov's theta, ...) for the duration."""
-        with contextlib.ExitStack() as stack:
-            for view in self.eval_views:
-                stack.enter_context(view())
-            yield
+    def _monitor_backward(self, step: int, total: Tensor) -> bool:
+        return any(m.backward(step, total) for m in self.monitors if hasattr(m, "backward"))
 
     # --------------------------------------------------------------------------------------------- loop
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
@@ -323,4 +339,4 @@ class Trainer(TrainerCheckpoint):
         return {"test_loss": loss, "test_error": error}
 
 
-__all__ = ["Trainer", "default_loss", "steps_per_epoch"]
+__all__ = ["EvalView", "Trainer", "default_loss", "steps_per_epoch"]

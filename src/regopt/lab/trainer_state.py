@@ -14,6 +14,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from regopt.lab.batch_order import BatchOrder
 from regopt.lab.checkpoint import save_checkpoint
+from regopt.lab.precision import MixedPrecision
 from regopt.lab.rng_state import capture_rng, restore_rng
 from regopt.monitor import Monitor
 
@@ -45,6 +46,7 @@ class TrainerCheckpoint:
     stop_reason: str
     history: list[dict[str, float]]
     checkpoint_path: Path | None
+    precision: MixedPrecision
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs to continue exactly: weights, optimizer, schedule, hook states,
@@ -87,7 +89,8 @@ class TrainerCheckpoint:
         ``load_state_dict`` (e.g. Polyak averages), in a fixed order: all of their state goes into checkpoints."""
         hooks = [*self.batch_transforms, *self.penalties, *self.terms, *self.grad_transforms, *self.post_step]
         extra = [h for h in hooks if hasattr(h, "state_dict") and hasattr(h, "load_state_dict")]
-        return [*self.monitors, *extra]
+        scaler = [self.precision] if self.precision.scaler is not None else []  # fp16's loss scale
+        return [*self.monitors, *extra, *scaler]
 
     def save_checkpoint(self) -> None:
         """Write :meth:`state_dict` to ``checkpoint_path`` atomically (nothing without a path)."""

@@ -152,6 +152,26 @@ class TrainConfig(Strict):
     """Evaluate the test split once, at the end."""
     checkpoint_every: PositiveInt | None = None
     """Also checkpoint every this many optimizer steps (a checkpoint is always written each epoch)."""
+    accumulate: PositiveInt = 1
+    """Gradient accumulation: each optimizer step runs this many forward and backward passes over micro-batches
+    of ``batch_size / accumulate`` examples and adds their gradients, weighted so that the step equals one on the
+    whole batch (to float rounding; dropout and BatchNorm see the smaller batches). Penalties count once per
+    step; monitors and schedules see optimizer steps."""
+    precision: Literal["32", "bf16", "fp16"] = "32"
+    """The forward pass's number format: "32" (float32), "bf16" (torch.autocast to bfloat16, on CPU or CUDA) or
+    "fp16" (autocast to float16 with torch.amp.GradScaler, which skips a step whose gradients overflow; meant for
+    CUDA). Parameters, gradients and optimizer state stay float32."""
+    compile: bool = False
+    """torch.compile the model (its forward and backward; the optimizer's own ``compile`` is separate).
+    Checkpoints keep the uncompiled model's keys."""
+
+    @model_validator(mode="after")
+    def _accumulate_within_batch(self) -> TrainConfig:
+        if self.accumulate > self.batch_size:
+            raise ValueError(
+                f"accumulate = {self.accumulate} micro-batches cannot split batch_size = {self.batch_size} examples"
+            )
+        return self
 
 
 class AveragingConfig(Strict):
