@@ -23,6 +23,7 @@ class TrainerEvaluation:
     """The Trainer's evaluation, as a base class (the attributes are the Trainer's)."""
 
     model: nn.Module
+    forward_model: nn.Module
     loss_fn: Callable[[Any, Tensor], Tensor]
     eval_views: list[EvalView]
     classification: bool
@@ -40,7 +41,7 @@ class TrainerEvaluation:
             for start in range(0, len(x), _EVAL_BATCH):
                 xb, yb = x[start : start + _EVAL_BATCH], y[start : start + _EVAL_BATCH]
                 with self.precision.autocast():
-                    output = self.model(xb)
+                    output = self.forward_model(xb)
                     loss = self.loss_fn(output, yb)
                 loss_sum += loss * len(xb)
                 if self.classification:

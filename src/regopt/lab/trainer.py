@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
@@ -100,8 +101,9 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation):
         accumulate: split each batch into this many micro-batches, one forward and backward pass each, whose
             gradients add up to the batch's before the one optimizer step (gradient accumulation).
         precision: ``"32"``, ``"bf16"`` or ``"fp16"`` (see :mod:`regopt.lab.precision`).
-        compile_model: ``torch.compile`` the model's forward pass (``nn.Module.compile``: in place, so the state
-            dict and checkpoints keep the uncompiled model's keys).
+        compile_model: run the forward passes of training and evaluation through ``torch.compile(model)``; the
+            Trainer's ``model`` (its state dict, checkpoints, hooks) stays the uncompiled module, whose parameters
+            the compiled one shares.
     """
 
     def __init__(
@@ -166,8 +168,7 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation):
                 f"example (batch_size {batch_size} in {accumulate} micro-batches, {len(data.x_train)} training "
                 "examples): each must hold at least 2"
             )
-        if compile_model:
-            model.compile()
+        self.forward_model = self._compiled(model)
         self.batch_order = batch_order or BatchOrder(
             len(data.x_train), batch_size, shuffle=shuffle, seed=seed, drop_single=batch_norm
         )
@@ -186,9 +187,13 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation):
         if self.scheduler is not None:
             raise ValueError("use_model: a scheduler is bound to the old optimizer; train stages without one")
         self.model, self.optimizer, self.eval_views = model, optimizer, list(eval_views)
-        if self.compile_model:
-            model.compile()
+        self.forward_model = self._compiled(model)
         self.model.train()
+
+    def _compiled(self, model: nn.Module) -> nn.Module:
+        # torch.compile, not nn.Module.compile: in torch 2.13 the latter leaves the forward eager (dynamo traces
+        # no frame), and the wrapper's "_orig_mod." keys never reach a checkpoint since ``model`` is saved
+        return torch.compile(model) if self.compile_model else model  # type: ignore[return-value]
 
     # ------------------------------------------------------------------------------------------- phases
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
@@ -219,7 +224,7 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation):
         for i, (x_i, y_i) in enumerate(parts):
             share = len(x_i) / len(x)
             with self.precision.autocast():
-                output = self.model(x_i)  # forward
+                output = self.forward_model(x_i)  # forward
                 loss = self.loss_fn(output, y_i)  # task loss
                 batch = TrainingBatch(self.model, x_i, y_i, output, loss)
                 penalties = self.penalties if i == 0 else []  # Omega(theta) once per optimizer step
