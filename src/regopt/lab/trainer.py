@@ -33,9 +33,11 @@ how a resumed run, Algorithm 7.2 (train for i* steps) and Algorithm 7.3 (one mor
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -223,20 +225,27 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation):
         loss_sum: Tensor | None = None
         for i, (x_i, y_i) in enumerate(parts):
             share = len(x_i) / len(x)
-            with self.precision.autocast():
-                output = self.forward_model(x_i)  # forward
-                loss = self.loss_fn(output, y_i)  # task loss
-                batch = TrainingBatch(self.model, x_i, y_i, output, loss)
-                penalties = self.penalties if i == 0 else []  # Omega(theta) once per optimizer step
-                total = objective(batch, penalties, self.terms, share=share)  # J~ = J + alpha * Omega + terms
-            # a plain step's backward may be run by a monitor (to reuse the gradient's graph)
-            ran = len(parts) == 1 and self.precision.scaler is None and self._monitor_backward(step, total)
-            if not ran:
-                self.precision.backward(total)  # backward
+            with self._sync_gradients(last=i == len(parts) - 1):
+                with self.precision.autocast():
+                    output = self.forward_model(x_i)  # forward
+                    loss = self.loss_fn(output, y_i)  # task loss
+                    batch = TrainingBatch(self.model, x_i, y_i, output, loss)
+                    penalties = self.penalties if i == 0 else []  # Omega(theta) once per optimizer step
+                    total = objective(batch, penalties, self.terms, share=share)  # J~ = J + alpha * Omega + terms
+                # a plain step's backward may be run by a monitor (to reuse the gradient's graph)
+                ran = len(parts) == 1 and self.precision.scaler is None and self._monitor_backward(step, total)
+                if not ran:
+                    self.precision.backward(total)  # backward
             part = loss.detach() if len(parts) == 1 else loss.detach() * share
             loss_sum = part if loss_sum is None else loss_sum + part
         assert loss_sum is not None
         return loss_sum
+
+    def _sync_gradients(self, last: bool) -> AbstractContextManager[Any]:
+        """DistributedDataParallel averages gradients across processes in the last micro-batch's backward only:
+        the first k - 1 run inside its ``no_sync()``."""
+        no_sync = getattr(self.model, "no_sync", None)
+        return no_sync() if no_sync is not None and not last else contextlib.nullcontext()
 
     def _monitor_backward(self, step: int, total: Tensor) -> bool:
         return any(m.backward(step, total) for m in self.monitors if hasattr(m, "backward"))
