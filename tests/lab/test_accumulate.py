@@ -103,7 +103,9 @@ def test_bad_accumulation_is_refused_with_one_line() -> None:
     with pytest.raises(ConfigError, match="accumulate = 50 micro-batches cannot split batch_size = 40"):
         validate(raw_with(50))
     raw = raw_with(30, model={"name": "mlp", "widths": [8], "batch_norm": True})
-    with pytest.raises(ModelError, match=r"BatchNorm .*batch_size 40 in 30 micro-batches"):
+    with pytest.raises(
+        ModelError, match=r"BatchNorm .*batch_size 40 in 30 micro-batches.*each micro-batch must hold at least 2"
+    ):
         build_experiment(validate(raw))
 
 

@@ -165,10 +165,11 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation):
         self.compile_model = compile_model
         batch_norm = self.batch_norm = has_batch_norm(model)
         if batch_norm and min(batch_size // accumulate, len(data.x_train)) < 2:
+            split = f" in {accumulate} micro-batches" if accumulate > 1 else ""
             raise ModelError(
                 f"model: BatchNorm normalizes each batch by its own statistics and cannot train on batches of one "
-                f"example (batch_size {batch_size} in {accumulate} micro-batches, {len(data.x_train)} training "
-                "examples): each must hold at least 2"
+                f"example (batch_size {batch_size}{split}, {len(data.x_train)} training examples): "
+                + ("each micro-batch must hold at least 2" if split else "both must be at least 2")
             )
         self.forward_model = self._compiled(model)
         self.batch_order = batch_order or BatchOrder(
