@@ -1,0 +1,110 @@
+"""The optimizer step of the :class:`~regopt.lab.trainer.Trainer`, phase by phase (the last, the monitors'
+``after_step``, runs in :meth:`~regopt.lab.trainer.Trainer.fit`)::
+
+    batch transforms x, y = transform(x, y) for each                                 # augmentation, input noise
+    for each micro-batch (x_i, y_i) of the k = ``accumulate`` parts of (x, y), share = n_i / n:
+      forward        output = model(x_i)                                              # under autocast
+      task loss      loss_i = loss_fn(output, y_i)
+      objective      total = share * (loss_i + sum(term(batch_i))) + sum(penalty(model)) # penalties: first part only
+      backward       total.backward()                  # gradients add up; S * total under fp16; or a monitor's
+    unscale          grad /= S                                   # fp16 only; an overflow skips this step
+    raw gradient     monitor.after_backward(step) for each                            # before clipping
+    grad transforms  transform(model) for each                                       # e.g. clipping
+    optimizer step   optimizer.step()
+    post-step        action(model) for each                                          # projection, averaging
+    monitors         monitor.after_step(step, loss) for each
+
+The shares make the accumulated gradient the gradient of the whole batch's mean loss (``loss_fn`` must be a mean
+over the batch, as torch's losses are by default), so ``accumulate = k`` takes the step one batch would, to float
+rounding, in k forward passes of n/k examples (BatchNorm and dropout see the smaller batches). With ``k = 1`` the
+step is the plain one, and a monitor may run the backward itself (the ill-conditioning check reuses its graph).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from regopt.lab.batch_order import micro_batches
+from regopt.lab.objective import ObjectiveTerm, Penalty, TrainingBatch, objective
+from regopt.lab.precision import MixedPrecision
+from regopt.monitor import Monitor
+
+
+class TrainerStep:
+    """The Trainer's optimizer step, as a base class (the attributes are the Trainer's)."""
+
+    model: nn.Module
+    forward_model: nn.Module
+    optimizer: Optimizer
+    loss_fn: Callable[[Any, Tensor], Tensor]
+    batch_transforms: list[Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]]
+    penalties: list[Penalty]
+    terms: list[ObjectiveTerm]
+    grad_transforms: list[Callable[[nn.Module], Any]]
+    post_step: list[Callable[[nn.Module], Any]]
+    monitors: list[Monitor]
+    accumulate: int
+    batch_norm: bool
+    precision: MixedPrecision
+    step: int
+
+    def train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        """One optimizer step on the batch ``(x, y)``; returns the detached task loss (of the whole batch)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        for transform in self.batch_transforms:  # batch transforms (training only)
+            x, y = transform(x, y)
+        step = self.step + 1
+        loss = self._forward_backward(x, y, step)
+        finite = self.precision.unscale(self.optimizer)  # fp16: true gradients, and whether they overflowed
+        if finite:
+            for monitor in self.monitors:  # the raw gradient, before clipping can hide a cliff
+                if hasattr(monitor, "after_backward"):
+                    monitor.after_backward(step)
+            for grad_transform in self.grad_transforms:  # gradient transforms
+                grad_transform(self.model)
+        self.precision.step(self.optimizer, finite)  # optimizer step (skipped on an fp16 overflow)
+        if not finite:
+            self.optimizer.zero_grad(set_to_none=True)  # the overflowed gradient was not used
+        for action in self.post_step:  # post-step actions
+            action(self.model)
+        return loss
+
+    def _forward_backward(self, x: Tensor, y: Tensor, step: int) -> Tensor:
+        """Forward, objective and backward of each micro-batch; ``p.grad`` ends as the whole batch's gradient."""
+        parts = micro_batches(x, y, self.accumulate, at_least=2 if self.batch_norm else 1)
+        loss_sum: Tensor | None = None
+        for i, (x_i, y_i) in enumerate(parts):
+            share = len(x_i) / len(x)
+            with self._sync_gradients(last=i == len(parts) - 1):
+                with self.precision.autocast():
+                    output = self.forward_model(x_i)  # forward
+                    loss = self.loss_fn(output, y_i)  # task loss
+                    batch = TrainingBatch(self.model, x_i, y_i, output, loss)
+                    penalties = self.penalties if i == 0 else []  # Omega(theta) once per optimizer step
+                    total = objective(batch, penalties, self.terms, share=share)  # J~ = J + alpha * Omega + terms
+                # a plain step's backward may be run by a monitor (to reuse the gradient's graph)
+                ran = len(parts) == 1 and self.precision.scaler is None and self._monitor_backward(step, total)
+                if not ran:
+                    self.precision.backward(total)  # backward
+            part = loss.detach() if len(parts) == 1 else loss.detach() * share
+            loss_sum = part if loss_sum is None else loss_sum + part
+        assert loss_sum is not None
+        return loss_sum
+
+    def _sync_gradients(self, last: bool) -> AbstractContextManager[Any]:
+        """DistributedDataParallel averages gradients across processes in the last micro-batch's backward only:
+        the first k - 1 run inside its ``no_sync()``."""
+        no_sync = getattr(self.model, "no_sync", None)
+        return no_sync() if no_sync is not None and not last else contextlib.nullcontext()
+
+    def _monitor_backward(self, step: int, total: Tensor) -> bool:
+        return any(m.backward(step, total) for m in self.monitors if hasattr(m, "backward"))
+
+
+__all__ = ["TrainerStep"]
