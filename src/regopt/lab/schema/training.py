@@ -152,6 +152,10 @@ class TrainConfig(Strict):
     """Evaluate the test split once, at the end."""
     checkpoint_every: PositiveInt | None = None
     """Also checkpoint every this many optimizer steps (a checkpoint is always written each epoch)."""
+    keep_best: bool = False
+    """Keep the weights of the best validation epoch as ``best.pt`` in the run directory (the metric, mode and
+    min_delta of ``[regularize.early_stopping]`` if given, else the lowest ``val_error``); early stopping that
+    restores keeps it without this key."""
 
 
 class AveragingConfig(Strict):
