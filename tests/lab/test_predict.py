@@ -19,7 +19,9 @@ from regopt.cli import main
 from regopt.lab import runs
 from regopt.lab.config import read_toml, validate
 from regopt.lab.data import load_dataset
+from regopt.lab.predict import predict
 from regopt.lab.runs import RunResult, read_metrics, run
+from tests.conftest import small_raw
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 SPECIES = ["setosa", "versicolor", "virginica"]
@@ -158,3 +160,35 @@ def test_a_file_or_run_that_does_not_fit_is_one_line_and_exit_2(tmp_path: Path, 
         err = capsys.readouterr().err
         assert err.startswith("regopt: error: ") and err.count("\n") == 1 and message in err, (what, err)
         assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "sections",
+    [
+        {  # multi-task: the prediction is the digit head's
+            "data": {"name": "digits", "train_size": 300},
+            "model": {"name": "mlp", "widths": [16]},
+            "multitask": {"tasks": ["digit", "parity"]},
+        },
+        {  # greedy pretraining: the final checkpoint holds the grown network of the last stage
+            "model": {"name": "mlp", "widths": [8, 8]},
+            "pretraining": {"epochs_per_stage": 1},
+        },
+        {  # noise layers and dropout: off in eval mode, as when the run evaluated
+            "model": {"name": "mlp", "widths": [16], "dropout_hidden": 0.5},
+            "regularize": {"hidden_noise": {"std": 0.5}, "weight_noise": {"std": 0.1}},
+        },
+    ],
+    ids=["multitask", "pretraining", "noise"],
+)
+def test_the_final_model_of_a_built_in_run_reproduces_its_train_error(tmp_path: Path, sections: dict) -> None:
+    raw = small_raw(**sections)
+    raw["train"] = {"epochs": 2, "batch_size": 32, "evaluate_test": False}
+    result = run(validate(raw), out=tmp_path)
+    data = result.experiment.data  # a built-in dataset: the model's inputs are the data's own
+    np.savez(tmp_path / "train.npz", x=data.x_train.numpy())
+    predictions = predict(result.path, tmp_path / "train.npz")
+    assert predictions.weights == "checkpoint.pt"
+    predicted = np.array([row["predicted"] for row in predictions.rows])
+    error = np.mean(predicted != data.y_train.numpy())
+    assert error == read_metrics(result.path / "metrics.csv")[-1]["train_error"]

@@ -9,7 +9,9 @@ epoch early stopping keeps; else the lowest ``val_error``), the rule of
 The weights are copied as they were evaluated: inside the optimizer's evaluation view (Nesterov's theta, not the
 interim point) and inside Polyak averaging's averaged weights, so ``best.pt`` loaded into a plain model gives the
 validation figure of its epoch. The tracker's state (best value and epoch, and the weights) is part of every
-checkpoint, so a run killed and resumed writes the same ``best.pt`` as an uninterrupted one.
+checkpoint, so a run killed and resumed writes the same ``best.pt`` as an uninterrupted one. A run resumed from a
+checkpoint written before ``best.pt`` existed has no such state; with early stopping that restores, the tracker
+adopts early stopping's best epoch (its weights copied in the optimizer's view only), else it starts afresh.
 
 ``best.pt`` holds ``{"format", "model": state_dict, "epoch", "step", "metric", "value"}``.
 """
@@ -29,6 +31,7 @@ from regopt.lab.config import RunConfig
 from regopt.lab.trainer import Trainer
 from regopt.monitor import Monitor
 from regopt.optim import PolyakAveraging
+from regopt.regularize import EarlyStopping
 
 BEST = "best.pt"
 
@@ -47,6 +50,9 @@ class BestWeights(Monitor):
     ) -> None:
         self.trainer, self.path = trainer, path
         self.monitor, self.mode, self.min_delta = monitor, mode, min_delta
+        self.stopper: EarlyStopping | None = None
+        """Early stopping deciding by the same rule: its best epoch is adopted by a tracker that has none after a
+        resume (a checkpoint written before ``best.pt`` existed)."""
         self.best_value: float | None = None
         self.best_epoch: int | None = None
         self.best_step: int | None = None
@@ -59,7 +65,9 @@ class BestWeights(Monitor):
         if stopping is None:
             return cls(trainer, path)
         mode = "max" if "acc" in stopping.monitor.lower() else "min"  # EarlyStopping's "auto"
-        return cls(trainer, path, monitor=stopping.monitor, mode=mode, min_delta=stopping.min_delta)
+        best = cls(trainer, path, monitor=stopping.monitor, mode=mode, min_delta=stopping.min_delta)
+        best.stopper = next((m for m in trainer.monitors if isinstance(m, EarlyStopping)), None)
+        return best
 
     def improves(self, value: float) -> bool:
         """``value < best - min_delta`` (mode min) or ``value > best + min_delta`` (mode max); never for NaN."""
@@ -72,6 +80,11 @@ class BestWeights(Monitor):
         return value > self.best_value + self.min_delta
 
     def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
+        stopper = self.stopper
+        if self.best_value is None and stopper is not None and stopper.best_weights is not None:
+            self.best_value, self.best_epoch, self.best_step = stopper.best_value, stopper.best_epoch, stopper.best_step
+            self.weights = dict(stopper.best_weights)
+            self._write()
         value = float(metrics[self.monitor])
         if not self.improves(value):
             return False, ""
@@ -79,17 +92,12 @@ class BestWeights(Monitor):
         self.best_step = int(metrics["step"]) if "step" in metrics else None
         with self._evaluated():
             self.weights = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
-        save_checkpoint(
-            {
-                "model": self.weights,
-                "epoch": epoch,
-                "step": self.best_step,
-                "metric": self.monitor,
-                "value": value,
-            },
-            self.path,
-        )
+        self._write()
         return False, ""
+
+    def _write(self) -> None:
+        best = {"epoch": self.best_epoch, "step": self.best_step, "metric": self.monitor, "value": self.best_value}
+        save_checkpoint({"model": self.weights, **best}, self.path)
 
     def _evaluated(self) -> contextlib.ExitStack:
         """The optimizer's evaluation view, then Polyak averages (as the trainer evaluates), without recomputing

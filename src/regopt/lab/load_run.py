@@ -146,7 +146,8 @@ def _evaluated(config: RunConfig, model: nn.Module, state: dict[str, Any], where
 def load_run(
     path: str | Path, *, weights: Weights = "auto", device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, Preprocess, RunConfig]:
-    """``(model, preprocess, config)`` of a trained run directory; see the module docstring.
+    """``(model, preprocess, config)`` of a trained run directory: its model rebuilt from ``config.toml`` with the
+    final or best weights, in eval mode, and the preprocessing of its training data (see the module docstring).
 
     ``model(preprocess(x_raw))`` is the run's output for raw inputs in its training file's layout (logits for
     classification; ``preprocess.classes[k]`` names output ``k``).

@@ -71,9 +71,9 @@ def resume_training(
 
     ``run_monitors`` is the number of stateless-at-start monitors the run directory put first among the trainer's
     monitors; a checkpoint written before some of them existed (the metrics writer and live weights before issue
-    14, the best weights' tracker before issue 17) lacks the first entries and gets empty ones. Returns notes for the summary. Raises :class:`CheckpointError` (one line, naming the field) if
-    the checkpoint's structure does not fit this trainer (checked before any of it is used), :class:`RunDirError`
-    if loading it still fails.
+    14, the best weights' tracker before issue 17) lacks the first entries and gets empty ones. Returns notes for
+    the summary. Raises :class:`CheckpointError` (one line, naming the field) if the checkpoint's structure does
+    not fit this trainer (checked before any of it is used), :class:`RunDirError` if loading it still fails.
     """
     trainer, stopper = experiment.trainer, experiment.early_stopping
     saved = load_checkpoint(checkpoint, map_location=experiment.device)
