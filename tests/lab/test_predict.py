@@ -192,3 +192,31 @@ def test_the_final_model_of_a_built_in_run_reproduces_its_train_error(tmp_path: 
     predicted = np.array([row["predicted"] for row in predictions.rows])
     error = np.mean(predicted != data.y_train.numpy())
     assert error == read_metrics(result.path / "metrics.csv")[-1]["train_error"]
+
+
+def test_a_regression_run_on_npz_predicts_its_values_for_a_csv_without_column_names(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)) * [1.0, 10.0, 0.1] + [0.0, 5.0, -1.0]
+    np.savez(tmp_path / "train.npz", x=x, y=x @ [1.0, 0.2, 3.0] + 0.1 * rng.normal(size=120))
+    raw = {
+        "name": "reg",
+        "data": {"name": "npz", "path": str(tmp_path / "train.npz")},
+        "model": {"name": "mlp", "widths": [8]},
+        "optimizer": {"name": "sgd", "lr": 0.05},
+        "train": {"epochs": 3, "batch_size": 16},
+    }
+    result = run(validate(raw), out=tmp_path / "runs")
+    write_csv(tmp_path / "new.csv", x[:10], None, header=["u", "v", "w"])  # an npz run has no names: by position
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(result.path), "--data", str(tmp_path / "new.csv"), "--out", str(out)]) == 0
+    rows = read_predictions(out)
+    assert list(rows[0]) == ["predicted"]
+    stats = json.loads((result.path / "preprocessing.json").read_text())["standardize"]
+    standardized = (x[:10].astype(np.float32).astype(np.float64) - stats["mean"]) / stats["std"]
+    with torch.no_grad():
+        expected = result.experiment.model.eval()(torch.from_numpy(standardized.astype(np.float32)))
+    assert [float(row["predicted"]) for row in rows] == expected[:, 0].double().tolist()  # the same forward pass
+
+    write_csv(tmp_path / "narrow.csv", x[:10, :2], None, header=["u", "v"])
+    assert main(["predict", str(result.path), "--data", str(tmp_path / "narrow.csv"), "--out", str(out)]) == 2
+    assert "2 feature columns; the run was trained on 3" in capsys.readouterr().err

@@ -11,8 +11,10 @@ Which weights (``weights``):
   stopping restored it, the retrained model after Algorithm 7.2 or 7.3, and through the evaluation views the
   run's figures were measured in: Nesterov's theta (not the interim point the parameters hold between steps)
   and, with ``[averaging]``, the Polyak averages (with their BatchNorm statistics).
-- ``"best"``: ``best.pt``, the best validation epoch's weights (``[train] keep_best``, or early stopping that
-  restores; see :mod:`regopt.lab.best_weights`).
+- ``"best"``: ``best.pt``, the best validation epoch's weights as evaluated (``[train] keep_best``, or early
+  stopping that restores; see :mod:`regopt.lab.best_weights`). Under early stopping that restores, the final
+  model is the same epoch's, except with ``[averaging]``: early stopping restores that epoch's parameters while
+  the final model is evaluated through the latest averages, and ``best.pt`` holds that epoch's averages.
 - ``"auto"`` (default): ``best.pt`` if the run kept one, else the final model.
 
 Every file is read with ``torch.load(weights_only=True)``. The model is returned in ``eval()`` mode (dropout and

@@ -128,8 +128,13 @@ def predict(run_dir: str | Path, data: str | Path, *, weights: Weights = "auto")
 
 
 def write_predictions(predictions: Predictions, out: str | Path) -> Path:
-    """Write the rows to ``out`` as csv, atomically."""
-    write_csv(out, predictions.rows, predictions.columns)
+    """Write the rows to ``out`` as csv, atomically; :class:`DataError` (one line) if it cannot be written."""
+    if Path(out).is_dir():
+        raise DataError(f"{out}: is a directory; --out takes the csv file to write")
+    try:
+        write_csv(out, predictions.rows, predictions.columns)
+    except OSError as err:
+        raise DataError(f"{out}: cannot write ({err.strerror or err})") from None
     return Path(out)
 
 
