@@ -1,4 +1,4 @@
-"""Command line: ``regopt run | compare | tune | diagnose | demo | list``.
+"""Command line: ``regopt run | compare | tune | diagnose | predict | demo | list``.
 
 The CLI parses, prints and exits; training lives in :mod:`regopt.lab`. Any unusable input (config, data file,
 run directory, checkpoint) prints one line ``regopt: error: ...`` to stderr and exits with status 2, without a
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from regopt import __version__
 from regopt.cli_list import list_command
+from regopt.cli_predict import add_predict_parser
 from regopt.cli_warnings import install_warning_handler
 
 USAGE_ERROR = 2
@@ -204,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3, help="how many top eigenvalues (default 3)")
     p.add_argument("--out", default="runs/diagnose", help="directory for --example figures")
     p.set_defaults(handler=_diagnose)
+
+    add_predict_parser(sub)
 
     p = sub.add_parser("demo", help="run the gallery of the chapter's figures on bundled data")
     p.add_argument("--out", default="runs/demo", help="directory for the gallery (default: runs/demo)")

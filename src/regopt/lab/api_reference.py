@@ -18,6 +18,7 @@ PACKAGES: dict[str, str] = {
     "regopt.diagnostics": "monitors and measurements of the optimization challenges (sec. 8.2)",
     "regopt.ensemble": "bagging and model averaging (sec. 7.11)",
     "regopt.adversarial": "adversarial examples and training (sec. 7.13)",
+    "regopt.lab": "a trained run's model in Python: load_run (regopt predict on the command line)",
     "regopt.lab.runs": "the lab in Python: train a config into a run directory, read one back",
     "regopt.lab.trainer": "the one training loop, its phases and limits, for your own model and data",
     "regopt.lab.objective": "terms of the objective the Trainer minimizes: penalty(model) and term(batch)",

@@ -134,6 +134,8 @@ def check_pretraining(config: RunConfig) -> None:
         raise ConfigError("pretraining: each stage has a fresh optimizer; a learning-rate schedule is not supported")
     if config.optimizer.name == "coordinate":
         raise ConfigError("pretraining: coordinate descent's blocks are fixed at the start; use another optimizer")
+    if config.train.keep_best:
+        raise ConfigError("pretraining: train.keep_best would keep a network of an earlier stage; not supported")
     for key, what in _REFUSED.items():
         section: Any = config
         for part in key.split("."):

@@ -70,10 +70,10 @@ def resume_training(
     """Load the run's checkpoint into ``experiment``'s trainer; lift the stops a lengthened run no longer has.
 
     ``run_monitors`` is the number of stateless-at-start monitors the run directory put first among the trainer's
-    monitors; a checkpoint written before they existed (regopt before issue 14) lacks their entries and gets
-    empty ones. Returns notes for the summary. Raises :class:`CheckpointError` (one line, naming the field) if
-    the checkpoint's structure does not fit this trainer (checked before any of it is used), :class:`RunDirError`
-    if loading it still fails.
+    monitors; a checkpoint written before some of them existed (the metrics writer and live weights before issue
+    14, the best weights' tracker before issue 17) lacks the first entries and gets empty ones. Returns notes for
+    the summary. Raises :class:`CheckpointError` (one line, naming the field) if the checkpoint's structure does
+    not fit this trainer (checked before any of it is used), :class:`RunDirError` if loading it still fails.
     """
     trainer, stopper = experiment.trainer, experiment.early_stopping
     saved = load_checkpoint(checkpoint, map_location=experiment.device)
@@ -82,8 +82,9 @@ def resume_training(
         raise CheckpointError(f"{checkpoint}: {TRAINING_STATE} is a {found}, expected a dict")
     state = training_state(saved)
     hooks = state.get("hook_states")
-    if isinstance(hooks, list) and len(hooks) == len(trainer.stateful()) - run_monitors:
-        state["hook_states"] = [{} for _ in range(run_monitors)] + hooks
+    missing = len(trainer.stateful()) - len(hooks) if isinstance(hooks, list) else 0
+    if isinstance(hooks, list) and 0 < missing <= run_monitors:  # the run monitors added since, at the front
+        state["hook_states"] = [{} for _ in range(missing)] + hooks
     if experiment.pretraining is not None:  # the network and optimizer of the stage the checkpoint holds
         experiment.pretraining.prepare_resume(trainer, state)
     check_trainer_state(state, trainer, checkpoint, prefix=f"{TRAINING_STATE}." if TRAINING_STATE in saved else "")

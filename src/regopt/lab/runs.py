@@ -10,6 +10,13 @@ Layout of a run directory::
     checkpoint.pt   the Trainer's full state, written atomically after every epoch; at the end, the final
                     model's (with the state training continues from under ``training_state`` if that differs)
     curves.png      train vs validation error over epochs
+    best.pt         the weights of the best validation epoch, with its epoch and metric, when ``[train]
+                    keep_best = true`` or early stopping restores (see :mod:`regopt.lab.best_weights`)
+    preprocessing.json  for a csv/npz data file: feature columns, input shape, output width, class names and
+                    standardization statistics (see :mod:`regopt.lab.data.preprocessing`)
+
+``regopt predict`` and :func:`regopt.lab.load_run` use a run directory's model: ``checkpoint.pt``'s final model or
+``best.pt``, with the preprocessing of its training data.
 
 Nothing is written until the whole config has been built (data loaded, model and optimizer constructed), an
 existing directory is replaced only with ``force=True``, and ``resume=True`` continues from the checkpoint
@@ -32,6 +39,7 @@ import tomli_w
 from regopt.diagnostics import TrainingDiverged
 from regopt.lab.after_early_stopping import FinalModel, continue_training, retrain
 from regopt.lab.atomic import remove_temp_files, write_csv, write_text
+from regopt.lab.best_weights import BEST, BestWeights, keeps_best
 from regopt.lab.checkpoint import load_checkpoint, save_checkpoint
 from regopt.lab.config import ConfigError, RunConfig, record_data_identity, to_toml_dict
 from regopt.lab.data import write_preprocessing
@@ -78,11 +86,14 @@ class MetricsWriter(Monitor):
 
 
 def _run_monitors(experiment: Experiment, path: Path) -> tuple[LiveWeights | None, int]:
-    """Put the run directory's own monitors first, before any that may stop or raise: the metrics writer, and
-    (with early stopping that restores) the weights it is about to replace. Returns the latter and their number."""
+    """Put the run directory's own monitors first, before any that may stop or raise: the best weights' tracker
+    (``best.pt``), the metrics writer, and (with early stopping that restores) the weights it is about to
+    replace. Returns the latter and their number. The tracker comes first: a checkpoint written before it existed
+    lacks only its entry, at the front (see :func:`~regopt.lab.run_resume.resume_training`)."""
     trainer, stopper = experiment.trainer, experiment.early_stopping
     live = LiveWeights(trainer.model, stopper) if stopper is not None and stopper.restore_best else None
-    ours = [m for m in (live, MetricsWriter(trainer, path / METRICS)) if m is not None]
+    best = BestWeights.for_run(experiment.config, trainer, path / BEST) if keeps_best(experiment.config) else None
+    ours = [m for m in (best, live, MetricsWriter(trainer, path / METRICS)) if m is not None]
     trainer.monitors[:0] = ours
     return live, len(ours)
 

@@ -24,7 +24,7 @@ from regopt.lab.data.identity import check_source, existing_file
 from regopt.lab.data.userdata import count_nonfinite, split_user_data
 
 
-def _parse(rows: list[list[str]], lines: list[int], header: list[str], path: Path) -> np.ndarray:
+def parse_cells(rows: list[list[str]], lines: list[int], header: list[str], path: Path) -> np.ndarray:
     """The cells as a float64 matrix, or a :class:`DataError` naming the line and column of a bad cell."""
     try:
         return np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
@@ -150,7 +150,7 @@ def load_csv(cfg: CsvData) -> Dataset:
         raise DataError(f"{path}: no feature columns besides the label column {label!r}")
     j = header.index(label)
     names = header[:j] + header[j + 1 :]
-    x = _parse([row[:j] + row[j + 1 :] for row in rows], lines, names, path)
+    x = parse_cells([row[:j] + row[j + 1 :] for row in rows], lines, names, path)
     y = _labels([row[j] for row in rows], lines, label, path)
     for k, name in enumerate(header):
         column = y if k == j else x[:, k - (k > j)]

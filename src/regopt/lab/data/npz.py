@@ -19,27 +19,34 @@ from regopt.lab.data.identity import check_source, existing_file
 from regopt.lab.data.userdata import split_user_data
 
 
-def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The arrays ``x`` and ``y`` of an ``.npz`` file, or a :class:`DataError` naming the file."""
+def read_npz_arrays(path: Path, keys: tuple[str, ...]) -> list[np.ndarray]:
+    """The arrays ``keys`` of an ``.npz`` file, or a :class:`DataError` naming the file (and a missing array)."""
     path = existing_file(Path(path))
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DataError(f"{path}: cannot read as .npz: {err}") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: a single .npy array, expected an .npz archive with arrays 'x' and 'y'")
+        wanted = " and ".join(repr(key) for key in keys)
+        raise DataError(f"{path}: a single .npy array, expected an .npz archive with arrays {wanted}")
     with archive:
-        keys = list(archive.files)
+        found = list(archive.files)
         arrays = []
-        for key in ("x", "y"):
-            if key not in keys:
-                found = ", ".join(repr(k) for k in keys) or "none"
-                raise DataError(f"{path}: no array {key!r} in the archive (arrays found: {found})")
+        for key in keys:
+            if key not in found:
+                names = ", ".join(repr(k) for k in found) or "none"
+                raise DataError(f"{path}: no array {key!r} in the archive (arrays found: {names})")
             try:
                 arrays.append(archive[key])
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
                 raise DataError(f"{path}: cannot read array {key!r}: {err}") from None
-    return arrays[0], arrays[1]
+    return arrays
+
+
+def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays ``x`` and ``y`` of an ``.npz`` file, or a :class:`DataError` naming the file."""
+    x, y = read_npz_arrays(path, ("x", "y"))
+    return x, y
 
 
 def load_npz(cfg: NpzData) -> Dataset:

@@ -7,6 +7,8 @@ A trained model expects its inputs as they were during training. For a user file
     task          "classification" or "regression"
     features      the feature column names (csv), or null (npz)
     input_shape   the shape of one example
+    output_dim    the width of the model's output: the class count, or the regression target's width (absent
+                  from run directories written before issue 17)
     classes       the original label of each class index (numbers or text), or null for regression
     standardize   {"mean", "std", "constant_features"} with mean and std of the example shape, or null
 

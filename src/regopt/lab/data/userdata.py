@@ -112,6 +112,7 @@ def split_user_data(
         "task": ds.task,
         "features": features,
         "input_shape": list(ds.input_shape),
+        "output_dim": ds.output_dim,
         "classes": list(ds.classes) if ds.classes is not None else None,
         "standardize": stats,
     }

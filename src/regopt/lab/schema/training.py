@@ -165,6 +165,11 @@ class TrainConfig(Strict):
     """torch.compile the model (its forward and backward; the optimizer's own ``compile`` is separate).
     Checkpoints keep the uncompiled model's keys."""
 
+    keep_best: bool = False
+    """Keep the weights of the best validation epoch as ``best.pt`` in the run directory (the metric, mode and
+    min_delta of ``[regularize.early_stopping]`` if given, else the lowest ``val_error``); early stopping that
+    restores keeps it without this key."""
+
     @model_validator(mode="after")
     def _accumulate_within_batch(self) -> TrainConfig:
         if self.accumulate > self.batch_size:
