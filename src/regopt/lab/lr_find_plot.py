@@ -1,0 +1,70 @@
+"""The figure and table of ``regopt lr-find``: loss against lr, with the three rates marked."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from regopt.lab.atomic import write_csv
+from regopt.lab.lr_find import CurvatureRates, LRFindResult, Recommendation
+from regopt.lab.report import save_figure
+
+__all__ = ["finding", "plot_lr_find", "rate_rows", "write_lr_find_csv"]
+
+
+def rate_rows(result: LRFindResult, rates: CurvatureRates) -> list[tuple[str, float, str]]:
+    """The three rates as (name, lr, what it means), in the order the table and the legend show them."""
+    return [
+        ("range test (min-loss lr / 10)", result.suggestion, f"the loss was lowest at lr {result.min_loss_lr:.3g}"),
+        ("2 g'g / g'Hg", rates.along_gradient, "largest lr that lowers the loss along the gradient (first step)"),
+        (
+            "2 / lambda_max",
+            rates.any_direction,
+            f"largest stable lr in every direction (lambda_max {rates.lambda_max:.4g})",
+        ),
+    ]
+
+
+def finding(result: LRFindResult, rates: CurvatureRates, choice: Recommendation) -> str:
+    """One sentence: where the sweep stopped against 2 / lambda_max, and the pick."""
+    if result.diverged and math.isfinite(rates.any_direction):
+        where = f"loss diverged at lr {result.stop_lr:.3g} = {result.stop_lr / rates.any_direction:.2g} x 2/lambda_max"
+    elif result.diverged:
+        where = f"loss diverged at lr {result.stop_lr:.3g}"
+    else:
+        where = f"no divergence up to lr {result.stop_lr:.3g}"
+    return f"{where}; pick lr {choice.lr:.3g} ({choice.source})"
+
+
+def write_lr_find_csv(result: LRFindResult, path: str | Path) -> None:
+    """``lr, loss, smoothed``, one row per step of the sweep (atomically)."""
+    rows = [
+        {"lr": lr, "loss": loss, "smoothed": smooth}
+        for lr, loss, smooth in zip(result.lrs, result.losses, result.smoothed, strict=True)
+    ]
+    write_csv(path, rows, columns=["lr", "loss", "smoothed"])
+
+
+def plot_lr_find(result: LRFindResult, rates: CurvatureRates, choice: Recommendation, path: str | Path) -> None:
+    """Loss and smoothed loss against lr (log x), the suggestion and the two curvature rates as vertical lines."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    finite = [(lr, s) for lr, s in zip(result.lrs, result.smoothed, strict=True) if math.isfinite(s)]
+    ax.plot(result.lrs, result.losses, color="tab:gray", alpha=0.4, linewidth=0.8, label="loss per step")
+    ax.plot([lr for lr, _ in finite], [s for _, s in finite], color="tab:blue", label="smoothed loss (EMA 0.98)")
+    styles = ["tab:green", "tab:orange", "tab:red"]
+    for (name, lr, _), color in zip(rate_rows(result, rates), styles, strict=True):
+        if math.isfinite(lr) and lr > 0:
+            ax.axvline(lr, color=color, linestyle="--", label=f"{name} = {lr:.3g}")
+    values = [s for _, s in finite]
+    if values:  # the diverged tail would squash the curve: show up to the stop rule's 4x the lowest loss
+        low, high = min(values), max(values[0], 4 * min(values))
+        ax.set_ylim(low - 0.05 * (high - low), high + 0.1 * (high - low) + 1e-12)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title(finding(result, rates, choice), fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)
