@@ -44,8 +44,8 @@ def add_lr_find_parser(sub: Any) -> None:
 def lr_find_command(args: argparse.Namespace, console: Console) -> int:
     from regopt.lab.config import load_config
     from regopt.lab.experiment import build_experiment
-    from regopt.lab.lr_find import LRFindError, check_sweep, find_lr, recommend, trainer_curvature_rates
-    from regopt.lab.lr_find_plot import finding, plot_lr_find, rate_rows, write_lr_find_csv
+    from regopt.lab.lr_find import LRFindError, check_sweep, find_lr, trainer_curvature_rates
+    from regopt.lab.lr_find_report import finding, plot_lr_find, rate_rows, recommend, write_lr_find_csv
 
     config_path = Path(args.config)
     try:

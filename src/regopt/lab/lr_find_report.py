@@ -1,17 +1,71 @@
-"""The figure and table of ``regopt lr-find``: loss against lr, with the three rates marked."""
+"""What ``regopt lr-find`` reports: which of the three rates to pick and why, the table, the figure, the csv."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import torch
 
 from regopt.lab.atomic import write_csv
-from regopt.lab.lr_find import CurvatureRates, LRFindResult, Recommendation
+from regopt.lab.lr_find import CurvatureRates, LRFindResult
 from regopt.lab.report import save_figure
 
-__all__ = ["finding", "plot_lr_find", "rate_rows", "write_lr_find_csv"]
+__all__ = ["Recommendation", "finding", "plot_lr_find", "rate_rows", "recommend", "write_lr_find_csv"]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The rate to pick, which of the three it is, and why."""
+
+    lr: float
+    source: str
+    """``"range test"`` or ``"2 / lambda_max"``."""
+    reason: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _plain_sgd(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether each step is ``theta - lr g`` (SGD without momentum), the steps the curvature rates are for."""
+    from regopt.optim import SGD
+
+    if not isinstance(optimizer, (SGD, torch.optim.SGD)):
+        return False
+    return all(not group.get("momentum", 0.0) for group in optimizer.param_groups)
+
+
+def recommend(result: LRFindResult, rates: CurvatureRates, optimizer: torch.optim.Optimizer) -> Recommendation:
+    """Which of the three rates to train with, and why.
+
+    Plain SGD: the range test's suggestion where it lies at or below ``2 / lambda_max`` (stable in every
+    direction, and the sweep saw the loss fall there), else ``2 / lambda_max`` (beyond it the steps along the top
+    eigenvector grow). ``2 g'g / g'Hg`` is never picked: it is at least ``2 / lambda_max`` and only bounds the
+    first step along g. Any other optimizer (momentum, per-parameter scaling): the range test's suggestion, since
+    the curvature rates are the limits of plain SGD steps and the sweep ran the configured optimizer.
+    """
+    notes = []
+    if not result.diverged:
+        notes.append(f"the loss never diverged up to {result.stop_lr:.3g}: a larger --max may move the suggestion")
+    if rates.along_gradient == math.inf:
+        notes.append("g'Hg <= 0 at these weights: no curvature limit along the gradient")
+    suggestion, cap = result.suggestion, rates.any_direction
+    name = type(optimizer).__name__
+    if not _plain_sgd(optimizer):
+        reason = (
+            f"the curvature rates are the stable rates of plain SGD steps; {name} with its momentum or "
+            "per-parameter scaling has other limits, and the range test ran it as configured"
+        )
+        return Recommendation(suggestion, "range test", reason, notes)
+    if not math.isfinite(cap) or suggestion <= cap:
+        reason = "plain SGD: it lies below 2 / lambda_max, so every direction is stable, and the loss fell there"
+        return Recommendation(suggestion, "range test", reason, notes)
+    reason = (
+        f"plain SGD: the range test's {suggestion:.3g} exceeds 2 / lambda_max, where steps along the top "
+        "eigenvector grow; 2 / lambda_max is the largest rate stable in every direction at these weights"
+    )
+    return Recommendation(cap, "2 / lambda_max", reason, notes)
 
 
 def rate_rows(result: LRFindResult, rates: CurvatureRates) -> list[tuple[str, float, str]]:
