@@ -71,12 +71,12 @@ def recommend(result: LRFindResult, rates: CurvatureRates, optimizer: torch.opti
 def rate_rows(result: LRFindResult, rates: CurvatureRates) -> list[tuple[str, float, str]]:
     """The three rates as (name, lr, what it means), in the order the table and the legend show them."""
     return [
-        ("range test (min-loss lr / 10)", result.suggestion, f"the loss was lowest at lr {result.min_loss_lr:.3g}"),
-        ("2 g'g / g'Hg", rates.along_gradient, "largest lr that lowers the loss along the gradient (first step)"),
+        ("range test (min-loss lr / 10)", result.suggestion, f"smoothed loss lowest at {result.min_loss_lr:.3g}"),
+        ("2 g'g / g'Hg", rates.along_gradient, "lowers the loss along g (first step)"),
         (
             "2 / lambda_max",
             rates.any_direction,
-            f"largest stable lr in every direction (lambda_max {rates.lambda_max:.4g})",
+            f"stable in every direction (lambda_max {rates.lambda_max:.3g})",
         ),
     ]
 
@@ -112,9 +112,10 @@ def plot_lr_find(result: LRFindResult, rates: CurvatureRates, choice: Recommenda
         if math.isfinite(lr) and lr > 0:
             ax.axvline(lr, color=color, linestyle="--", label=f"{name} = {lr:.3g}")
     values = [s for _, s in finite]
-    if values:  # the diverged tail would squash the curve: show up to the stop rule's 4x the lowest loss
-        low, high = min(values), max(values[0], 4 * min(values))
-        ax.set_ylim(low - 0.05 * (high - low), high + 0.1 * (high - low) + 1e-12)
+    if values:  # from the lowest loss to a margin above the start: the diverged tail leaves through the top
+        low = min([*values, *(loss for loss in result.losses if math.isfinite(loss))])
+        high = values[0] + max(values[0] - low, 0.1 * abs(values[0]), 1e-12)
+        ax.set_ylim(low - 0.05 * (high - low), high)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
