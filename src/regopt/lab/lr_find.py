@@ -118,11 +118,17 @@ class CurvatureRates:
     any_direction: float
     """``2 / lambda_max`` (``inf`` if ``lambda_max <= 0``)."""
     lambda_max: float
+    """The Hessian's largest eigenvalue (Lanczos)."""
     gHg: float
+    """``g'Hg`` in float64."""
     gg: float
+    """``g'g`` in float64."""
     loss: float
+    """The objective on the probe batch."""
     examples: int
+    """The probe batch's size."""
     hessian_vector_products: int
+    """What the two rates cost, in Hessian-vector products."""
 
 
 def lr_sweep(lr_min: float, lr_max: float, steps: int) -> list[float]:
