@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import tomli_w
 import torch
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from regopt.cli import main
-from regopt.lab.config import read_toml, validate
+from regopt.lab.config import load_config, read_toml, validate
 from regopt.lab.data import Dataset
 from regopt.lab.experiment import build_experiment
 from regopt.lab.lr_find import (
@@ -226,7 +227,34 @@ def test_bad_sweep_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert not (tmp_path / "runs").exists()
 
 
-def test_missing_config_is_one_line_and_exit_2(tmp_path, capsys):
+def test_missing_config_or_apply_onto_it_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["lr-find", str(tmp_path / "absent.toml"), "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "absent.toml: no such config file" in err
+    config = tmp_path / "tiny.toml"
+    config.write_text(tomli_w.dumps(small_raw()))
+    original = config.read_bytes()
+    assert main(["lr-find", str(config), "--out", str(tmp_path / "runs"), "--apply", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--apply: " in err and "is the config itself" in err
+    assert config.read_bytes() == original and not (tmp_path / "runs").exists()
+
+
+def test_apply_elsewhere_makes_a_relative_data_path_absolute(tmp_path, capsys):
+    """A copy beside the config keeps ``data.path = "d.npz"``; one written to another folder names the file by
+    absolute path, so both copies load the same data."""
+    gen = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=gen.normal(size=(200, 3)), y=(gen.random(200) > 0.5).astype(np.int64))
+    raw = small_raw(data={"name": "npz", "path": "d.npz"}, optimizer={"name": "sgd", "lr": 0.1})
+    config = tmp_path / "user.toml"
+    config.write_text(tomli_w.dumps(raw))
+    elsewhere = tmp_path / "other" / "picked.toml"
+    common = ["--steps", "20", "--min", "1e-3", "--max", "10", "--out", str(tmp_path / "runs")]
+    assert main(["lr-find", str(config), *common, "--apply"]) == 0
+    assert main(["lr-find", str(config), *common, "--apply", str(elsewhere)]) == 0
+    capsys.readouterr()
+    beside, other = read_toml(tmp_path / "user.lr.toml"), read_toml(elsewhere)
+    assert beside["data"]["path"] == "d.npz"
+    assert other["data"]["path"] == str((tmp_path / "d.npz").resolve())
+    assert beside["optimizer"]["lr"] == other["optimizer"]["lr"]  # the same sweep, the same pick
+    assert load_config(tmp_path / "user.lr.toml").data.path == load_config(elsewhere).data.path
