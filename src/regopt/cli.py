@@ -1,4 +1,4 @@
-"""Command line: ``regopt run | compare | tune | diagnose | predict | demo | list``.
+"""Command line: ``regopt run | compare | tune | lr-find | diagnose | predict | demo | list``.
 
 The CLI parses, prints and exits; training lives in :mod:`regopt.lab`. Any unusable input (config, data file,
 run directory, checkpoint) prints one line ``regopt: error: ...`` to stderr and exits with status 2, without a
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from regopt import __version__
 from regopt.cli_list import list_command
+from regopt.cli_lr_find import add_lr_find_parser
 from regopt.cli_predict import add_predict_parser
 from regopt.cli_warnings import install_warning_handler
 
@@ -193,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", metavar="NAME", help="study name; its directory is <out>/NAME-tune (default: name)")
     p.add_argument("--force", action="store_true", help="replace an existing study of that name and its trials")
     p.set_defaults(handler=_tune)
+
+    add_lr_find_parser(sub)
 
     p = sub.add_parser("diagnose", help="curvature, gradient noise and stable lr of a run; or a seed example")
     p.add_argument("run", nargs="?", help="run directory (with config.toml and checkpoint.pt)")

@@ -22,6 +22,8 @@ PACKAGES: dict[str, str] = {
     "regopt.lab.runs": "the lab in Python: train a config into a run directory, read one back",
     "regopt.lab.trainer": "the one training loop, its phases and limits, for your own model and data",
     "regopt.lab.objective": "terms of the objective the Trainer minimizes: penalty(model) and term(batch)",
+    "regopt.lab.lr_find": "Smith's range test and the stable rates 2 g'g / g'Hg, 2 / lambda_max (regopt lr-find)",
+    "regopt.lab.lr_find_report": "which of lr-find's three rates to pick and why; its table, figure and csv",
 }
 """Module -> what it holds, in the order of the page."""
 
