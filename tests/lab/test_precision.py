@@ -112,6 +112,12 @@ def test_monitors_see_unscaled_gradients_under_fp16() -> None:
     assert norms["fp16"] == pytest.approx(norms["32"], rel=0.02)  # float16 rounding, not the 65536 scale
 
 
+def test_an_fp16_run_reports_its_skipped_steps_and_scale(tmp_path: Path) -> None:
+    summary = run(validate(raw_with("fp16", epochs=1)), out=tmp_path).summary
+    assert summary["precision"] == "fp16"
+    assert summary["fp16_skipped_steps"] == 0 and summary["fp16_loss_scale"] == 2.0**16
+
+
 def test_the_loss_scale_is_checkpointed() -> None:
     trainer = build_experiment(validate(raw_with("fp16"))).trainer
     trainer.fit(max_steps=1)
@@ -130,6 +136,7 @@ def test_a_bf16_run_resumes_to_the_same_bits(tmp_path: Path) -> None:
     short["train"]["epochs"] = 1
     run(validate(short), out=tmp_path / "b")
     resumed = run(validate(raw), out=tmp_path / "b", resume=True)
+    assert straight.summary["precision"] == "bf16" and "fp16_skipped_steps" not in straight.summary
     assert [r["val_loss"] for r in straight.history] == [r["val_loss"] for r in resumed.history]
     for a, b in zip(straight.experiment.model.parameters(), resumed.experiment.model.parameters(), strict=True):
         assert torch.equal(a, b)

@@ -29,6 +29,7 @@ import torch
 from regopt.lab.after_early_stopping import FinalModel
 from regopt.lab.atomic import write_text
 from regopt.lab.experiment import Experiment
+from regopt.lab.precision import MixedPrecision
 
 _FIGURES = (
     "epochs",
@@ -78,10 +79,19 @@ def summarize(
         "wall_time_s": round(trainer.elapsed, 3),
         "parameters": experiment.parameter_count,
         "stop_reason": trainer.stop_reason,
+        **_precision(trainer.precision),
         "device": str(experiment.device),
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+def _precision(precision: MixedPrecision) -> dict[str, Any]:
+    """The forward pass's precision, and under float16 how many steps the loss scaler skipped (overflows)."""
+    if precision.scaler is None:
+        return {"precision": precision.precision}
+    scale = precision.scaler.get_scale()
+    return {"precision": precision.precision, "fp16_skipped_steps": precision.skipped_steps, "fp16_loss_scale": scale}
 
 
 def describe_final_model(summary: dict[str, Any], final: FinalModel) -> dict[str, Any]:
