@@ -104,6 +104,7 @@ def test_a_one_cycle_run_interrupted_mid_cycle_resumes_to_the_same_bits(tmp_path
         ({"name": "torch.MultiStepLR"}, "schedule.milestones: torch.MultiStepLR needs it"),
         ({"name": "torch.StepLR", "step_size": 2, "optimizer": "sgd"}, "schedule.optimizer: regopt passes"),
         ({"name": "torch.StepLR", "step_size": 2, "gamma": float("nan")}, "schedule.gamma: nan is not a finite"),
+        ({"name": "torch.MultiStepLR", "milestones": "2,4"}, "schedule.milestones: '2,4' is text; torch.MultiStepLR"),
         ({"name": "torch.OneCycleLR", "max_lr": 1.0}, "schedule.interval: torch.OneCycleLR steps after every batch"),
         (
             {"name": "torch.CyclicLR", "base_lr": 0.01, "max_lr": 0.1, "interval": "step", "warmup_steps": 2},

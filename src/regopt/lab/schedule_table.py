@@ -71,6 +71,14 @@ def required_options(name: str) -> list[str]:
     return [key for key in scheduler_options(name) if parameters[key].default is inspect.Parameter.empty]
 
 
+def takes_text(name: str, key: str) -> bool:
+    """Whether option ``key`` of ``torch.<name>`` takes a string (``mode``, ``anneal_strategy``): its default is one
+    or its annotation says so. torch does not check types, and a string where it counts (``milestones = "2,4"``)
+    would silently schedule nothing."""
+    parameter = inspect.signature(SCHEDULERS[name]).parameters[key]
+    return isinstance(parameter.default, str) or "str" in str(parameter.annotation)
+
+
 def unknown_scheduler(name: str) -> str:
     """Why ``name`` (a ``[schedule] name`` beginning ``torch.``) names no scheduler a config can use."""
     cls = name[len(TORCH_PREFIX) :]
@@ -89,5 +97,6 @@ __all__ = [
     "TORCH_PREFIX",
     "required_options",
     "scheduler_options",
+    "takes_text",
     "unknown_scheduler",
 ]

@@ -10,8 +10,8 @@ The MLP of ``warmup_and_plateau.toml`` (widths [100, 100], ReLU, MNIST-1D, batch
 - ``warmup``: the same eps reached through a linear warmup over the first 640 steps (``warmup_steps``, from
   0.01 eps), by which time r has grown; the network trains.
 - ``plateau``: the same eps, divided by 10 whenever the validation loss did not improve in an epoch
-  (``name = "plateau"``, ``patience = 0``). It reacts only after an epoch has been judged, when the first
-  steps have already done their damage: it lowers the rate, but the error stays where the wreck left it.
+  (``name = "plateau"``, ``patience = 0``). It judges whole epochs, so it lowers the rate only once the
+  validation loss stalls, long after the first steps have done their damage: the error stays at chance.
 
 A run that the non-finite guard stops (``diverged``) would be reported as such; at these settings none does,
 the constant rate's failure is a network stuck at chance, not a NaN.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PositiveInt, Tag, model_validator
@@ -17,6 +18,7 @@ from regopt.lab.schedule_table import (
     TORCH_PREFIX,
     required_options,
     scheduler_options,
+    takes_text,
     unknown_scheduler,
 )
 from regopt.lab.schema.base import MAX_SCALE, STRICT_TYPES, Fraction, Rate, Strict, key_error
@@ -153,7 +155,7 @@ class TorchSchedule(ScheduleBase):
     model_config = ConfigDict(extra="allow")
     name_form: ClassVar[str] = f'"{TORCH_PREFIX}<Class>"'
     """How the reference writes this variant's ``name``."""
-    name: Annotated[str, Field(pattern=rf"^{TORCH_PREFIX}")]
+    name: Annotated[str, Field(pattern="^" + re.escape(TORCH_PREFIX))]
     """``torch.`` and the class name, e.g. ``torch.MultiStepLR``."""
 
     @model_validator(mode="after")
@@ -169,6 +171,8 @@ class TorchSchedule(ScheduleBase):
                 raise key_error(key, f"not an option of {self.name}; its options are {options}")
             if any(not math.isfinite(number) for number in _numbers(value)):
                 raise key_error(key, f"{value!r} is not a finite number")
+            if isinstance(value, str) and not takes_text(cls, key):
+                raise key_error(key, f"{value!r} is text; {self.name} takes a number (or an array) here")
         for key in required_options(cls):
             if key not in given:
                 raise key_error(key, f"{self.name} needs it (no default)")
