@@ -17,7 +17,11 @@ CONFIGS = sorted((ROOT / "examples").glob("*.toml")) + sorted(GALLERY_DIR.glob("
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_config_builds_and_trains_one_epoch(path):
-    config = load_config(path, ["train.epochs=1", "train.evaluate_test=false"])
+    overrides = ["train.epochs=1", "train.evaluate_test=false"]
+    shipped = load_config(path).schedule
+    if shipped.warmup_steps or shipped.warmup_epochs:  # a warmup must leave something of the one-epoch run
+        overrides += ["schedule.warmup_steps=1"] if shipped.warmup_steps else ["schedule.warmup_epochs=0"]
+    config = load_config(path, overrides)
     experiment = build_experiment(config)
     history = experiment.trainer.fit()
     assert len(history) == 1 and history[0]["train_loss"] == history[0]["train_loss"]  # not NaN

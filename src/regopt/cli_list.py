@@ -54,7 +54,7 @@ def _print_table(console: Console, title: str, rows: Mapping[str, tuple[str, ...
     """One titled table without a header: the name in bold, then ``columns``; a file column is never wrapped, so
     that it can be copied whole."""
     table = Table(title=escape(title), title_justify="left", show_header=False)
-    table.add_column("name", style="bold")
+    table.add_column("name", style="bold", min_width=max(map(len, rows), default=0))  # names are never cut
     for column in columns:
         table.add_column(column, no_wrap=column == "file")
     for name, cells in rows.items():

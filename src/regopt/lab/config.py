@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError
 
-from regopt.lab.schema.base import ConfigError, Seed, Strict
+from regopt.lab.schema.base import KEY_ERROR, ConfigError, Seed, Strict
 from regopt.lab.schema.curriculum import CurriculumConfig
 from regopt.lab.schema.data import *  # noqa: F403 - the config API is flat
 from regopt.lab.schema.data import CsvData, DataConfig, Mnist1dData, NpzData
@@ -96,12 +96,14 @@ def _format_error(err: ValidationError, source: str) -> str:
     # Drop the union tag pydantic inserts after a discriminated section ("model.mlp.widths" -> "model.widths").
     if len(loc) >= 2 and loc[0] in _TAGGED:
         loc = [loc[0], *loc[2:]] if first["type"] != "union_tag_invalid" else loc[:1]
+    if first["type"] == KEY_ERROR:  # a validator's verdict on one of the section's extra keys
+        loc.append(first["ctx"]["key"])
     path = ".".join(loc) or "(top level)"
     msg = first["msg"]
     if first["type"] == "union_tag_invalid":
         msg = f"unknown name {first['input'].get('name')!r}; expected one of {first['ctx']['expected_tags']}"
     elif first["type"] == "union_tag_not_found":
-        msg = "missing 'name'"
+        msg = "missing 'name'" if isinstance(first["input"], dict) else "expected a table with a 'name'"
     elif first["type"] == "extra_forbidden":
         msg = "unknown key"
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""

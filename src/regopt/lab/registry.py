@@ -4,7 +4,8 @@ Plain names are regopt's own optimizers (the chapter's algorithms); ``torch.<nam
 comparison. Every config key besides ``name`` is checked against the constructor's signature before anything
 is built. ``coordinate`` wraps an ``inner`` optimizer in block coordinate descent, one block per layer.
 ``no_decay_bias_norm`` (default true) puts biases and normalization parameters in a group without weight decay.
-Schedules are torch's ``lr_scheduler`` classes; Algorithm 8.1's linear decay is a ``LambdaLR``.
+Schedules are torch's ``lr_scheduler`` classes; Algorithm 8.1's linear decay is a ``LambdaLR``, and
+``torch.<Class>`` names any other (:mod:`regopt.lab.schedule_table`).
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ from regopt.lab.config import (
     PlateauSchedule,
     ScheduleConfig,
     StepSchedule,
+    TorchSchedule,
 )
 from regopt.lab.optimizer_table import DEFAULT_INNER, OPTIMIZERS, WRAPPERS, optimizer_options
+from regopt.lab.schedule_table import LENGTH_KEYS, SCHEDULERS
 from regopt.lab.schema.base import MAX_SCALE
 from regopt.optim import CoordinateDescent, decay_groups, linear_decay
 
@@ -48,6 +51,8 @@ SCHEDULES: dict[str, str] = {
     "cosine": "cosine annealing to eta_min over the run (CosineAnnealingLR)",
     "linear": "Algorithm 8.1: linear decay from lr to final_fraction*lr at tau, then constant (LambdaLR)",
     "plateau": "multiply by factor when a metric has not improved for patience epochs (ReduceLROnPlateau)",
+    "torch.<Class>": "any class of torch.optim.lr_scheduler by name (torch.OneCycleLR, torch.MultiStepLR, ...); "
+    "every other key is passed to it, checked against its signature (regopt list --config lists them)",
 }
 
 
@@ -145,4 +150,27 @@ def _named_schedule(config: ScheduleConfig, optimizer: Optimizer, horizon: int) 
             threshold=config.threshold,
             min_lr=config.min_lr,
         )
+    if isinstance(config, TorchSchedule):
+        return _torch_schedule(config, optimizer, horizon)
     return None
+
+
+def _torch_schedule(config: TorchSchedule, optimizer: Optimizer, horizon: int) -> LRScheduler:
+    """``torch.<Class>`` with the config's keys (checked against its signature when the config was read).
+    ``OneCycleLR`` given none of its length keys spans the run (``total_steps`` = the run's steps); given one, the
+    cycle must last the run, since torch raises an error at the first step past it."""
+    kwargs = config.kwargs()
+    if config.scheduler_class == "OneCycleLR":
+        if not any(key in kwargs for key in LENGTH_KEYS["OneCycleLR"]):
+            kwargs["total_steps"] = horizon
+        length = kwargs.get("total_steps")
+        if length is None and isinstance(kwargs.get("epochs"), int) and isinstance(kwargs.get("steps_per_epoch"), int):
+            length = kwargs["epochs"] * kwargs["steps_per_epoch"]
+        if isinstance(length, int) and not isinstance(length, bool) and length < horizon:
+            key = "total_steps" if "total_steps" in kwargs else "epochs"
+            problem = f"{config.name}'s cycle of {length} steps ends before the run's {horizon} steps"
+            raise ConfigError(f"schedule.{key}: {problem} (leave the length keys out to span the run)")
+    try:
+        return SCHEDULERS[config.scheduler_class](optimizer, **kwargs)  # type: ignore[no-any-return]
+    except (ValueError, TypeError, KeyError, ArithmeticError) as err:
+        raise ConfigError(f"schedule: {config.name}: {err}") from None

@@ -5,8 +5,9 @@ started with, except for the keys that only lengthen a run (:data:`EXTENDABLE`: 
 ``regularize.early_stopping.patience``), which may grow: the resumed run then continues exactly as if the
 longer run had been asked for from the start. That holds when the learning-rate schedule does not depend on
 the run's length: ``constant``, ``step`` and ``exponential`` do not, nor ``linear`` with an explicit ``tau``;
-``cosine`` and ``linear`` without ``tau`` spread their decay over the whole run (every learning rate so far
-would have been different), so a run with one of those cannot be lengthened.
+``cosine``, ``linear`` without ``tau`` and ``torch.OneCycleLR`` without ``total_steps`` spread their schedule over
+the whole run (every learning rate so far would have been different), so a run with one of those cannot be
+lengthened.
 
 A directory holding a ``config.toml`` but no checkpoint and no summary is a run interrupted before its first
 checkpoint: ``--resume`` starts it again from the beginning (same config check), with a note. A directory
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from regopt.lab.atomic import is_temp_file
-from regopt.lab.config import RunConfig, read_toml, to_toml_dict, validate
+from regopt.lab.config import RunConfig, TorchSchedule, read_toml, to_toml_dict, validate
+from regopt.lab.schedule_table import LENGTH_KEYS
 
 CONFIG, METRICS, SUMMARY, CHECKPOINT, CURVES = (
     "config.toml",
@@ -76,6 +78,10 @@ def horizon_dependence(config: RunConfig) -> str | None:
         return "the cosine schedule spans the whole run (T_max = the run's length)"
     if schedule.name == "linear" and getattr(schedule, "tau", None) is None:
         return "the linear schedule spans the whole run (tau defaults to the run's length; set schedule.tau)"
+    if isinstance(schedule, TorchSchedule) and schedule.scheduler_class in LENGTH_KEYS:
+        keys = LENGTH_KEYS[schedule.scheduler_class]
+        if not any(key in schedule.kwargs() for key in keys):
+            return f"{schedule.name} spans the whole run (given none of {', '.join(keys)}; set schedule.{keys[0]})"
     return None
 
 

@@ -17,6 +17,7 @@ from regopt.lab.gallery.base import GalleryResult
 ENTRIES = (
     "overfit",
     "optimizers",
+    "warmup_and_plateau",
     "ill_conditioning",
     "saddle",
     "cliff",

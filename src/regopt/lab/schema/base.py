@@ -6,10 +6,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message is one line naming the key path and the problem."""
+
+
+KEY_ERROR = "config_key"
+"""The pydantic error type of :func:`key_error`."""
+
+
+def key_error(key: str, message: str) -> PydanticCustomError:
+    """An error about the key ``key`` of the section being validated, raised by a section's validator that judges
+    keys pydantic does not know (those of ``extra="allow"``): reported as ``section.key: message``."""
+    return PydanticCustomError(KEY_ERROR, "{message}", {"key": key, "message": message})
 
 
 STRICT_TYPES = ConfigDict(strict=True, allow_inf_nan=False)

@@ -59,6 +59,7 @@ def sections() -> list[Section]:
         for model in variants:
             out.extend(_sections_of(model, name, optional=optional, among=len(variants) > 1, default=info))
     _describe_optimizers(next(s for s in out if s.header == "[optimizer]"))
+    _describe_torch_schedules(next(s for s in out if s.header.startswith('[schedule] name = "torch.')))
     return out
 
 
@@ -69,7 +70,7 @@ def _sections_of(
     header = f"[{path}]"
     if among:
         tags = typing.get_args(model.model_fields["name"].annotation)
-        header += " name = " + " | ".join(json.dumps(t) for t in tags)
+        header += " name = " + (" | ".join(json.dumps(t) for t in tags) or getattr(model, "name_form", ""))
     notes = [_doc(model)]
     if optional:
         notes.append("Optional: absent means off.")
@@ -108,6 +109,21 @@ def _describe_optimizers(section: Section) -> None:
         "default, recorded in the run directory's config.toml. "
         "`no_decay_bias_norm` (default true) keeps biases and normalization parameters out of weight decay.\n\n"
         "| optimizer | default `lr` | keys besides `name` |\n| --- | --- | --- |\n" + "\n".join(rows)
+    )
+
+
+def _describe_torch_schedules(section: Section) -> None:
+    from regopt.lab.schedule_table import PER_STEP, REFUSED, SCHEDULERS, required_options, scheduler_options
+
+    def keys(name: str) -> str:
+        required = required_options(name)
+        return ", ".join(f"`{key}`" + (" (required)" if key in required else "") for key in scheduler_options(name))
+
+    rows = [f"| `torch.{name}` | {keys(name)} |" for name in SCHEDULERS]
+    section.extra = (
+        "Per-step schedulers (" + ", ".join(f"`torch.{name}`" for name in PER_STEP) + ') need `interval = "step"`. '
+        "Not offered: " + "; ".join(f"`torch.{name}` {why}" for name, why in REFUSED.items()) + ".\n\n"
+        "| scheduler | keys besides `name`, `interval` and the warmup keys |\n| --- | --- |\n" + "\n".join(rows)
     )
 
 

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import math
+import re
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PositiveInt, Tag, model_validator
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, ReduceLROnPlateau, StepLR
 
 from regopt.init import initialize
 from regopt.lab.optimizer_table import optimizer_default
-from regopt.lab.schema.base import MAX_SCALE, STRICT_TYPES, Fraction, Rate, Strict
+from regopt.lab.schedule_table import (
+    PER_STEP,
+    SCHEDULERS,
+    SUPPLIED,
+    TORCH_PREFIX,
+    required_options,
+    scheduler_options,
+    takes_text,
+    unknown_scheduler,
+)
+from regopt.lab.schema.base import MAX_SCALE, STRICT_TYPES, Fraction, Rate, Strict, key_error
 from regopt.lab.schema.defaults import default_of
 from regopt.optim import PolyakAveraging, linear_decay
 
@@ -131,9 +143,81 @@ class PlateauSchedule(ScheduleBase):
         return self
 
 
+class TorchSchedule(ScheduleBase):
+    """Any scheduler of torch.optim.lr_scheduler by its class name, ``name = "torch.OneCycleLR"``: every key
+    besides ``name``, ``interval`` and the warmup keys is passed to its constructor and checked against its
+    signature when the config is read (the table below); ``optimizer`` is the run's. ``OneCycleLR`` and
+    ``CyclicLR`` step after every batch (``interval = "step"``) and take no warmup (they start from their own
+    base rate); ``OneCycleLR`` without ``total_steps`` (or ``epochs`` and ``steps_per_epoch``) spans the whole
+    run, and like ``CyclicLR`` it also cycles the optimizer's momentum (or Adam's beta1) unless
+    ``cycle_momentum = false``."""
+
+    model_config = ConfigDict(extra="allow")
+    name_form: ClassVar[str] = f'"{TORCH_PREFIX}<Class>"'
+    """How the reference writes this variant's ``name``."""
+    name: Annotated[str, Field(pattern="^" + re.escape(TORCH_PREFIX))]
+    """``torch.`` and the class name, e.g. ``torch.MultiStepLR``."""
+
+    @model_validator(mode="after")
+    def _a_scheduler_and_its_options(self) -> TorchSchedule:
+        cls = self.scheduler_class
+        if cls not in SCHEDULERS:
+            raise key_error("name", unknown_scheduler(self.name))
+        options, given = scheduler_options(cls), self.model_extra or {}
+        for key, value in given.items():
+            if key in SUPPLIED:
+                raise key_error(key, f"regopt passes {self.name} the run's {key} itself; leave it out")
+            if key not in options:
+                raise key_error(key, f"not an option of {self.name}; its options are {options}")
+            if any(not math.isfinite(number) for number in _numbers(value)):
+                raise key_error(key, f"{value!r} is not a finite number")
+            if isinstance(value, str) and not takes_text(cls, key):
+                raise key_error(key, f"{value!r} is text; {self.name} takes a number (or an array) here")
+        for key in required_options(cls):
+            if key not in given:
+                raise key_error(key, f"{self.name} needs it (no default)")
+        if cls in PER_STEP:
+            if self.interval != "step":
+                problem = f'{self.name} steps after every batch ({PER_STEP[cls]}): it needs interval = "step"'
+                raise key_error("interval", problem)
+            if self.warmup:
+                problem = f"{self.name} takes no warmup: it starts from its own base rate (and warms up itself)"
+                raise key_error("warmup_steps", problem)
+        return self
+
+    @property
+    def scheduler_class(self) -> str:
+        """The class name after ``torch.``."""
+        return self.name[len(TORCH_PREFIX) :]
+
+    def kwargs(self) -> dict[str, Any]:
+        """Constructor keyword arguments: every key but ``name``, ``interval`` and the warmup keys (TOML arrays
+        stay lists, which torch's schedulers take wherever they take a sequence)."""
+        return dict(self.model_extra or {})
+
+
+def _numbers(value: Any) -> list[float]:
+    """The numbers in an option's value (an array's elements); booleans and strings are not numbers."""
+    if isinstance(value, (tuple, list)):
+        return [x for v in value for x in _numbers(v)]
+    return [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+
+
+def _schedule_tag(value: Any) -> str | None:
+    """The union member a ``[schedule]`` table is: its ``name``, or ``torch.<Class>`` for every torch name."""
+    name = value.get("name") if isinstance(value, dict) else getattr(value, "name", None)
+    return f"{TORCH_PREFIX}<Class>" if isinstance(name, str) and name.startswith(TORCH_PREFIX) else name
+
+
 ScheduleConfig = Annotated[
-    ConstantSchedule | StepSchedule | ExponentialSchedule | CosineSchedule | LinearSchedule | PlateauSchedule,
-    Field(discriminator="name"),
+    Annotated[ConstantSchedule, Tag("constant")]
+    | Annotated[StepSchedule, Tag("step")]
+    | Annotated[ExponentialSchedule, Tag("exponential")]
+    | Annotated[CosineSchedule, Tag("cosine")]
+    | Annotated[LinearSchedule, Tag("linear")]
+    | Annotated[PlateauSchedule, Tag("plateau")]
+    | Annotated[TorchSchedule, Tag(f"{TORCH_PREFIX}<Class>")],
+    Discriminator(_schedule_tag),
 ]
 
 

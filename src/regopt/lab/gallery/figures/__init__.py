@@ -6,6 +6,7 @@
   stopping, seed bands, the ridge path);
 - :mod:`.meta_algorithms`: chapter 8's initialization and meta-algorithms (depth profiles, validation curves,
   continuation, train/val curves);
+- :mod:`.schedules`: learning rate and validation error of a few runs (``warmup_and_plateau``);
 - :mod:`.bagging`, :mod:`.adversarial`, :mod:`.tangents`: the figures of the entries of those names.
 
 The run-level figures (curves of one run, several runs against steps) are in :mod:`regopt.lab.report`.
