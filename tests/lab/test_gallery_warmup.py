@@ -28,7 +28,7 @@ def test_registered_after_optimizers_with_a_description():
 def test_constant_is_stuck_at_chance_warmup_trains_plateau_reduces_too_late(tmp_path):
     """One test, so that pytest-xdist runs the entry once."""
     out, result = tmp_path, warmup_and_plateau(tmp_path, False, epochs=EPOCHS)
-    check_files(result, out, ENTRY, ["lr_and_val_error.png", "table.md"])
+    check_files(result, out, ENTRY, ["lr_and_val_error.png", "table.md", "lr_find.png"])
     constant, warmup, plateau = (summary(out, name) for name in VARIANTS)
     assert constant["final_val_error"] >= COLLAPSED and not constant.get("diverged")
     assert warmup["final_val_error"] <= 0.75 and warmup["best_val_error"] <= constant["best_val_error"] - 0.25

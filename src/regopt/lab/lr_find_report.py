@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,8 +102,16 @@ def write_lr_find_csv(result: LRFindResult, path: str | Path) -> None:
     write_csv(path, rows, columns=["lr", "loss", "smoothed"])
 
 
-def plot_lr_find(result: LRFindResult, rates: CurvatureRates, choice: Recommendation, path: str | Path) -> None:
-    """Loss and smoothed loss against lr (log x), the suggestion and the two curvature rates as vertical lines."""
+def plot_lr_find(
+    result: LRFindResult,
+    rates: CurvatureRates,
+    choice: Recommendation,
+    path: str | Path,
+    *,
+    marks: Sequence[tuple[str, float]] = (),
+) -> None:
+    """Loss and smoothed loss against lr (log x), the suggestion and the two curvature rates as vertical lines,
+    and any ``marks`` (label, lr) as dotted ones (e.g. the lr a config runs at)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     finite = [(lr, s) for lr, s in zip(result.lrs, result.smoothed, strict=True) if math.isfinite(s)]
     ax.plot(result.lrs, result.losses, color="tab:gray", alpha=0.4, linewidth=0.8, label="loss per step")
@@ -111,6 +120,8 @@ def plot_lr_find(result: LRFindResult, rates: CurvatureRates, choice: Recommenda
     for (name, lr, _), color in zip(rate_rows(result, rates), styles, strict=True):
         if math.isfinite(lr) and lr > 0:
             ax.axvline(lr, color=color, linestyle="--", label=f"{name} = {lr:.3g}")
+    for label, lr in marks:
+        ax.axvline(lr, color="black", linestyle=":", label=f"{label} = {lr:.3g}")
     values = [s for _, s in finite]
     if values:  # from the lowest loss to a margin above the start: the diverged tail leaves through the top
         low = min([*values, *(loss for loss in result.losses if math.isfinite(loss))])

@@ -3,8 +3,9 @@
 Layout of a run directory::
 
     config.toml     the resolved config (every default filled in)
-    metrics.csv     one row per epoch: epoch, step, lr, train/val loss and error, seconds (rewritten atomically
-                    after every epoch, so a killed run shows its curve so far)
+    metrics.csv     one row per epoch: epoch, step, lr, train/val loss and error, seconds (of training so far,
+                    the epochs' evaluations excluded; rewritten atomically after every epoch, so a killed run shows
+                    its curve so far)
     summary.json    the final model: best and final metrics, test metrics, wall time, parameter count, why
                     training stopped (strict JSON; see :mod:`regopt.lab.run_summary`)
     checkpoint.pt   the Trainer's full state, written atomically after every epoch; at the end, the final

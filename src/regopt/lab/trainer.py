@@ -230,8 +230,8 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
                         self.stop_reason = self.limit_reached()
                         break
                 self.elapsed += time.perf_counter() - started
-                started = time.perf_counter()
                 row = self._end_epoch()
+                started = time.perf_counter()  # ``seconds`` counts training, not the evaluation of an epoch
                 bar.show(row)
         if not self.stop_reason:
             self.stop_reason = self.limit_reached()

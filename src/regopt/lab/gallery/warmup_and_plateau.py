@@ -16,8 +16,8 @@ The MLP of ``warmup_and_plateau.toml`` (widths [100, 100], ReLU, MNIST-1D, batch
 A run that the non-finite guard stops (``diverged``) would be reported as such; at these settings none does,
 the constant rate's failure is a network stuck at chance, not a NaN.
 
-The LR-finder figure (the loss of a short run whose lr grows geometrically, with this lr marked) is added by
-:func:`lr_finder_figure` once ``regopt.lab.lr_find`` is available.
+``lr_find.png`` is ``regopt lr-find`` on the same model, data and optimizer: the range test's loss against a
+geometrically growing lr, its suggestion, the seed's stable rates for plain SGD, and this entry's lr.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {
     "warmup": ("linear warmup, then constant", None),
     "plateau": ("plateau (x0.1 when val loss stalls)", PLATEAU),
 }
+FINDER_STEPS = 100
+"""Steps of the range test from 1e-5 to 1 (about 3 s)."""
 HEADERS = ("schedule", "final val error", "best val error", "final lr", "lr reductions", "outcome")
 
 
@@ -71,11 +73,22 @@ def reductions(history: list[dict[str, float]]) -> int:
     return sum(later["lr"] < earlier["lr"] for earlier, later in itertools.pairwise(history))
 
 
-def lr_finder_figure(base: dict[str, Any], folder: Path) -> Path | None:
-    """PLACE FOR THE LR-FINDER FIGURE (wired when ``regopt.lab.lr_find`` is merged): run the LR range test on
-    ``variant(base, ENTRY, "lr_find")`` (this model, data and RMSProp) and save ``folder / "lr_finder.png"``
-    with the entry's lr (``base["optimizer"]["lr"]``) marked; return its path. Until then there is no figure."""
-    return None
+def lr_finder_figure(base: dict[str, Any], folder: Path) -> tuple[Path, float]:
+    """``regopt lr-find`` on this entry's model, data and RMSProp from its starting weights: Smith's range test
+    (the loss of a short run whose lr grows geometrically) beside the seed's stable rates, with the entry's lr
+    marked; saved as ``lr_find.png``. Returns the figure and the range test's suggestion."""
+    from regopt.lab.experiment import build_experiment
+    from regopt.lab.lr_find import find_lr, trainer_curvature_rates
+    from regopt.lab.lr_find_report import plot_lr_find, recommend
+
+    config = variant(base, ENTRY, "lr_find", {"schedule": {"name": "constant"}})
+    trainer = build_experiment(config).trainer
+    rates = trainer_curvature_rates(trainer, probe=512, seed=config.seed)
+    result = find_lr(trainer, steps=FINDER_STEPS, lr_min=1e-5, lr_max=1.0)
+    choice = recommend(result, rates, trainer.optimizer)
+    path = folder / "lr_find.png"
+    plot_lr_find(result, rates, choice, path, marks=[("this entry's constant lr", base["optimizer"]["lr"])])
+    return path, result.suggestion
 
 
 @single_threaded
@@ -105,9 +118,8 @@ def warmup_and_plateau(out: Path, progress: bool, *, epochs: int | None = None) 
     digits = {"final val error": 3, "best val error": 3}
     table = write_table(folder / "table.md", HEADERS, rows, title="one lr, three schedules", digits=digits)
     files = [figure, table]
-    finder = lr_finder_figure(base, folder)
-    if finder is not None:
-        files.append(finder)
+    finder, suggestion = lr_finder_figure(base, folder)
+    files.append(finder)
     return GalleryResult(
         entry=ENTRY,
         files=files,
@@ -115,5 +127,6 @@ def warmup_and_plateau(out: Path, progress: bool, *, epochs: int | None = None) 
             "final val error, constant / warmup / plateau": " / ".join(f"{row[1]:.3f}" for row in rows),
             "outcome, constant lr": rows[0][5],
             "plateau's lr reductions": rows[2][4],
+            "range test's suggestion (lr_find.png)": f"{suggestion:.2g}",
         },
     )
