@@ -162,11 +162,24 @@ def measure_accuracy(results: dict[Variant, Result], data: Dataset, seeds: list[
         print(f"  seed {seed}: done", flush=True)
 
 
+def cpu_line() -> str:
+    """The CPU's model name and whether it has the instructions reduced precision can use (Linux only)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    has = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in ("avx512_bf16", "amx_bf16", "avx512_fp16"))
+    return f"{fields.get('model name', platform.machine())} ({has})"
+
+
 def machine_header() -> str:
     return (
         f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, "
         f"os.cpu_count() = {os.cpu_count()}, Python {platform.python_version()}, {platform.platform()}, "
-        f"CPU {platform.processor() or platform.machine()}"
+        f"CPU {cpu_line()}"
     )
 
 
