@@ -221,7 +221,7 @@ def print_table(results: dict[Variant, Result]) -> None:
             str(r.ops_captured),
             ", ".join(f"{a:.1f}" for a in acc) + skipped,
             f"{statistics.mean(acc):.2f} ({min(acc):.1f}-{max(acc):.1f})" if acc else "-",
-            f"{diff:+.2f}",
+            f"{diff:+.2f}" if acc else "-",
             f"{statistics.median(r.wall_s):.1f}" if r.wall_s else "-",
         ]
         print("| " + " | ".join(cells) + " |")
@@ -230,7 +230,7 @@ def print_table(results: dict[Variant, Result]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=7, help="interleaved step-time blocks of each variant")
-    parser.add_argument("--seeds", type=int, default=3, help="full runs of each variant (seeds 0, 1, ...)")
+    parser.add_argument("--seeds", type=int, default=3, help="full runs of each variant (seeds 0, 1, ...; 0: none)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of the accuracy runs (default: recipe's)")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     parser.add_argument(
