@@ -30,8 +30,9 @@ torch runs on 1 thread by default: on a shared 2-core machine 2 threads oversubs
 
 Usage::
 
-    .venv/bin/python benchmarks/precision.py            # full run, about 10 minutes on a busy 2-core machine
-    .venv/bin/python benchmarks/precision.py --quick    # smoke run, about a minute
+    .venv/bin/python benchmarks/precision.py            # full run, about 7 minutes on a busy 2-core machine
+    .venv/bin/python benchmarks/precision.py --quick    # smoke run, about 20 seconds
+    .venv/bin/python benchmarks/precision.py --seeds 0  # step times only, about a minute
 """
 
 from __future__ import annotations
