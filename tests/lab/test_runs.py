@@ -9,7 +9,7 @@ import torch
 
 from regopt.lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from regopt.lab.config import validate
-from regopt.lab.runs import RunDirError, load_run, read_metrics, run
+from regopt.lab.runs import RunDirError, read_metrics, read_run_results, run
 from regopt.lab.trainer import Trainer
 from tests.conftest import small_raw
 
@@ -18,7 +18,7 @@ def test_run_writes_every_file(tmp_path, small_config):
     result = run(small_config, out=tmp_path)
     names = sorted(p.name for p in result.path.iterdir())
     assert names == ["checkpoint.pt", "config.toml", "curves.png", "metrics.csv", "summary.json"]
-    summary, history = load_run(result.path)
+    summary, history = read_run_results(result.path)
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert summary["epochs"] == 3 and summary["parameters"] == 2 * 16 + 16 + 16 * 2 + 2
     assert summary["best_val_error"] == min(row["val_error"] for row in history)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from regopt.lab.report import FittingTable, rich_table
-from regopt.lab.runs import RunDirError, load_run
+from regopt.lab.runs import RunDirError, read_run_results
 
 COLUMNS = ("run", "best val", "final val", "final train", "gap", "test", "epochs", "wall s")
 """The comparison's columns; gap = final val - final train."""
@@ -66,7 +66,7 @@ def collect_runs(paths: Sequence[str | Path]) -> tuple[list[ComparedRun], list[s
             notes.append(f"{path}: {what_it_is(path)}")
             continue
         try:
-            summary, history = load_run(path)
+            summary, history = read_run_results(path)
         except RunDirError as err:
             notes.append(str(err))
             continue

@@ -241,7 +241,7 @@ def use_validation_data(config: RunConfig, experiment: Experiment) -> tuple[Fina
     return None, restored
 
 
-def load_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, float]]]:
+def read_run_results(path: str | Path) -> tuple[dict[str, Any], list[dict[str, float]]]:
     """The summary and metrics of a finished run directory; :class:`RunDirError` if it is not one."""
     path = Path(path)
     for name in (SUMMARY, METRICS):
@@ -262,8 +262,8 @@ __all__ = [
     "RunDirError",
     "RunResult",
     "finish",
-    "load_run",
     "read_metrics",
+    "read_run_results",
     "run",
     "start",
     "summarize",
