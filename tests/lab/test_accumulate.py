@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import torch
 from torch import Tensor
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from regopt.lab.batch_order import micro_batches
 from regopt.lab.config import ConfigError, validate
@@ -22,6 +21,7 @@ from regopt.lab.models import ModelError
 from regopt.lab.runs import run
 from regopt.monitor import Monitor
 from tests.conftest import small_raw
+from tests.lab.interruptions import run_interrupted
 
 TOLERANCE = 1e-6  # float rounding of a 30-step run (the bar); differences measured here are ~1e-7
 
@@ -120,20 +120,7 @@ def test_an_interrupted_accumulated_run_with_dropout_resumes_to_the_same_bits(tm
     raw = raw_with(3, model={"name": "mlp", "widths": [32], "dropout_hidden": 0.2})
     raw["train"]["checkpoint_every"] = 4
     straight = run(validate(raw), out=tmp_path / "a")
-    taken = 0
-
-    def interrupt(optimizer: Any, args: Any, kwargs: Any) -> None:
-        nonlocal taken
-        taken += 1
-        if taken == 13:
-            raise KeyboardInterrupt
-
-    handle = register_optimizer_step_post_hook(interrupt)  # torch's global hook: the run itself is unchanged
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run(validate(raw), out=tmp_path / "b")
-    finally:
-        handle.remove()
+    run_interrupted(validate(raw), tmp_path / "b", after_step=13)
     resumed = run(validate(raw), out=tmp_path / "b", resume=True)
     assert straight.history[-1]["val_loss"] == resumed.history[-1]["val_loss"]
     for a, b in zip(straight.experiment.model.parameters(), resumed.experiment.model.parameters(), strict=True):

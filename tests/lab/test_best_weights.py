@@ -10,8 +10,8 @@ from regopt.lab import runs
 from regopt.lab.checkpoint import load_checkpoint, save_checkpoint
 from regopt.lab.config import ConfigError, validate
 from regopt.lab.runs import read_metrics, run
-from regopt.lab.trainer import Trainer
 from tests.conftest import small_raw
+from tests.lab.interruptions import interrupt_train_step
 
 
 @pytest.fixture(autouse=True)
@@ -66,26 +66,13 @@ def test_no_best_pt_unless_asked(tmp_path) -> None:
     assert not (run(validate(raw), out=tmp_path).path / "best.pt").exists()
 
 
-def _interrupt_at(monkeypatch, call: int) -> None:
-    original = Trainer.train_step
-    calls = {"n": 0}
-
-    def flaky(self, x, y):
-        calls["n"] += 1
-        if calls["n"] == call:
-            raise KeyboardInterrupt
-        return original(self, x, y)
-
-    monkeypatch.setattr(Trainer, "train_step", flaky)
-
-
 # 8 steps per epoch (128 training examples, batches of 16); the val errors of the 12 epochs are
 # .22 .25 .22 .22 .22 .19 .16 .22 .16 .19 .22 .19: the best is epoch 7, tied (not beaten) by epoch 9. Step 60 is
 # inside epoch 8, so the resumed run must know epoch 7's value: a tracker started afresh would keep epoch 9.
 def test_a_resumed_run_writes_the_best_pt_of_the_uninterrupted_run(tmp_path, monkeypatch) -> None:
     config = validate(_raw(12))
     full = run(config, out=tmp_path / "full")
-    _interrupt_at(monkeypatch, 60)
+    interrupt_train_step(monkeypatch, 60)
     with pytest.raises(KeyboardInterrupt):
         run(config, out=tmp_path / "resumed")
     monkeypatch.undo()

@@ -12,6 +12,7 @@ from regopt.lab.config import validate
 from regopt.lab.runs import RunDirError, read_metrics, read_run_results, run
 from regopt.lab.trainer import Trainer
 from tests.conftest import small_raw
+from tests.lab.interruptions import interrupt_train_step
 
 
 def test_run_writes_every_file(tmp_path, small_config):
@@ -36,19 +37,6 @@ def test_same_seed_same_metrics_and_weights(tmp_path, small_config):
         assert torch.equal(p, q)
 
 
-def _interrupt_at(monkeypatch, call: int) -> None:
-    original = Trainer.train_step
-    calls = {"n": 0}
-
-    def flaky(self, x, y):
-        calls["n"] += 1
-        if calls["n"] == call:
-            raise KeyboardInterrupt
-        return original(self, x, y)
-
-    monkeypatch.setattr(Trainer, "train_step", flaky)
-
-
 # 8 steps per epoch, checkpoints every 7 steps and at epoch ends: 23 resumes from the mid-epoch checkpoint
 # at step 21, 26 from the end-of-epoch checkpoint at step 24.
 @pytest.mark.parametrize("interrupt_at", [23, 26])
@@ -63,7 +51,7 @@ def test_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch, in
     config = validate(raw)
     full = run(config, out=tmp_path / "full")
 
-    _interrupt_at(monkeypatch, interrupt_at)
+    interrupt_train_step(monkeypatch, interrupt_at)
     with pytest.raises(KeyboardInterrupt):
         run(config, out=tmp_path / "resumed")
     monkeypatch.undo()

@@ -13,6 +13,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from regopt.lab.config import ConfigError, validate
 from regopt.lab.runs import run
 from tests.conftest import small_raw
+from tests.lab.interruptions import assert_same_run
 
 PLATEAU = {"name": "plateau", "monitor": "val_error", "patience": 0, "factor": 0.5}
 
@@ -42,9 +43,7 @@ def test_a_plateau_run_resumes_to_the_same_reductions_and_bits(tmp_path: Path) -
     straight = run(validate(raw_with(10)), out=tmp_path / "a")
     run(validate(raw_with(4)), out=tmp_path / "b")
     resumed = run(validate(raw_with(10)), out=tmp_path / "b", resume=True)
-    assert [r["lr"] for r in straight.history] == [r["lr"] for r in resumed.history]
-    for a, b in zip(straight.experiment.model.parameters(), resumed.experiment.model.parameters(), strict=True):
-        assert torch.equal(a, b)
+    assert_same_run(straight, resumed)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ import tomli_w
 import torch
 from torch.optim import lr_scheduler
 from torch.optim.lr_scheduler import MultiStepLR, OneCycleLR
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from regopt.cli import main
 from regopt.lab.config import validate
@@ -21,6 +20,7 @@ from regopt.lab.run_dir import horizon_dependence
 from regopt.lab.runs import run
 from regopt.lab.schedule_table import REFUSED, SCHEDULERS
 from tests.conftest import small_raw
+from tests.lab.interruptions import assert_same_run, run_interrupted
 
 LR = 0.1
 
@@ -76,24 +76,9 @@ def test_a_one_cycle_run_interrupted_mid_cycle_resumes_to_the_same_bits(tmp_path
     raw = raw_with({"name": "torch.OneCycleLR", "interval": "step", "max_lr": 0.5})
     raw["train"]["checkpoint_every"] = 4
     straight = run(validate(raw), out=tmp_path / "a")
-    taken = 0
-
-    def interrupt(optimizer: Any, args: Any, kwargs: Any) -> None:
-        nonlocal taken
-        taken += 1
-        if taken == 11:
-            raise KeyboardInterrupt
-
-    handle = register_optimizer_step_post_hook(interrupt)  # torch's global hook: the run itself is unchanged
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run(validate(raw), out=tmp_path / "b")
-    finally:
-        handle.remove()
+    run_interrupted(validate(raw), tmp_path / "b", after_step=11)
     resumed = run(validate(raw), out=tmp_path / "b", resume=True)
-    assert [r["lr"] for r in straight.history] == [r["lr"] for r in resumed.history]
-    for a, b in zip(straight.experiment.model.parameters(), resumed.experiment.model.parameters(), strict=True):
-        assert torch.equal(a, b)
+    assert_same_run(straight, resumed)
 
 
 @pytest.mark.parametrize(

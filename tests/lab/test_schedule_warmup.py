@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from regopt.lab.config import ConfigError, validate
 from regopt.lab.experiment import build_experiment
 from regopt.lab.runs import run
 from tests.conftest import small_raw
+from tests.lab.interruptions import assert_same_run, run_interrupted
 
 LR, WARMUP, START = 0.1, 4, 0.25
 
@@ -59,24 +58,9 @@ def test_a_run_interrupted_in_its_warmup_resumes_to_the_same_bits(tmp_path: Path
     raw = raw_with(schedule)
     raw["train"]["checkpoint_every"] = 1
     straight = run(validate(raw), out=tmp_path / "a")
-    taken = 0
-
-    def interrupt(optimizer: Any, args: Any, kwargs: Any) -> None:
-        nonlocal taken
-        taken += 1
-        if taken == 7:
-            raise KeyboardInterrupt
-
-    handle = register_optimizer_step_post_hook(interrupt)  # torch's global hook: the run itself is unchanged
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run(validate(raw), out=tmp_path / "b")
-    finally:
-        handle.remove()
+    run_interrupted(validate(raw), tmp_path / "b", after_step=7)
     resumed = run(validate(raw), out=tmp_path / "b", resume=True)
-    assert [r["lr"] for r in straight.history] == [r["lr"] for r in resumed.history]
-    for a, b in zip(straight.experiment.model.parameters(), resumed.experiment.model.parameters(), strict=True):
-        assert torch.equal(a, b)
+    assert_same_run(straight, resumed)
 
 
 @pytest.mark.parametrize(
