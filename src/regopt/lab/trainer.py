@@ -210,7 +210,7 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
         self.model.train()
         started = time.perf_counter()
         per_epoch = self.steps_per_epoch()
-        with TrainingProgress(self.epochs * per_epoch, enabled=self.progress) as bar:
+        with TrainingProgress(self.epochs * per_epoch, enabled=self.progress, epochs=self.epochs) as bar:
             bar.advance(self.epoch * per_epoch + self.batch)
             while not self.limit_reached() and not self.stop_reason:
                 for x, y in self._batches():
