@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from regopt.lab.config import load_config
     from regopt.lab.runs import run
 
-    config = load_config(args.config, args.set)
+    config = load_config(args.config, [*args.set, *(["logging.tensorboard=true"] if args.tensorboard else [])])
     if not args.quiet:
         console.print(f"[bold]regopt run[/] {args.config} -> {Path(args.out) / config.name}")
     result = run(config, out=args.out, resume=args.resume, force=args.force, progress=not args.quiet)
@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="write TensorBoard events to RUN_DIR/tensorboard/ (= --set logging.tensorboard=true)",
+    )
     p.set_defaults(handler=_run)
 
     p = sub.add_parser("compare", help="overlay the curves of runs and tabulate them")

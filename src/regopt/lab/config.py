@@ -39,6 +39,7 @@ from regopt.lab.schema.data import *  # noqa: F403 - the config API is flat
 from regopt.lab.schema.data import CsvData, DataConfig, Mnist1dData, NpzData
 from regopt.lab.schema.diagnostics import *  # noqa: F403
 from regopt.lab.schema.diagnostics import DiagnosticsConfig
+from regopt.lab.schema.logging_config import LoggingConfig
 from regopt.lab.schema.model import *  # noqa: F403
 from regopt.lab.schema.model import MlpConfig, ModelConfig
 from regopt.lab.schema.multitask import MultitaskConfig
@@ -84,6 +85,7 @@ class RunConfig(Strict):
     multitask: MultitaskConfig | None = None
     curriculum: CurriculumConfig | None = None
     pretraining: PretrainingConfig | None = None
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
 # ------------------------------------------------------------------------------------------------ loading

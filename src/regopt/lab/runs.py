@@ -11,6 +11,8 @@ Layout of a run directory::
     checkpoint.pt   the Trainer's full state, written atomically after every epoch; at the end, the final
                     model's (with the state training continues from under ``training_state`` if that differs)
     curves.png      train vs validation error over epochs
+    tensorboard/    TensorBoard event files, with ``[logging] tensorboard = true`` (see
+                    :mod:`regopt.lab.tensorboard_log`)
     best.pt         the weights of the best validation epoch, with its epoch and metric, when ``[train]
                     keep_best = true`` or early stopping restores (see :mod:`regopt.lab.best_weights`)
     preprocessing.json  for a csv/npz data file: feature columns, input shape, output width, class names and
@@ -50,6 +52,7 @@ from regopt.lab.report import plot_curves
 from regopt.lab.run_dir import CHECKPOINT, CONFIG, CURVES, METRICS, SUMMARY, RunDirError, prepare_run_dir
 from regopt.lab.run_resume import TRAINING_STATE, LiveWeights, resume_training, training_state
 from regopt.lab.run_summary import describe_final_model, summarize, write_summary
+from regopt.lab.tensorboard_log import TENSORBOARD, TensorBoardLog, log_hparams
 from regopt.lab.trainer import Trainer
 from regopt.monitor import Monitor
 
@@ -88,13 +91,15 @@ class MetricsWriter(Monitor):
 
 def _run_monitors(experiment: Experiment, path: Path) -> tuple[LiveWeights | None, int]:
     """Put the run directory's own monitors first, before any that may stop or raise: the best weights' tracker
-    (``best.pt``), the metrics writer, and (with early stopping that restores) the weights it is about to
-    replace. Returns the latter and their number. The tracker comes first: a checkpoint written before it existed
-    lacks only its entry, at the front (see :func:`~regopt.lab.run_resume.resume_training`)."""
+    (``best.pt``), the metrics writer, the TensorBoard log (``[logging] tensorboard``), and (with early stopping
+    that restores) the weights it is about to replace. Returns the latter and their number. The tracker comes
+    first: a checkpoint written before it existed lacks only its entry, at the front (see
+    :func:`~regopt.lab.run_resume.resume_training`)."""
     trainer, stopper = experiment.trainer, experiment.early_stopping
     live = LiveWeights(trainer.model, stopper) if stopper is not None and stopper.restore_best else None
     best = BestWeights.for_run(experiment.config, trainer, path / BEST) if keeps_best(experiment.config) else None
-    ours = [m for m in (best, live, MetricsWriter(trainer, path / METRICS)) if m is not None]
+    board = TensorBoardLog(trainer, path / TENSORBOARD) if experiment.config.logging.tensorboard else None
+    ours = [m for m in (best, live, MetricsWriter(trainer, path / METRICS), board) if m is not None]
     trainer.monitors[:0] = ours
     return live, len(ours)
 
@@ -126,7 +131,9 @@ def run(
     """
     started = start(config, out, resume=resume, force=force, progress=progress, extra_monitors=extra_monitors)
     found = train(started)
-    return finish(started, found)
+    result = finish(started, found)
+    log_hparams(started.experiment.trainer.monitors, started.config, result.summary)  # and closes the event files
+    return result
 
 
 def start(
