@@ -1,4 +1,4 @@
-"""Command line: ``regopt run | compare | tune | lr-find | diagnose | predict | demo | list``.
+"""Command line: ``regopt run | compare | report | tune | lr-find | diagnose | predict | demo | list``.
 
 The CLI parses, prints and exits; training lives in :mod:`regopt.lab`. Any unusable input (config, data file,
 run directory, checkpoint) prints one line ``regopt: error: ...`` to stderr and exits with status 2, without a
@@ -19,6 +19,7 @@ from regopt import __version__
 from regopt.cli_list import list_command
 from regopt.cli_lr_find import add_lr_find_parser
 from regopt.cli_predict import add_predict_parser
+from regopt.cli_report import add_report_parser
 from regopt.cli_warnings import install_warning_handler
 
 USAGE_ERROR = 2
@@ -210,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_diagnose)
 
     add_predict_parser(sub)
+    add_report_parser(sub)
 
     p = sub.add_parser("demo", help="run the gallery of the chapter's figures on bundled data")
     p.add_argument("--out", default="runs/demo", help="directory for the gallery (default: runs/demo)")
