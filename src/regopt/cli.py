@@ -135,17 +135,20 @@ def _cell(value: object) -> str:
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
     from regopt.lab.gallery.base import one_thread
+    from regopt.lab.gallery.index_page import write_index
     from regopt.lab.gallery.registry import GALLERY
 
     out = Path(args.out)
+    results = {}
     for name in args.only or list(GALLERY):
         console.print(f"[bold]demo[/] {name}: {(GALLERY[name].__doc__ or '').strip()}")
         with one_thread():  # the gallery's models are tiny: a second thread only contends (see one_thread)
-            result = GALLERY[name](out, not args.quiet)
+            result = results[name] = GALLERY[name](out, not args.quiet)
         for key, value in result.numbers.items():
             console.print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
         for file in result.files:
             console.print(f"  wrote {file}")
+    console.print(f"wrote {write_index(results, out)}", markup=False, highlight=False)
     return 0
 
 

@@ -213,3 +213,6 @@ def write_report(paths: Sequence[str | Path], out: str | Path) -> tuple[Path, li
 def write_run_report(path: str | Path) -> Path:
     """Write ``report.html`` into the finished run directory ``path`` (atomically) and return its path."""
     return write_report([path], Path(path) / REPORT)[0]
+
+
+__all__ = ["REPORT", "compare_report_html", "run_report_html", "write_report", "write_run_report"]
