@@ -1,6 +1,6 @@
 """``runs/demo/index.html``: the gallery on one self-contained page, one section per entry, grouped by chapter.
 
-Each entry's section gives the seed's claim it shows (:data:`regopt.lab.gallery.registry.CLAIMS`), what was
+Each entry's section gives the seed's claim it shows (:data:`regopt.lab.gallery.chapters.CLAIMS`), what was
 measured (its headline numbers and its markdown tables, as HTML tables), its figures (PNG, embedded as data URIs)
 and the command that reruns it. Entries not run this time (``regopt demo --only``) are listed as "not run", with
 their claim and command. The page is built from the :class:`~regopt.lab.gallery.base.GalleryResult` of each entry
@@ -15,7 +15,7 @@ from pathlib import Path
 from regopt.lab import html
 from regopt.lab.atomic import write_text
 from regopt.lab.gallery.base import GalleryResult
-from regopt.lab.gallery.registry import CHAPTERS, CLAIMS, rerun_command
+from regopt.lab.gallery.chapters import CHAPTERS, CLAIMS, rerun_command
 
 INDEX = "index.html"
 """The gallery page's file name, in the demo's output folder."""
