@@ -64,6 +64,8 @@ def test_compare_report_has_the_comparison_table_and_each_run(two_runs, tmp_path
         assert path.name in page.cells
         assert fmt(summary["best_val_error"]) in page.cells
     assert "lr = 0.02" in page.text and "lr = 0.1" in page.text
+    best = min(two_runs, key=lambda p: json.loads((p / "summary.json").read_text())["best_val_error"])
+    assert f"lowest best val error rate: {best.name} (" in page.text  # the overlaid curves' finding
 
 
 def test_regopt_report_cli_writes_the_file_and_refuses_a_non_run_in_one_line(two_runs, tmp_path, capsys):

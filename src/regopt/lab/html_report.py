@@ -168,6 +168,13 @@ def comparison_rows(runs: Sequence[ComparedRun]) -> list[tuple[Any, ...]]:
     ]
 
 
+def _lowest(runs: Sequence[ComparedRun], metric: str) -> str:
+    """Which run of ``metric`` reached the lowest best validation error (never compared across metrics)."""
+    group = [r for r in runs if r.metric == metric]
+    best = min(group, key=lambda r: _or_inf(r.summary.get("best_val_error")))
+    return f"lowest best val {metric}: {best.label} ({html.fmt(best.summary.get('best_val_error'), 3)})"
+
+
 def _or_inf(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) else float("inf")
 
@@ -181,8 +188,7 @@ def compare_report_html(paths: Sequence[str | Path]) -> tuple[str, list[str]]:
         group = [r for r in runs if r.metric == metric]
         caption = f"{metric}: gap = final val - final train; wall time in seconds"
         parts.append(html.table(COLUMNS, comparison_rows(group), caption=caption))
-    best = min(runs, key=lambda r: _or_inf(r.summary.get("best_val_error")))
-    title = f"lowest best val {best.metric}: {best.label} ({html.fmt(best.summary.get('best_val_error'), 3)})"
+    title = "; ".join(_lowest(runs, metric) for metric in dict.fromkeys(r.metric for r in runs))
     caption = f"{title}. Validation (solid) and train (dashed) error against epoch, one color per run."
     parts.append(html.figure(_compare_png(runs, title), caption))
     if notes:
@@ -215,4 +221,4 @@ def write_run_report(path: str | Path) -> Path:
     return write_report([path], Path(path) / REPORT)[0]
 
 
-__all__ = ["REPORT", "compare_report_html", "run_report_html", "write_report", "write_run_report"]
+__all__ = ["compare_report_html", "run_report_html", "write_report", "write_run_report"]
