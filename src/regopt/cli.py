@@ -1,4 +1,4 @@
-"""Command line: ``regopt run | compare | tune | lr-find | diagnose | predict | demo | list``.
+"""Command line: ``regopt run | compare | report | tune | lr-find | diagnose | predict | demo | list``.
 
 The CLI parses, prints and exits; training lives in :mod:`regopt.lab`. Any unusable input (config, data file,
 run directory, checkpoint) prints one line ``regopt: error: ...`` to stderr and exits with status 2, without a
@@ -19,6 +19,7 @@ from regopt import __version__
 from regopt.cli_list import list_command
 from regopt.cli_lr_find import add_lr_find_parser
 from regopt.cli_predict import add_predict_parser
+from regopt.cli_report import add_report_parser
 from regopt.cli_warnings import install_warning_handler
 
 USAGE_ERROR = 2
@@ -134,17 +135,20 @@ def _cell(value: object) -> str:
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
     from regopt.lab.gallery.base import one_thread
+    from regopt.lab.gallery.index_page import write_index
     from regopt.lab.gallery.registry import GALLERY
 
     out = Path(args.out)
+    results = {}
     for name in args.only or list(GALLERY):
         console.print(f"[bold]demo[/] {name}: {(GALLERY[name].__doc__ or '').strip()}")
         with one_thread():  # the gallery's models are tiny: a second thread only contends (see one_thread)
-            result = GALLERY[name](out, not args.quiet)
+            result = results[name] = GALLERY[name](out, not args.quiet)
         for key, value in result.numbers.items():
             console.print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
         for file in result.files:
             console.print(f"  wrote {file}")
+    console.print(f"wrote {write_index(results, out)}", markup=False, highlight=False)
     return 0
 
 
@@ -215,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_diagnose)
 
     add_predict_parser(sub)
+    add_report_parser(sub)
 
     p = sub.add_parser("demo", help="run the gallery of the chapter's figures on bundled data")
     p.add_argument("--out", default="runs/demo", help="directory for the gallery (default: runs/demo)")

@@ -16,9 +16,9 @@ CLASSIFICATION = [{**row, "train_error": row["train_loss"] / 4, "val_error": row
 def test_regression_curves_draw_one_panel_classification_two(tmp_path):
     regression = plot_curves(REGRESSION, tmp_path / "r.png", error_label="mse")
     assert len(regression.axes) == 1  # loss and "error" are the same MSE: one panel, not two identical ones
-    assert regression.axes[0].get_ylabel() == "mse"
+    assert regression.axes[0].get_ylabel() == "MSE (mean squared error)"
     classification = plot_curves(CLASSIFICATION, tmp_path / "c.png", error_label="error rate")
-    assert [ax.get_ylabel() for ax in classification.axes] == ["error rate", "loss"]
+    assert [ax.get_ylabel() for ax in classification.axes] == ["error rate (fraction misclassified)", "loss"]
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -116,7 +116,10 @@ def test_compare_keeps_error_rate_and_mse_apart(tmp_path, capsys):
 
     runs, _ = collect_runs([tmp_path / "wine", tmp_path / "diabetes"])
     fig = plot_compare([(r.label, r.history) for r in runs], tmp_path / "c.png", metrics=[r.metric for r in runs])
-    assert sorted(ax.get_ylabel() for ax in fig.axes) == ["error rate", "mse"]
+    assert sorted(ax.get_ylabel() for ax in fig.axes) == [
+        "MSE (mean squared error)",
+        "error rate (fraction misclassified)",
+    ]
 
 
 def test_long_run_names_stay_distinguishable_at_80_columns(tmp_path):

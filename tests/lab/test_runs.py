@@ -18,7 +18,7 @@ from tests.lab.interruptions import interrupt_train_step
 def test_run_writes_every_file(tmp_path, small_config):
     result = run(small_config, out=tmp_path)
     names = sorted(p.name for p in result.path.iterdir())
-    assert names == ["checkpoint.pt", "config.toml", "curves.png", "metrics.csv", "summary.json"]
+    assert names == ["checkpoint.pt", "config.toml", "curves.png", "metrics.csv", "report.html", "summary.json"]
     summary, history = read_run_results(result.path)
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert summary["epochs"] == 3 and summary["parameters"] == 2 * 16 + 16 + 16 * 2 + 2

@@ -24,6 +24,7 @@ PACKAGES: dict[str, str] = {
     "regopt.lab.objective": "terms of the objective the Trainer minimizes: penalty(model) and term(batch)",
     "regopt.lab.lr_find": "Smith's range test and the stable rates 2 g'g / g'Hg, 2 / lambda_max (regopt lr-find)",
     "regopt.lab.lr_find_report": "which of lr-find's three rates to pick and why; its table, figure and csv",
+    "regopt.lab.html_report": "report.html: one self-contained page of a run, or of several compared (regopt report)",
 }
 """Module -> what it holds, in the order of the page."""
 

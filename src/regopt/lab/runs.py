@@ -13,6 +13,8 @@ Layout of a run directory::
     curves.png      train vs validation error over epochs
     tensorboard/    TensorBoard event files, with ``[logging] tensorboard = true`` (see
                     :mod:`regopt.lab.tensorboard_log`)
+    report.html     one self-contained page of the run: summary, curves, diagnostics' figures and tables, config
+                    (see :mod:`regopt.lab.html_report`)
     best.pt         the weights of the best validation epoch, with its epoch and metric, when ``[train]
                     keep_best = true`` or early stopping restores (see :mod:`regopt.lab.best_weights`)
     preprocessing.json  for a csv/npz data file: feature columns, input shape, output width, class names and
@@ -216,6 +218,9 @@ def finish(started: StartedRun, found: dict[str, Any]) -> RunResult:
     summary = _with(summary, found, started.notes)
     write_summary(path / SUMMARY, summary)
     plot_curves(history, path / CURVES, title=config.name, error_label=summary["error_metric"])
+    from regopt.lab.html_report import write_run_report  # it reads run directories through this module
+
+    write_run_report(path)  # report.html: summary, curves, diagnostics and config in one self-contained page
     return RunResult(path=path, summary=summary, history=history, experiment=evaluated)
 
 

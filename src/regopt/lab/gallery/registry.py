@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from regopt.lab.gallery.base import GalleryResult
+from regopt.lab.gallery.chapters import CHAPTERS, CLAIMS, chapter_of, rerun_command
 
 ENTRIES = (
     "overfit",
@@ -45,6 +46,9 @@ GALLERY: dict[str, Callable[[Path, bool], GalleryResult]] = {
     name: getattr(importlib.import_module(f"regopt.lab.gallery.{name}"), name) for name in ENTRIES
 }
 """Entry name -> function (``gallery/<name>.py`` defines ``<name>``), in :data:`ENTRIES` order."""
+
+
+__all__ = ["CHAPTERS", "CLAIMS", "ENTRIES", "GALLERY", "chapter_of", "entry_file", "rerun_command"]
 
 
 def entry_file(name: str) -> Path:
