@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from regopt.diagnostics.alarms import AlarmLog
 from regopt.diagnostics.criterion import criterion_row, dots, step_curvature
@@ -82,6 +83,13 @@ class IllConditioningMonitor(Monitor):
         alarm_every: at most one logged alarm per this many steps (default ``100``).
         warn: also issue each alarm as an :class:`IllConditioningWarning` (default ``True``; ``False`` where the
             logged line is enough, as in regopt's lab: Python prints every warning of a new text, unlimited).
+        distributed: under data parallelism, measure the probe batch on every rank's shard and all-reduce
+            ``g``, ``Hg`` and the loss (weighted by shard size), so the row describes the global probe batch
+            and is the same on every rank (:class:`~regopt.diagnostics.hvp.HessianOperator` with
+            ``distributed=True``; each check is then collective). Default: ``True`` when ``model`` is a
+            :class:`~torch.nn.parallel.DistributedDataParallel`. Needs a probe ``batch``: the training step's
+            own ``g`` would be all-reduced by DDP, but its ``Hg`` from double backward would not (DDP's hooks do
+            not see ``torch.autograd.grad``), so that mode is refused under DDP.
 
     In a hand-written loop, training-step mode needs the backward pass routed through the monitor::
 
@@ -131,6 +139,7 @@ class IllConditioningMonitor(Monitor):
         params: Sequence[Tensor] | None = None,
         alarm_every: int = 100,
         warn: bool = True,
+        distributed: bool | None = None,
     ) -> None:
         if lr_fn is None:
             raise TypeError("IllConditioningMonitor needs lr_fn, a callable returning the current learning rate")
@@ -144,6 +153,14 @@ class IllConditioningMonitor(Monitor):
             raise ValueError(f"batch must be a pair (x, y), got {len(batch)} items")
         if batch is not None and loss_fn is None:
             raise ValueError("a probe batch needs loss_fn")
+        if distributed is None:
+            distributed = isinstance(model, DistributedDataParallel)
+        if distributed and batch is None:
+            raise ValueError(
+                "IllConditioningMonitor under DistributedDataParallel needs a probe batch (batch=(x, y), each "
+                "rank's shard): the training step's Hg from double backward is not all-reduced by DDP"
+            )
+        self.distributed = distributed
         self.model, self.loss_fn, self.lr_fn = model, loss_fn, lr_fn
         self.x: Tensor | None = batch[0] if batch is not None else None
         self.y: Tensor | None = batch[1] if batch is not None else None
@@ -184,7 +201,7 @@ class IllConditioningMonitor(Monitor):
     def _probe(self) -> tuple[Tensor, Tensor, float]:
         """g, Hg and the loss on the probe batch, with no side effect on buffers or the RNG."""
         assert self.loss_fn is not None and self.x is not None and self.y is not None
-        op = HessianOperator(self.model, self.loss_fn, self.x, self.y, self.params)
+        op = HessianOperator(self.model, self.loss_fn, self.x, self.y, self.params, distributed=self.distributed)
         buffers = [b.detach().clone() for b in self.model.buffers()]
         cuda = sorted({p.device.index or 0 for p in op.params if p.device.type == "cuda"})
         with torch.random.fork_rng(devices=cuda):

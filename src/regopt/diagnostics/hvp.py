@@ -11,6 +11,13 @@ Two ways to get ``Hv = d/dt grad L(theta + t v) |_{t=0}``:
 parameters (``matvec``, ``gradient``, ``dim``, ``num_products``); :mod:`regopt.diagnostics.curvature` runs
 Lanczos, Hutchinson and spectral density on it.
 
+Under data parallelism (``torch.distributed``), ``HessianOperator(..., distributed=True)`` describes the
+*global* batch: each rank computes the loss, gradient and ``H_i v`` on its own shard of ``n_i`` examples, and
+they are all-reduced to ``sum_i n_i H_i v / sum_i n_i``, the Hessian of the mean loss over the union of the shards
+(for a ``loss_fn`` that averages over its batch). Every rank gets the same bits, so Lanczos and Hutchinson,
+whose random vectors come from seeded generators independent of the rank, run the same iteration everywhere
+and return the same numbers.
+
 The default, ``method="reverse"``, keeps the graph of ``g = grad L`` (``create_graph=True``) alive between
 products at the same parameters, so each further product is one backward pass through that graph: Lanczos,
 Hutchinson and power iteration take tens of products at one point and pay forward + first backward once, and
@@ -43,8 +50,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp
+from torch.nn.parallel import DistributedDataParallel
 
 __all__ = ["HessianOperator", "backward_with_hvp", "hvp", "hvp_func"]
 
@@ -203,6 +212,12 @@ class HessianOperator:
         params: the parameters to differentiate w.r.t. (default: all of the model's with ``requires_grad``).
         method: ``"reverse"`` (default; double backward on a kept graph, see the module docstring for why) or
             ``"func"`` (``torch.func`` forward-over-reverse per product).
+        distributed: all-reduce the loss, gradient and every product over the ranks of ``group``, each weighted
+            by its shard's size ``len(x)``, so the operator is the Hessian on the global batch (default
+            ``False``: this process's batch only). Constructing it and every call are then collective: all
+            ranks must make them in the same order. A :class:`~torch.nn.parallel.DistributedDataParallel`
+            model is unwrapped to its ``module`` (DDP's own gradient hooks do not see double backward).
+        group: the process group (default: the default group); only with ``distributed=True``.
 
     Example:
         >>> model = nn.Linear(2, 1)
@@ -220,9 +235,13 @@ class HessianOperator:
         params: Sequence[Tensor] | None = None,
         *,
         method: Literal["reverse", "func"] = "reverse",
+        distributed: bool = False,
+        group: dist.ProcessGroup | None = None,
     ) -> None:
         if method not in ("reverse", "func"):
             raise ValueError(f"method must be 'reverse' or 'func', got {method!r}")
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
         self.model, self.loss_fn, self.x, self.y, self.method = model, loss_fn, x, y, method
         chosen = list(model.parameters()) if params is None else list(params)
         self.params = [p for p in chosen if p.requires_grad]
@@ -237,6 +256,30 @@ class HessianOperator:
         self.dtype, self.device = self.params[0].dtype, self.params[0].device
         self.num_products = 0
         self._graph: tuple[Tensor, tuple[Tensor | None, ...], tuple[int, ...]] | None = None
+        self.distributed, self.group = distributed, group
+        self._share = 1.0  # this rank's n_i / sum_i n_i
+        if group is not None and not distributed:
+            raise ValueError("group is only used with distributed=True")
+        if distributed:
+            if not dist.is_available() or not dist.is_initialized():
+                raise RuntimeError(
+                    "HessianOperator(distributed=True) needs torch.distributed initialized "
+                    "(dist.init_process_group) on every rank"
+                )
+            sizes = torch.tensor([float(x.shape[0])], dtype=torch.float64, device=self.device)
+            local = float(sizes[0])
+            dist.all_reduce(sizes, group=group)
+            if not float(sizes[0]) > 0:
+                raise ValueError("HessianOperator(distributed=True): every rank's batch is empty")
+            self._share = local / float(sizes[0])
+
+    def _global(self, local: Tensor) -> Tensor:
+        """``sum_i n_i t_i / sum_i n_i`` over the ranks (``local`` itself when not distributed)."""
+        if not self.distributed:
+            return local
+        total = local * self._share
+        dist.all_reduce(total, group=self.group)
+        return total
 
     def flatten(self, tensors: Sequence[Tensor]) -> Tensor:
         """Concatenate per-parameter tensors into one flat vector (the operator's coordinates)."""
@@ -263,21 +306,23 @@ class HessianOperator:
         return self._graph[0], self._graph[1]
 
     def loss(self) -> float:
-        """The loss at the current parameters."""
-        return float(self._kept_graph()[0])
+        """The loss at the current parameters (on the global batch when distributed)."""
+        return float(self._global(self._kept_graph()[0].to(torch.float64)))
 
     def gradient(self) -> Tensor:
-        """The flat gradient ``g`` at the current parameters (detached)."""
+        """The flat gradient ``g`` at the current parameters (detached; global when distributed)."""
         grads = self._kept_graph()[1]
-        return self.flatten([g.detach() for g in _zeros_for_none(grads, self.params)])
+        return self._global(self.flatten([g.detach() for g in _zeros_for_none(grads, self.params)]))
 
     def matvec(self, v: Tensor) -> Tensor:
-        """``H v`` for a flat vector ``v`` of length :attr:`dim`."""
+        """``H v`` for a flat vector ``v`` of length :attr:`dim` (global when distributed)."""
         vs = self.unflatten(v.to(dtype=self.dtype, device=self.device))
         self.num_products += 1
         if self.method == "func":
-            return self.flatten(hvp_func(self.model, self.loss_fn, self.x, self.y, vs, names=self.names))
-        return self.flatten(_grad_of_grads(self._kept_graph()[1], self.params, vs))
+            hv = hvp_func(self.model, self.loss_fn, self.x, self.y, vs, names=self.names)
+        else:
+            hv = _grad_of_grads(self._kept_graph()[1], self.params, vs)
+        return self._global(self.flatten(hv))
 
     __matmul__ = matvec
 
