@@ -2,8 +2,9 @@
 loss, gradient and Hessian-vector products weighted by shard size, so with the probe batch split over two
 processes it is the Hessian of the whole batch: matvecs to float64 rounding, the Lanczos top eigenvalue within the
 issue's 1e-4 (relative), Hutchinson's trace and the spectral density to rounding, on every rank alike; the
-ill-conditioning monitor's probe rows are the single-process rows on the whole batch. Two real processes over
-gloo on a free port, every check inside one spawn, with a timeout."""
+ill-conditioning monitor's probe rows are the single-process rows on the whole batch; ``rank_gradient_norms``
+gives the per-rank and global squared gradient norms of the noise scale. Two real processes over gloo on a free
+port, every check inside one spawn, with a timeout."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from regopt.diagnostics import (
     HessianOperator,
     IllConditioningMonitor,
     hessian_trace,
+    rank_gradient_norms,
     spectral_density,
     top_eigenvalues,
 )
@@ -68,6 +70,11 @@ def monitor_row(model: nn.Module, x: Tensor, y: Tensor, distributed: bool | None
     return monitor.history[0]
 
 
+def shard_gradient(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+    return torch.cat([g.reshape(-1) for g in grads])
+
+
 def rank_main(rank: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     try:
@@ -80,6 +87,13 @@ def rank_main(rank: int, port: int, out: str) -> None:
             shard = slice(0, first) if rank == 0 else slice(first, N)
             op = HessianOperator(model, F.cross_entropy, x[shard], y[shard], distributed=True)
             result[name] = measure(op)
+        halves = [shard_gradient(model, x[:12], y[:12]), shard_gradient(model, x[12:], y[12:])]
+        result["norms"] = rank_gradient_norms(halves[rank])
+        if rank == 0:
+            result["norms_ref"] = [
+                float((halves[0].square().sum() + halves[1].square().sum()) / 2),
+                float(shard_gradient(model, x, y).square().sum()),  # the mean of the halves: the whole batch
+            ]
         ddp = DistributedDataParallel(model)  # the monitor unwraps it and all-reduces by default
         shard = slice(0, 12) if rank == 0 else slice(12, N)
         result["ddp_row"] = monitor_row(ddp, x[shard], y[shard], distributed=None)
@@ -157,3 +171,10 @@ def test_distributed_needs_an_initialized_process_group() -> None:
         HessianOperator(model, F.cross_entropy, x, y, distributed=True)
     with pytest.raises(ValueError, match="only used with distributed=True"):
         HessianOperator(model, F.cross_entropy, x, y, group=object())  # type: ignore[arg-type]
+
+
+def test_rank_gradient_norms_are_the_per_rank_mean_and_the_global_squared_norms(results: list[dict[str, Any]]) -> None:
+    small, big = results[0]["norms_ref"]
+    assert small > 1.01 * big  # two half batches are noisier than the whole: the two numbers differ
+    for rank in range(WORLD):
+        assert results[rank]["norms"] == pytest.approx([small, big], rel=1e-12)

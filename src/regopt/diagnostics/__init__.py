@@ -12,6 +12,8 @@ Everything here works on a plain ``nn.Module``, a loss function and a batch, in 
 - :mod:`~regopt.diagnostics.gradients`, :mod:`~regopt.diagnostics.guards`, :mod:`~regopt.diagnostics.plateau`:
   cliffs and exploding gradients (norms, spikes, clipping), NaN/Inf guards, plateaus and saddles.
 - :mod:`~regopt.diagnostics.noise`: inexact gradients (per-example gradients, noise scale, SNR vs batch size).
+- :mod:`~regopt.diagnostics.noise_scale`: the gradient noise scale from two batch sizes (per-rank and global
+  gradients under data parallelism).
 - :mod:`~regopt.diagnostics.long_term`: gradient norms with respect to an RNN's hidden state over time.
 - :mod:`~regopt.diagnostics.symmetry`, :mod:`~regopt.diagnostics.landscape`: weight-space symmetry, 1-D
   interpolation and 2-D filter-normalized loss surfaces.
@@ -35,6 +37,7 @@ from regopt.diagnostics.hvp import HessianOperator, hvp, hvp_func
 from regopt.diagnostics.landscape import filter_normalized_direction, interpolate, loss_surface_2d
 from regopt.diagnostics.long_term import hidden_state_gradient_norms
 from regopt.diagnostics.noise import batch_size_curve, gradient_noise, gradient_snr, per_example_gradients
+from regopt.diagnostics.noise_scale import NoiseScaleEstimate, noise_scale_terms, rank_gradient_norms
 from regopt.diagnostics.plateau import PlateauEvent, PlateauMonitor
 from regopt.diagnostics.symmetry import (
     check_symmetries,
@@ -49,6 +52,7 @@ __all__ = [
     "HessianOperator",
     "IllConditioningMonitor",
     "IllConditioningWarning",
+    "NoiseScaleEstimate",
     "NonFiniteGuard",
     "PlateauEvent",
     "PlateauMonitor",
@@ -71,9 +75,11 @@ __all__ = [
     "lanczos",
     "loss_surface_2d",
     "min_eigenvalue",
+    "noise_scale_terms",
     "per_example_gradients",
     "permute_hidden_units",
     "power_iteration",
+    "rank_gradient_norms",
     "rescale_relu_unit",
     "spectral_density",
     "spectral_quadrature",
