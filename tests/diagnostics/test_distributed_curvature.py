@@ -24,7 +24,9 @@ from torch.nn.parallel import DistributedDataParallel
 from regopt.diagnostics import (
     HessianOperator,
     IllConditioningMonitor,
+    NoiseScaleHook,
     hessian_trace,
+    noise_scale_terms,
     rank_gradient_norms,
     spectral_density,
     top_eigenvalues,
@@ -75,6 +77,20 @@ def shard_gradient(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return torch.cat([g.reshape(-1) for g in grads])
 
 
+def hooked_steps(rank: int) -> dict[str, Any]:
+    """Two backward passes of a DDP model carrying the noise-scale hook, each rank on its half."""
+    model, x, y = make_problem()
+    ddp = DistributedDataParallel(model)
+    hook = NoiseScaleHook(batch_size=12)
+    hook.register(ddp)
+    shard = slice(0, 12) if rank == 0 else slice(12, N)
+    for _ in range(2):
+        ddp.zero_grad()
+        F.cross_entropy(ddp(x[shard]), y[shard]).backward()
+    gradient = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
+    return {"result": hook.result(), "gradient": gradient.tolist(), "whole": shard_gradient(model, x, y).tolist()}
+
+
 def rank_main(rank: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     try:
@@ -101,6 +117,7 @@ def rank_main(rank: int, port: int, out: str) -> None:
             IllConditioningMonitor(ddp, lr_fn=lambda: 0.5)
         except ValueError as error:
             result["ddp_without_probe"] = str(error)
+        result["hook"] = hooked_steps(rank)
         Path(out, f"{rank}.json").write_text(json.dumps(result))
     finally:
         dist.destroy_process_group()
@@ -178,3 +195,16 @@ def test_rank_gradient_norms_are_the_per_rank_mean_and_the_global_squared_norms(
     assert small > 1.01 * big  # two half batches are noisier than the whole: the two numbers differ
     for rank in range(WORLD):
         assert results[rank]["norms"] == pytest.approx([small, big], rel=1e-12)
+
+
+def test_the_ddp_hook_measures_the_noise_scale_from_ddps_own_all_reduce(results: list[dict[str, Any]]) -> None:
+    small, big = results[0]["norms_ref"]
+    norm_sq, trace = noise_scale_terms(small, 12, big, N)
+    for rank in range(WORLD):
+        hooked = results[rank]["hook"]
+        assert close(hooked["gradient"], hooked["whole"], 1e-12)  # training sees DDP's usual average
+        got = hooked["result"]
+        assert got["steps"] == 2
+        assert [got["grad_norm_sq"], got["trace_cov"]] == pytest.approx([norm_sq, trace], rel=1e-9)
+        assert got["noise_scale"] == pytest.approx(trace / norm_sq, rel=1e-9)
+    assert results[0]["hook"]["result"] == results[1]["hook"]["result"]

@@ -37,7 +37,7 @@ from regopt.diagnostics.hvp import HessianOperator, hvp, hvp_func
 from regopt.diagnostics.landscape import filter_normalized_direction, interpolate, loss_surface_2d
 from regopt.diagnostics.long_term import hidden_state_gradient_norms
 from regopt.diagnostics.noise import batch_size_curve, gradient_noise, gradient_snr, per_example_gradients
-from regopt.diagnostics.noise_scale import NoiseScaleEstimate, noise_scale_terms, rank_gradient_norms
+from regopt.diagnostics.noise_scale import NoiseScaleEstimate, NoiseScaleHook, noise_scale_terms, rank_gradient_norms
 from regopt.diagnostics.plateau import PlateauEvent, PlateauMonitor
 from regopt.diagnostics.symmetry import (
     check_symmetries,
@@ -53,6 +53,7 @@ __all__ = [
     "IllConditioningMonitor",
     "IllConditioningWarning",
     "NoiseScaleEstimate",
+    "NoiseScaleHook",
     "NonFiniteGuard",
     "PlateauEvent",
     "PlateauMonitor",

@@ -27,12 +27,14 @@ References:
 from __future__ import annotations
 
 import math
+import threading
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["NoiseScaleEstimate", "noise_scale_terms", "rank_gradient_norms"]
+__all__ = ["NoiseScaleEstimate", "NoiseScaleHook", "noise_scale_terms", "rank_gradient_norms"]
 
 
 def noise_scale_terms(
@@ -140,3 +142,85 @@ class NoiseScaleEstimate:
             "noise_scale": self.noise_scale,
             "steps": self.steps,
         }
+
+
+class NoiseScaleHook:
+    """A DDP communication hook that measures the noise scale from the all-reduce DDP does anyway.
+
+    For each gradient bucket it takes the squared norm of the local (this rank's) gradient before the
+    all-reduce and of the averaged one after it; summed over the buckets of a step, these are ``||g_i||^2``
+    (batch ``b``, this rank's examples per optimizer step) and ``||G_B||^2`` (``B = world * b``). Training is
+    unchanged (the same average as DDP's default all-reduce); the cost is two squared norms per bucket.
+
+    Args:
+        batch_size: ``b``, examples per rank per synchronized backward (with gradient accumulation: all the
+            micro-batches of the step); may be changed between steps.
+        group: the process group (default: the default group).
+
+    Use: ``hook = NoiseScaleHook(b); hook.register(ddp_model)``, train, then ``hook.result()`` on every rank
+    (collective: one all-reduce of two numbers averages the per-rank estimates, so all ranks report the same)
+    and ``hook.reset()`` for the next epoch. DDP takes one communication hook: this one replaces its default.
+    """
+
+    def __init__(self, batch_size: int, group: dist.ProcessGroup | None = None) -> None:
+        self.batch_size, self.group = batch_size, group
+        self.estimate = NoiseScaleEstimate()
+        self._lock = threading.Lock()
+        self._pending: list[float] | None = None  # [local_sq, global_sq, b] of the step in flight
+        self._new_step = True
+
+    def register(self, model: torch.nn.parallel.DistributedDataParallel) -> None:
+        """Install the hook on a DDP model."""
+
+        def hook(state: object, bucket: dist.GradBucket) -> torch.futures.Future[Tensor]:
+            return self._hook(state, bucket)
+
+        # DDP checks the annotations as objects; ``from __future__ import annotations`` made them strings
+        hook.__annotations__ = {"state": object, "bucket": dist.GradBucket, "return": torch.futures.Future[Tensor]}
+        model.register_comm_hook(None, hook)
+
+    def _flush(self) -> None:
+        if self._pending is not None:
+            local_sq, global_sq, b = self._pending
+            world = dist.get_world_size(self.group)
+            self.estimate.update(local_sq, int(b), global_sq, int(b) * world)
+        self._pending = None
+
+    def _hook(self, state: object, bucket: dist.GradBucket) -> torch.futures.Future[Tensor]:
+        if self._new_step:  # DDP waited for the previous step's buckets before its backward returned
+            self._flush()
+            self._pending = [0.0, 0.0, float(self.batch_size)]
+        record = self._pending
+        assert record is not None
+        self._new_step = bucket.is_last()
+        buffer = bucket.buffer()
+        local_sq = float(buffer.detach().double().square().sum())
+        buffer.div_(dist.get_world_size(self.group))
+        future = dist.all_reduce(buffer, group=self.group, async_op=True).get_future()
+
+        def done(fut: torch.futures.Future[Any]) -> Tensor:
+            averaged: Tensor = fut.value()[0]
+            with self._lock:
+                record[0] += local_sq
+                record[1] += float(averaged.detach().double().square().sum())
+            return averaged
+
+        return future.then(done)
+
+    def result(self) -> dict[str, float]:
+        """The estimate over the steps since the last :meth:`reset`, averaged over the ranks (collective)."""
+        self._flush()
+        self._new_step = True
+        sums = torch.tensor([self.estimate._norm_sq, self.estimate._trace], dtype=torch.float64)
+        dist.all_reduce(sums, group=self.group)
+        world = dist.get_world_size(self.group)
+        merged = NoiseScaleEstimate()
+        merged.steps = self.estimate.steps
+        merged._norm_sq, merged._trace = float(sums[0]) / world, float(sums[1]) / world
+        return merged.result()
+
+    def reset(self) -> None:
+        """Forget all steps (e.g. at the start of an epoch)."""
+        self._flush()
+        self._new_step = True
+        self.estimate.reset()
