@@ -1,7 +1,8 @@
 """regopt optimizers under FSDP2 (issue 19, part 1): with each Linear and the root ``fully_shard``-ed over two gloo
 processes, each rank on half of the batch, every optimizer reaches the weights one process reaches on the full
-batch; a sharded ``torch.distributed.checkpoint`` saved mid-run and loaded into a fresh model and optimizer
-continues exactly; a parameter whose shard cannot be updated elementwise is refused by name."""
+batch, and so under tensor parallelism (Shard(0), Shard(1) and Replicate parameters); a sharded
+``torch.distributed.checkpoint`` saved mid-run and loaded into a fresh model and optimizer continues exactly; a
+parameter whose shard cannot be updated elementwise is refused by name."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from torch import nn
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor, Partial, init_device_mesh
+from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
 from regopt.optim import (
     SGD,
@@ -87,6 +89,12 @@ def sharded_model() -> nn.Module:
     return net
 
 
+def tensor_parallel_model() -> nn.Module:
+    net = model()
+    plan = {"0": ColwiseParallel(), "2": RowwiseParallel()}  # weights Shard(0), Shard(1); last bias Replicate
+    return parallelize_module(net, init_device_mesh("cpu", (WORLD,)), plan)  # type: ignore[arg-type]
+
+
 def worker(rank: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     try:
@@ -99,6 +107,14 @@ def worker(rank: int, port: int, out: str) -> None:
             results[name] = [full(p) for p in net.parameters()]
             if avg is not None:
                 results["polyak"] = [full(a) for a in avg._averages]
+            if name == "nesterov":
+                with opt.evaluation_view():  # type: ignore[attr-defined]
+                    results["nesterov-theta"] = [full(p) for p in net.parameters()]
+                assert [full(p) for p in net.parameters()] == results[name]  # the interim point restored exactly
+            net = tensor_parallel_model()  # the whole batch on both ranks
+            opt = make(net)
+            train(net, opt, range(STEPS), None)
+            results[f"tp-{name}"] = [full(p) for p in net.parameters()]
         for name in CHECKPOINTED:
             results[f"resumed-{name}"] = resumed(name, rank, Path(out, name))
         results["partial"] = partial_error()
@@ -171,8 +187,12 @@ def test_fsdp2_weights_equal_one_process_on_the_full_batch(results: dict[str, An
     avg = PolyakAveraging(net, decay=0.5) if name == "adam" else None
     train(net, opt, range(STEPS), None, avg)
     assert_close(results[name], list(net.parameters()))
+    assert_close(results[f"tp-{name}"], list(net.parameters()))
     if avg is not None:
         assert_close(results["polyak"], avg._averages)
+    if name == "nesterov":
+        with opt.evaluation_view():  # type: ignore[attr-defined]
+            assert_close(results["nesterov-theta"], list(net.parameters()))
 
 
 @pytest.mark.parametrize("name", CHECKPOINTED)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from torch import Tensor
 from torch.distributed.tensor import DTensor, Partial
+from torch.optim import Optimizer
 
 
 def is_dtensor(t: Tensor) -> bool:
@@ -47,6 +48,21 @@ def placement_problem(p: Tensor) -> str | None:
             "gradient of its local shard; redistribute the gradient first"
         )
     return None
+
+
+def check_placements(optimizer: Optimizer, params: list[Tensor]) -> None:
+    """Raise ``ValueError`` naming the first of ``params`` (as ``param_groups[i]['params'][j]``) whose local shard
+    no elementwise update fits (see :func:`placement_problem`)."""
+    for p in params:
+        problem = placement_problem(p)
+        if problem is not None:
+            where = next(
+                f"param_groups[{i}]['params'][{j}]"
+                for i, group in enumerate(optimizer.param_groups)
+                for j, q in enumerate(group["params"])
+                if q is p
+            )
+            raise ValueError(f"{type(optimizer).__name__}: {where} (shape {tuple(p.shape)}) {problem}")
 
 
 def like(view: Tensor, p: Tensor) -> Tensor:

@@ -43,7 +43,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from regopt.optim import kernels
-from regopt.optim.dtensor import is_dtensor, like, local, placement_problem
+from regopt.optim.dtensor import check_placements, is_dtensor, like, local
 
 DIRECT_MIN = 1 << 18
 """A fresh gradient tensor (made by backward after ``zero_grad(set_to_none=True)``) with at least this many
@@ -274,7 +274,7 @@ class FlatOptimizer(Optimizer):
         for group, buckets in zip(self.param_groups, self._layout(), strict=True):
             for bucket in buckets:
                 if bucket.sharded:
-                    self._check_placements(bucket)
+                    check_placements(self, bucket.params)
                 runs = self._gather_grads(bucket)
                 if not runs:
                     continue
@@ -287,19 +287,6 @@ class FlatOptimizer(Optimizer):
                     self.update(group, bucket.theta[start:end], g, state, t)
                 bucket.push()
         return loss
-
-    def _check_placements(self, bucket: Bucket) -> None:
-        """Raise ``ValueError`` naming the first DTensor parameter whose local shard no elementwise update fits."""
-        for p in bucket.params:
-            problem = placement_problem(p)
-            if problem is not None:
-                where = next(
-                    f"param_groups[{i}]['params'][{j}]"
-                    for i, group in enumerate(self.param_groups)
-                    for j, q in enumerate(group["params"])
-                    if q is p
-                )
-                raise ValueError(f"{type(self).__name__}: {where} (shape {tuple(p.shape)}) {problem}")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """As torch: ``set_to_none=True`` drops gradients; ``False`` zeroes them in place (one flat fill per
