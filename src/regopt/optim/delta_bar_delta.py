@@ -123,6 +123,14 @@ class DeltaBarDelta(FlatOptimizer):
         }
         super().__init__(params, defaults, compile=compile)
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """As torch's, and record the group's ``initial_rate`` (its lr) now: a scheduler, or the zero-lr step with
+        which ``torch.distributed.checkpoint``'s ``get_state_dict`` initializes an empty state, changes ``lr``
+        before the first real step, and the rates must start from (and scale with) the lr the group was given."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        group.setdefault("initial_rate", group["lr"])
+
     @staticmethod
     def max_rate(group: dict[str, Any]) -> float:
         """The bound on the group's rates: ``max_rate``, or RATE_BOUND times the initial lr when it is ``None``.

@@ -27,6 +27,8 @@ Contracts kept from ``torch.optim``:
   in place and backward accumulates straight into them, which saves that copy.
 - Moving or replacing a parameter's storage (``model.to(...)``, ``p.data = ...``) is detected and the buffers
   are rebuilt at the next step.
+- DTensor parameters (FSDP2 ``fully_shard``, tensor parallel) are never re-homed: their bucket holds a copy of
+  their local shards, updated in place of them and written back at each step (:mod:`regopt.optim.dtensor`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from regopt.optim import kernels
+from regopt.optim.dtensor import check_placements, is_dtensor, like, local
 
 DIRECT_MIN = 1 << 18
 """A fresh gradient tensor (made by backward after ``zero_grad(set_to_none=True)``) with at least this many
@@ -90,12 +93,25 @@ class Bucket:
     grad_views: list[Tensor] = field(default_factory=list)
     grad_ptrs: list[int] = field(default_factory=list)
     slices: list[tuple[int, int]] = field(default_factory=list)
+    sharded: bool = False
+    theta_views: list[Tensor] = field(default_factory=list)
 
     def is_current(self, params: list[Tensor]) -> bool:
         """True while the group still holds exactly these parameters, each still viewing the flat buffer."""
         return len(params) == len(self.params) and all(
-            p is q and p.data_ptr() == ptr for p, q, ptr in zip(params, self.params, self.param_ptrs, strict=True)
+            p is q and local(p).data_ptr() == ptr
+            for p, q, ptr in zip(params, self.params, self.param_ptrs, strict=True)
         )
+
+    def pull(self) -> None:
+        """Copy DTensor parameters' local shards into ``theta`` (no-op for plain parameters, which view it)."""
+        if self.sharded:
+            torch._foreach_copy_(self.theta_views, [local(p) for p in self.params])
+
+    def push(self) -> None:
+        """Copy ``theta`` back into DTensor parameters' local shards (no-op for plain parameters)."""
+        if self.sharded:
+            torch._foreach_copy_([local(p) for p in self.params], self.theta_views)
 
 
 class FlatOptimizer(Optimizer):
@@ -147,22 +163,26 @@ class FlatOptimizer(Optimizer):
     # ----------------------------------------------------------------------------------------- layout
     def _build_bucket(self, group: dict[str, Any], params: list[Tensor]) -> Bucket:
         first = params[0]
-        total = sum(p.numel() for p in params)
+        shards = [local(p.detach()) for p in params]  # the tensors themselves, or DTensors' local shards
+        total = sum(x.numel() for x in shards)
         theta = torch.empty(total, dtype=first.dtype, device=first.device)
         grad = torch.zeros(total, dtype=first.dtype, device=first.device)
-        bucket = Bucket(params=params, theta=theta, grad=grad)
+        bucket = Bucket(params=params, theta=theta, grad=grad, sharded=is_dtensor(first))
         offset = 0
-        for p in params:
-            n = p.numel()
+        for p, x in zip(params, shards, strict=True):
+            n = x.numel()
             bucket.slices.append((offset, offset + n))
-            view = theta[offset : offset + n].view_as(p)
-            view.copy_(p.detach())
-            p.data = view
-            bucket.param_ptrs.append(p.data_ptr())
-            grad_view = grad[offset : offset + n].view_as(p)
+            view = theta[offset : offset + n].view_as(x)
+            view.copy_(x)
+            bucket.theta_views.append(view)
+            if not bucket.sharded:
+                p.data = view
+            bucket.param_ptrs.append(local(p).data_ptr())
+            grad_view = grad[offset : offset + n].view_as(x)
             if p.grad is not None:
-                grad_view.copy_(p.grad)
-                p.grad = grad_view
+                grad_view.copy_(local(p.grad))
+                if not bucket.sharded:
+                    p.grad = grad_view
             bucket.grad_views.append(grad_view)
             bucket.grad_ptrs.append(grad_view.data_ptr())
             offset += n
@@ -177,13 +197,13 @@ class FlatOptimizer(Optimizer):
             flat = torch.empty(total, dtype=first.dtype, device=first.device)
             if started:
                 for (start, end), s in zip(bucket.slices, states, strict=True):
-                    flat[start:end].copy_(s[name].reshape(-1))
+                    flat[start:end].copy_(local(s[name]).reshape(-1))
             else:
                 self.init_state(name, flat, group)
             bucket.state[name] = flat
-        for (start, end), p, s in zip(bucket.slices, params, states, strict=True):
+        for (start, end), p, x, s in zip(bucket.slices, params, shards, states, strict=True):
             for name, flat in bucket.state.items():
-                s[name] = flat[start:end].view_as(p)
+                s[name] = like(flat[start:end].view_as(x), p)
             s["step"] = bucket.step
         return bucket
 
@@ -192,9 +212,9 @@ class FlatOptimizer(Optimizer):
         if self._buckets is None or len(self._buckets) != len(self.param_groups):
             self._buckets = [[] for _ in self.param_groups]
         for index, group in enumerate(self.param_groups):
-            keyed: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
+            keyed: dict[tuple[torch.device, torch.dtype, bool], list[Tensor]] = {}
             for p in group["params"]:
-                keyed.setdefault((p.device, p.dtype), []).append(p)
+                keyed.setdefault((p.device, p.dtype, is_dtensor(p)), []).append(p)
             current = self._buckets[index]
             if len(current) == len(keyed) and all(
                 b.is_current(ps) for b, ps in zip(current, keyed.values(), strict=True)
@@ -215,6 +235,9 @@ class FlatOptimizer(Optimizer):
             g = p.grad
             if g is None:
                 missing.add(i)
+            elif bucket.sharded:  # a DTensor's gradient: copy its local shard in, leave p.grad as it is
+                sources.append(local(g))
+                targets.append(bucket.grad_views[i])
             elif g.data_ptr() != bucket.grad_ptrs[i]:
                 if g.is_sparse:
                     raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
@@ -250,15 +273,19 @@ class FlatOptimizer(Optimizer):
                 loss = closure()
         for group, buckets in zip(self.param_groups, self._layout(), strict=True):
             for bucket in buckets:
+                if bucket.sharded:
+                    check_placements(self, bucket.params)
                 runs = self._gather_grads(bucket)
                 if not runs:
                     continue
                 bucket.step += 1
                 t = int(bucket.step.item())
+                bucket.pull()
                 for start, end, fresh in runs:
                     g = bucket.grad[start:end] if fresh is None else fresh
                     state = {name: flat[start:end] for name, flat in bucket.state.items()}
                     self.update(group, bucket.theta[start:end], g, state, t)
+                bucket.push()
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:

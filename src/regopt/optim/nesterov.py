@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from regopt.optim.flat import FlatOptimizer, Scalar, add_scaled_
+from regopt.optim.flat import Bucket, FlatOptimizer, Scalar, add_scaled_
 
 
 def recover_theta_(theta: Tensor, alpha: Scalar, v: Tensor) -> None:
@@ -35,18 +35,21 @@ def interim_point_(theta: Tensor, alpha: Scalar, v: Tensor) -> None:
 @contextlib.contextmanager
 def nesterov_theta(optimizer: FlatOptimizer, velocity: str) -> Iterator[None]:
     """Swap theta = theta~ - alpha v into Nesterov groups' parameters for the duration; restore theta~ exactly."""
-    saved: list[tuple[Tensor, Tensor]] = []
+    saved: list[tuple[Bucket, Tensor]] = []
     if any(state for state in optimizer.state.values()):
         with torch.no_grad():
             for group, buckets in zip(optimizer.param_groups, optimizer.flat_buckets(), strict=True):
                 if not (group.get("nesterov") and group["momentum"] > 0):
                     continue
                 for bucket in buckets:
-                    saved.append((bucket.theta, bucket.theta.clone()))
+                    bucket.pull()
+                    saved.append((bucket, bucket.theta.clone()))
                     bucket.theta.sub_(group["momentum"] * bucket.state[velocity])
+                    bucket.push()
     try:
         yield
     finally:
         with torch.no_grad():
-            for theta, interim in saved:
-                theta.copy_(interim)
+            for bucket, interim in saved:
+                bucket.theta.copy_(interim)
+                bucket.push()
