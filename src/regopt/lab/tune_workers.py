@@ -120,4 +120,6 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
 def fail_stale(study: optuna.Study) -> None:
     """Mark trials whose worker stopped beating as failed (a no-op without heartbeats)."""
     if _beats(study._storage):
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():  # experimental since Optuna 2.9, like the heartbeats
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
