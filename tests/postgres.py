@@ -25,8 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from regopt.lab.tune_workers import driver_of
-
 INSTALL_HINT = "apt-get install postgresql"
 TIMEOUT_S = 60
 
@@ -45,6 +43,8 @@ def missing_reason() -> str | None:
     """Why no server can be started here, or None."""
     if find_bin_dir() is None:
         return f"PostgreSQL server binaries (initdb, pg_ctl, postgres, createdb) not found; {INSTALL_HINT}"
+    from regopt.lab.tune_workers import driver_of  # here: conftest imports this module in every test session
+
     try:
         importlib.import_module(driver_of("postgresql://"))
     except ImportError:

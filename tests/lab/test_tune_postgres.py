@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,9 +61,10 @@ def test_a_study_whose_worker_was_killed_resumes_with_nothing_lost(postgres_url,
     command = _command(config, postgres_url, tmp_path / "runs")
     worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # generous: a loaded machine starts Python and torch slowly
         while True:  # kill -9 once a trial has completed and the next one is running
-            assert time.monotonic() < deadline and worker.poll() is None, "no trial completed within 60 s"
+            assert worker.poll() is None, f"the worker exited ({worker.returncode}) before it could be killed"
+            assert time.monotonic() < deadline, "no trial completed within 120 s"
             try:
                 states = _states(postgres_url, "killed")
             except KeyError:  # the study is not made yet
@@ -75,9 +77,10 @@ def test_a_study_whose_worker_was_killed_resumes_with_nothing_lost(postgres_url,
     finally:
         if worker.poll() is None:
             worker.kill()
-    assert TrialState.RUNNING in _states(postgres_url, "killed")  # the killed trial, left behind
+    states = _states(postgres_url, "killed")
+    assert TrialState.RUNNING in states, states  # the killed trial, left behind
     time.sleep(GRACE_S + 1)  # its heartbeat goes stale
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=90)
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert rerun.returncode == 0, rerun.stderr
     study = optuna.load_study(study_name="killed", storage=postgres_url)
     trials = study.get_trials(deepcopy=False)
@@ -116,3 +119,17 @@ def test_the_fixture_skips_naming_the_package_where_binaries_are_missing(monkeyp
     monkeypatch.setattr(postgres.shutil, "which", lambda name: None)
     reason = postgres.missing_reason()
     assert reason is not None and "initdb" in reason and "apt-get install postgresql" in reason
+
+
+def test_a_server_that_cannot_be_reached_is_one_line_and_exit_2(tmp_path, capsys):
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install 'regopt[postgres]'")
+    config = tmp_path / "tiny.toml"
+    config.write_text(tomli_w.dumps(tune_raw()))
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://u:secret@127.0.0.1:{port}/x"
+    assert main(["tune", str(config), "--param", ALPHA, "--out", str(tmp_path / "runs"), "--storage", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--storage postgresql://...: cannot connect" in err
+    assert "secret" not in err

@@ -25,12 +25,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from regopt.lab.config import ConfigError
 
-__all__ = ["GRACE_S", "HEARTBEAT_S", "heartbeat", "open_storage", "shares", "started_count"]
+__all__ = [
+    "GRACE_S",
+    "HEARTBEAT_S",
+    "driver_of",
+    "fail_stale",
+    "heartbeat",
+    "is_sqlite",
+    "open_storage",
+    "shares",
+    "started_count",
+]
 
 HEARTBEAT_S = 1
 """Seconds between the heartbeats a running trial writes to a database storage."""
@@ -63,8 +74,11 @@ def open_storage(url: str, workers: int) -> str | optuna.storages.RDBStorage:
             )
         return url
     scheme = urlsplit(url).scheme
-    if scheme.startswith("postgresql"):
+    try:
         driver = driver_of(url)
+    except sqlalchemy.exc.ArgumentError as err:  # not a URL, or a dialect SQLAlchemy does not know
+        raise ConfigError(f"--storage {scheme}://...: {_first_line(err)}") from None
+    if scheme.startswith("postgresql"):
         try:
             importlib.import_module(driver)
         except ImportError:
@@ -74,7 +88,15 @@ def open_storage(url: str, workers: int) -> str | optuna.storages.RDBStorage:
             ) from None
     with warnings.catch_warnings():  # heartbeats are marked experimental since Optuna 2.9
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        except sqlalchemy.exc.OperationalError as err:  # server down, no such database, login refused
+            raise ConfigError(f"--storage {scheme}://...: cannot connect: {_first_line(err.orig or err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def _beats(storage: object) -> bool:
