@@ -14,6 +14,7 @@ import torch
 import regopt.optim.kernels as kernels
 from regopt.lab.config import RunConfig, validate
 from tests.browser import browser  # noqa: F401  (the session-wide headless Chromium, for every test)
+from tests.postgres import postgres_url  # noqa: F401  (a throwaway PostgreSQL server, for the shared-study tests)
 
 # pytest runs one process per core (-n 2): a second intra-op thread per process only oversubscribes the cores,
 # and on these tiny models two threads contending can be 10x slower than one. REGOPT_TEST_THREADS=2 runs the

@@ -70,6 +70,7 @@ def _tune(args: argparse.Namespace, console: Console) -> int:
         seed=args.seed,
         study=args.study,
         force=args.force,
+        workers=args.workers,
     )
     rows = trial_rows(result.study, result.space)
     table = Table(title=f"{result.path}: {len(rows)} trials")
@@ -196,7 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default 20)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--out", default="runs", help="parent of the <name>-tune directory (default: runs)")
-    p.add_argument("--storage", help="Optuna storage URL (default: SQLite in the tune directory)")
+    p.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: SQLite in the tune directory); postgresql://USER@HOST/DB lets several "
+        "workers and machines share the study",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on the study (default 1; more need a database --storage such as postgresql://); "
+        "the same command on another machine joins the study",
+    )
     p.add_argument("--metric", default="best_val_error", choices=["best_val_error", "final_val_error"])
     p.add_argument("--no-prune", action="store_true", help="never stop hopeless trials early")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler")

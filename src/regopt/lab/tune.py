@@ -14,6 +14,8 @@ Optuna storage URL), so an interrupted tuning resumes where it stopped. A search
   differs. ``study="NAME"`` starts a new study beside it (``<out>/NAME-tune``), ``force=True`` replaces it.
 - Hopeless trials are pruned from their per-epoch validation error, after half the epochs and never while they
   follow the best trial's curve (:mod:`regopt.lab.tune_pruner`).
+- ``workers=K`` runs K processes on one study in a database (``--storage postgresql://...``), and the same call on
+  another machine joins it; the total stays ``trials`` (:mod:`regopt.lab.tune_workers`).
 - A trial that raises is kept as state ``fail`` with its error in one line. A diverged trial or a point the config
   rejects does not stop the study; an unexpected error (or Ctrl-C) stops it after recording the trial.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
 import re
 import shutil
 from collections.abc import Sequence
@@ -50,6 +53,7 @@ from regopt.lab.tune_space import (
     space_spec,
     toml_literal,
 )
+from regopt.lab.tune_workers import fail_stale, heartbeat, is_sqlite, open_storage, shares, started_count
 
 __all__ = ["SearchParam", "TuneResult", "best_text", "make_pruner", "make_sampler", "trial_rows", "tune"]
 
@@ -139,7 +143,7 @@ def _check_space(study: optuna.Study, space: Sequence[SearchParam], path: Path) 
         study.set_user_attr(SPACE_ATTR, space_spec(space))
 
 
-def _replace(name: str, storage: str, path: Path) -> None:
+def _replace(name: str, storage: str | optuna.storages.BaseStorage, path: Path) -> None:
     """``force``: delete the study and what its trials wrote."""
     with contextlib.suppress(KeyError):  # no such study yet
         optuna.delete_study(study_name=name, storage=storage)
@@ -160,11 +164,14 @@ def tune(
     seed: int = 0,
     study: str | None = None,
     force: bool = False,
+    workers: int = 1,
 ) -> TuneResult:
     """Run (or resume) the study until it holds ``trials`` finished trials; see the module docstring.
 
     ``study`` names the study (default: the config's name) and its directory ``<out>/<study>-tune``; ``force``
-    replaces an existing study of that name. Raises :class:`ConfigError` for bad input, before anything is written.
+    replaces an existing study of that name. ``workers`` > 1 runs that many processes on the study, which needs a
+    database storage such as ``postgresql://`` (:mod:`regopt.lab.tune_workers`); the same call elsewhere joins it.
+    Raises :class:`ConfigError` for bad input, before anything is written.
     """
     if not params:
         raise ConfigError("tune: give at least one --param key=kind:args")
@@ -173,22 +180,19 @@ def tune(
     space = [SearchParam.parse(p) for p in params]
     name, epochs = _check_inputs(raw, space, study)
     path = Path(out) / f"{name}-tune"
+    url = storage or f"sqlite:///{(path / 'study.db').resolve()}"
+    opened = open_storage(url, workers)
     path.mkdir(parents=True, exist_ok=True)
-    storage = storage or f"sqlite:///{(path / 'study.db').resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if force:
-        _replace(name, storage, path)
-    handle = optuna.create_study(
-        study_name=name,
-        storage=storage,
-        load_if_exists=True,
-        direction="minimize",
-        sampler=make_sampler(space, seed),
-        pruner=make_pruner(epochs),
-    )
+        _replace(name, opened, path)
+    handle = _load(name, opened, space, seed, epochs)
     _check_space(handle, space, path)
-    for stale in handle.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        handle.tell(stale.number, state=TrialState.FAIL)  # its process was stopped: listed as interrupted
+    if is_sqlite(url):  # one process: whatever is running was stopped with it
+        for stale in handle.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            handle.tell(stale.number, state=TrialState.FAIL)  # listed as interrupted
+    else:  # other workers may be running: only trials whose heartbeat stopped
+        fail_stale(handle)
     notes: list[str] = []
     done = len(handle.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     remaining = max(0, trials - done)
@@ -198,24 +202,15 @@ def tune(
         left = f"only {untried:.0f} untried remain" if untried else "all were tried"
         notes.append(f"the search space holds {size:.0f} points and {left}: {trials} trials cannot all differ")
         remaining = int(untried)
-    objective = _objective(raw, space, path / "trials", metric, prune)
+    job = _Job(raw, params, url, name, path, trials, metric, prune, seed, epochs)
     try:
-        for _ in range(remaining):
-            trial = handle.ask()
-            try:
-                value = objective(trial)
-            except optuna.TrialPruned:
-                handle.tell(trial, state=TrialState.PRUNED)
-            except (FloatingPointError, ValueError) as err:  # diverged, or the config rejects this point: go on
-                trial.set_user_attr("error", _one_line(err))
-                handle.tell(trial, state=TrialState.FAIL)
-                notes.append(f"trial {trial.number} failed: {_one_line(err)}")
-            except BaseException as err:  # Ctrl-C or an unexpected error: keep the trial's row, then stop
-                trial.set_user_attr("error", _one_line(err))
-                handle.tell(trial, state=TrialState.FAIL)
-                raise
-            else:
-                handle.tell(trial, value)
+        if workers == 1:
+            notes += _run_trials(handle, job, remaining)
+        else:
+            ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch or database state shared
+            with ctx.Pool(workers) as pool:
+                for worker_notes in pool.starmap(_worker, [(job, share) for share in shares(remaining, workers)]):
+                    notes += worker_notes
     finally:
         write_trials(handle, space, path / "trials.csv")
     if len(space) == 1 and space[0].kind != "choice":
@@ -223,6 +218,71 @@ def tune(
             trial_rows(handle, space), path / "curve.png", parameter=space[0].key, log=space[0].kind == "loguniform"
         )
     return TuneResult(path=path, study=handle, space=space, notes=notes)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker process needs to run trials of the study (picklable)."""
+
+    raw: dict[str, Any]
+    params: Sequence[str]
+    url: str
+    name: str
+    path: Path
+    trials: int
+    metric: str
+    prune: bool
+    seed: int
+    epochs: int
+
+
+def _load(
+    name: str, storage: str | optuna.storages.BaseStorage, space: Sequence[SearchParam], seed: int, epochs: int
+) -> optuna.Study:
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        load_if_exists=True,  # a second command on the same storage joins the study
+        direction="minimize",
+        sampler=make_sampler(space, seed),
+        pruner=make_pruner(epochs),
+    )
+
+
+def _worker(job: _Job, share: int) -> list[str]:
+    """One worker process of ``tune(workers=K)``: run up to ``share`` trials of the study; return its notes."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = [SearchParam.parse(p) for p in job.params]
+    handle = _load(job.name, open_storage(job.url, 1), space, job.seed, job.epochs)
+    return _run_trials(handle, job, share)
+
+
+def _run_trials(handle: optuna.Study, job: _Job, share: int) -> list[str]:
+    """Run up to ``share`` trials, stopping once the study holds ``job.trials`` started ones; return the notes."""
+    space = [SearchParam.parse(p) for p in job.params]
+    objective = _objective(job.raw, space, job.path / "trials", job.metric, job.prune)
+    notes: list[str] = []
+    for _ in range(share):
+        fail_stale(handle)
+        if started_count(handle) >= job.trials:  # other workers took the remaining trials
+            break
+        trial = handle.ask()
+        try:
+            with heartbeat(handle, trial):
+                value = objective(trial)
+        except optuna.TrialPruned:
+            handle.tell(trial, state=TrialState.PRUNED)
+        except (FloatingPointError, ValueError) as err:  # diverged, or the config rejects this point: go on
+            trial.set_user_attr("error", _one_line(err))
+            handle.tell(trial, state=TrialState.FAIL)
+            notes.append(f"trial {trial.number} failed: {_one_line(err)}")
+        except BaseException as err:  # Ctrl-C or an unexpected error: keep the trial's row, then stop
+            trial.set_user_attr("error", _one_line(err))
+            handle.tell(trial, state=TrialState.FAIL)
+            raise
+        else:
+            handle.tell(trial, value)
+    return notes
 
 
 def trial_rows(study: optuna.Study, space: Sequence[SearchParam]) -> list[dict[str, Any]]:
