@@ -17,13 +17,14 @@ import importlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.spawn import free_port
 
 INSTALL_HINT = "apt-get install postgresql"
 TIMEOUT_S = 60
@@ -57,12 +58,6 @@ def missing_reason() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     reason = missing_reason()
@@ -77,7 +72,7 @@ def postgres_url() -> Iterator[str]:
         entry = pwd.getpwnam("postgres")
         os.chown(root, entry.pw_uid, entry.pw_gid)
         as_user, user = ["runuser", "-u", "postgres", "--"], "postgres"
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
 
     def pg(*args: str) -> None:
         subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=TIMEOUT_S, cwd=root)

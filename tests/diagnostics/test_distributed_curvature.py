@@ -9,14 +9,12 @@ port, every check inside one spawn, with a timeout."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -31,15 +29,10 @@ from regopt.diagnostics import (
     spectral_density,
     top_eigenvalues,
 )
+from tests.spawn import free_port, run_world
 
 WORLD, N = 2, 24
 SPLITS = {"equal": 12, "unequal": 5}  # rank 0's share of the N examples; rank 1 gets the rest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_problem() -> tuple[nn.Module, Tensor, Tensor]:
@@ -126,16 +119,7 @@ def rank_main(rank: int, port: int, out: str) -> None:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("dcurv")
-    context = mp.start_processes(
-        rank_main, args=(free_port(), str(out)), nprocs=WORLD, join=False, start_method="spawn"
-    )
-    for _ in range(240):  # 2 minutes at most
-        if context.join(timeout=0.5):
-            break
-    else:
-        for process in context.processes:
-            process.kill()
-        raise TimeoutError("the two gloo processes did not finish in 120 s")
+    run_world(rank_main, (free_port(), str(out)), timeout_s=120)
     return [json.loads((out / f"{rank}.json").read_text()) for rank in range(WORLD)]
 
 

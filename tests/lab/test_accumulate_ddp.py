@@ -6,25 +6,18 @@ hook counts the all-reduces."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from regopt.lab.data import Dataset
 from regopt.lab.trainer import Trainer
+from tests.spawn import free_port, run_world
 
 STEPS, WORLD = 3, 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def train_rank(rank: int, port: int, out: str) -> None:
@@ -57,21 +50,8 @@ def train(rank: int, accumulate: int, out: str) -> None:
     Path(out, f"{accumulate}-{rank}.json").write_text(json.dumps({"calls": calls[0], "weights": weights}))
 
 
-def run_world(out: Path) -> None:
-    context = mp.start_processes(
-        train_rank, args=(free_port(), str(out)), nprocs=WORLD, join=False, start_method="spawn"
-    )
-    for _ in range(240):  # 2 minutes at most
-        if context.join(timeout=0.5):
-            break
-    else:
-        for process in context.processes:
-            process.kill()
-        raise TimeoutError("the two gloo processes did not finish in 120 s")
-
-
 def test_ddp_synchronizes_once_per_optimizer_step_and_steps_as_without_accumulation(tmp_path: Path) -> None:
-    run_world(tmp_path)
+    run_world(train_rank, (free_port(), str(tmp_path)), timeout_s=120)
     plain, accumulated = ([json.loads((tmp_path / f"{k}-{r}.json").read_text()) for r in range(WORLD)] for k in (1, 4))
     assert [r["calls"] for r in plain] == [STEPS, STEPS]  # one bucket, one all-reduce per step
     assert [r["calls"] for r in accumulated] == [STEPS, STEPS]  # not 4 per step: no_sync() held the first three

@@ -7,7 +7,6 @@ parameter whose shard cannot be updated elementwise is refused by name."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
-import torch.multiprocessing as mp
 from torch import nn
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.fsdp import fully_shard
@@ -33,6 +31,7 @@ from regopt.optim import (
     PolyakAveraging,
     RMSProp,
 )
+from tests.spawn import free_port, run_world
 
 WORLD, STEPS, BATCH = 2, 4, 12
 
@@ -154,23 +153,10 @@ def partial_error() -> str:
     return "no error"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("fsdp2")
-    context = mp.start_processes(worker, args=(free_port(), str(out)), nprocs=WORLD, join=False, start_method="spawn")
-    for _ in range(360):  # 3 minutes at most
-        if context.join(timeout=0.5):
-            break
-    else:
-        for process in context.processes:
-            process.kill()
-        raise TimeoutError("the two gloo processes did not finish in 180 s")
+    run_world(worker, (free_port(), str(out)), timeout_s=180)
     return dict(json.loads((out / "results.json").read_text()))
 
 
