@@ -8,6 +8,7 @@ traceback and without touching what is already on disk.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,12 +32,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from regopt.lab.runs import run
 
     config = load_config(args.config, [*args.set, *(["logging.tensorboard=true"] if args.tensorboard else [])])
+    if _rank() != 0:  # under torchrun: rank 0 speaks for the run
+        args.quiet = True
     if not args.quiet:
         console.print(f"[bold]regopt run[/] {args.config} -> {Path(args.out) / config.name}")
     result = run(config, out=args.out, resume=args.resume, force=args.force, progress=not args.quiet)
-    for line in run_summary_lines(result.path, result.summary):
-        console.print(line, markup=False, highlight=False)
+    if _rank() == 0:
+        for line in run_summary_lines(result.path, result.summary):
+            console.print(line, markup=False, highlight=False)
     return 0
+
+
+def _rank() -> int:
+    """This process's rank when a launcher (torchrun) started it as one of several; 0 otherwise."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
@@ -275,7 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args, console)
     except _input_errors() as err:
-        print(f"regopt: error: {err}", file=sys.stderr)
+        if _rank() == 0:  # every rank of a torchrun run finds the same fault in the same config
+            print(f"regopt: error: {err}", file=sys.stderr)
         return USAGE_ERROR
     except FloatingPointError as err:  # regopt.diagnostics.TrainingDiverged: the message says where and why
         print(f"regopt: {err}", file=sys.stderr)

@@ -13,7 +13,7 @@ Everything here works on a plain ``nn.Module``, a loss function and a batch, in 
   cliffs and exploding gradients (norms, spikes, clipping), NaN/Inf guards, plateaus and saddles.
 - :mod:`~regopt.diagnostics.noise`: inexact gradients (per-example gradients, noise scale, SNR vs batch size).
 - :mod:`~regopt.diagnostics.noise_scale`: the gradient noise scale from two batch sizes (per-rank and global
-  gradients under data parallelism).
+  gradients under data parallelism), and :class:`NoiseScaleMonitor` reporting it every epoch of a DDP run.
 - :mod:`~regopt.diagnostics.long_term`: gradient norms with respect to an RNN's hidden state over time.
 - :mod:`~regopt.diagnostics.symmetry`, :mod:`~regopt.diagnostics.landscape`: weight-space symmetry, 1-D
   interpolation and 2-D filter-normalized loss surfaces.
@@ -38,6 +38,7 @@ from regopt.diagnostics.landscape import filter_normalized_direction, interpolat
 from regopt.diagnostics.long_term import hidden_state_gradient_norms
 from regopt.diagnostics.noise import batch_size_curve, gradient_noise, gradient_snr, per_example_gradients
 from regopt.diagnostics.noise_scale import NoiseScaleEstimate, NoiseScaleHook, noise_scale_terms, rank_gradient_norms
+from regopt.diagnostics.noise_scale_monitor import NoiseScaleMonitor
 from regopt.diagnostics.plateau import PlateauEvent, PlateauMonitor
 from regopt.diagnostics.symmetry import (
     check_symmetries,
@@ -54,6 +55,7 @@ __all__ = [
     "IllConditioningWarning",
     "NoiseScaleEstimate",
     "NoiseScaleHook",
+    "NoiseScaleMonitor",
     "NonFiniteGuard",
     "PlateauEvent",
     "PlateauMonitor",

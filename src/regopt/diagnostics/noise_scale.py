@@ -207,6 +207,10 @@ class NoiseScaleHook:
 
         return future.then(done)
 
+    def discard_step(self) -> None:
+        """Leave the step whose backward just ran out of the estimate (e.g. a batch whose slices differ)."""
+        self._pending = None
+
     def result(self) -> dict[str, float]:
         """The estimate over the steps since the last :meth:`reset`, averaged over the ranks (collective)."""
         self._flush()

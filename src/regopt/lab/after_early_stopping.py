@@ -96,6 +96,7 @@ def continue_training(experiment: Experiment, stopper: EarlyStopping) -> FinalMo
         seed=int(old.step),
         prediction=old.prediction,
         start_step=old.step,  # count the model's optimizer steps on from the early-stopping phase
+        world=old.world,
     )
     steps_per_epoch = trainer.steps_per_epoch()
 

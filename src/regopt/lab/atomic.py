@@ -4,6 +4,9 @@ A crash, a full disk or an exception mid-write leaves the previous file intact (
 file atomically within one filesystem). A process killed mid-write leaves its temporary file behind
 (``.NAME.XXXXXXXX.tmp``); :func:`temp_files` finds them and :func:`remove_temp_files` clears them when a run
 starts or resumes (one process writes a run directory at a time).
+
+Inside :func:`silenced` (the ranks other than 0 of a ``torchrun`` run) every write here is dropped: one
+process writes a run directory, however many train it.
 """
 
 from __future__ import annotations
@@ -17,10 +20,32 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+_silent = False
+
+
+def writes_here() -> bool:
+    """Whether this process writes files (not inside :func:`silenced`)."""
+    return not _silent
+
+
+@contextlib.contextmanager
+def silenced(silent: bool = True) -> Iterator[None]:
+    """Drop every write of this module in the block when ``silent`` (the other ranks of a distributed run)."""
+    global _silent
+    before, _silent = _silent, silent or _silent
+    try:
+        yield
+    finally:
+        _silent = before
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temporary file for writing that replaces ``path`` only if the block completes."""
+    """Open a temporary file for writing that replaces ``path`` only if the block completes (a sink that
+    keeps nothing inside :func:`silenced`)."""
+    if _silent:
+        yield io.BytesIO() if "b" in mode else io.StringIO()
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -39,6 +39,7 @@ from regopt.lab.schema.data import *  # noqa: F403 - the config API is flat
 from regopt.lab.schema.data import CsvData, DataConfig, Mnist1dData, NpzData
 from regopt.lab.schema.diagnostics import *  # noqa: F403
 from regopt.lab.schema.diagnostics import DiagnosticsConfig
+from regopt.lab.schema.distributed import DistributedConfig
 from regopt.lab.schema.logging_config import LoggingConfig
 from regopt.lab.schema.model import *  # noqa: F403
 from regopt.lab.schema.model import MlpConfig, ModelConfig
@@ -86,6 +87,7 @@ class RunConfig(Strict):
     curriculum: CurriculumConfig | None = None
     pretraining: PretrainingConfig | None = None
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
 
 # ------------------------------------------------------------------------------------------------ loading

@@ -44,10 +44,15 @@ class Diagnostics:
 
 
 def diagnostic_monitors(
-    config: DiagnosticsConfig, model: nn.Module, optimizer: Optimizer, data: Dataset, loss_fn: Any
+    config: DiagnosticsConfig,
+    model: nn.Module,
+    optimizer: Optimizer,
+    data: Dataset,
+    loss_fn: Any,
+    batch_size: int | None = None,
 ) -> Diagnostics:
     """The configured monitors, in :data:`DIAGNOSTICS` order."""
-    ctx = WiringContext(model, optimizer, data, loss_fn)
+    ctx = WiringContext(model, optimizer, data, loss_fn, batch_size=batch_size)
     for key, factory in DIAGNOSTICS.items():
         section = getattr(config, key)
         if section is not None and section is not False:

@@ -1,6 +1,7 @@
 """How a :class:`~regopt.lab.trainer.Trainer` evaluates: loss and error of the *evaluation view* of the model
 (Polyak averages, Nesterov's theta, ...) in ``eval()`` mode, without gradients, in batches, under the training
-precision's autocast."""
+precision's autocast. Under a :class:`~regopt.lab.distributed.World` each rank evaluates its slice of the split and
+the sums are added over the ranks, so every rank gets the same numbers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from regopt.lab.distributed import World
 from regopt.lab.precision import MixedPrecision
 
 EvalView = Callable[[], AbstractContextManager[Any]]
@@ -29,12 +31,16 @@ class TrainerEvaluation:
     classification: bool
     prediction: Callable[[Any], Tensor] | None
     precision: MixedPrecision
+    world: World | None
 
     @torch.no_grad()
     def evaluate(self, x: Tensor, y: Tensor) -> tuple[float, float]:
         """Mean task loss and error (error rate, or MSE for regression) of the evaluation view on ``(x, y)``."""
         was_training = self.model.training
         self.model.eval()
+        n = max(len(x), 1)
+        if self.world is not None:
+            x, y = self.world.shard(x), self.world.shard(y)
         loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
         wrong = torch.zeros((), device=x.device, dtype=torch.float64)
         with self.evaluation_view():
@@ -48,7 +54,8 @@ class TrainerEvaluation:
                     logits = output if self.prediction is None else self.prediction(output)
                     wrong += (logits.argmax(dim=1) != yb).sum()
         self.model.train(was_training)
-        n = max(len(x), 1)
+        if self.world is not None:
+            loss_sum, wrong = self.world.sum(loss_sum), self.world.sum(wrong)
         loss_mean = loss_sum.item() / n
         return loss_mean, (wrong.item() / n if self.classification else loss_mean)
 

@@ -23,6 +23,7 @@ from regopt.lab.config import ConfigError, RunConfig
 from regopt.lab.curriculum import check_curriculum, curriculum_order, reference_difficulty
 from regopt.lab.data import DataError, Dataset, load_dataset
 from regopt.lab.diagnosis import Diagnostics, diagnostic_monitors
+from regopt.lab.distributed import World, rank_seed
 from regopt.lab.models import ModelError, build_model, count_parameters
 from regopt.lab.multitask import digit_output, multitask_loss, multitask_model
 from regopt.lab.pretraining import GreedyPretraining
@@ -60,8 +61,13 @@ class Experiment:
         return self.pretraining.fit(self.trainer) if self.pretraining is not None else self.trainer.fit()
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; an unavailable device is a config error."""
+def resolve_device(name: str, world: World | None = None) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; an unavailable device is a config error. Each rank of a
+    ``world`` takes the CUDA device of its local rank."""
+    if world is not None and (name == "cuda" or (name == "auto" and torch.cuda.is_available())):
+        if torch.cuda.device_count() <= world.local_rank:
+            raise ConfigError(f"device: local rank {world.local_rank} has no CUDA device of its own")
+        return torch.device("cuda", world.local_rank)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -116,12 +122,18 @@ def evaluation_hooks(
     return post_step, views
 
 
-def check_backward_sharing(config: RunConfig) -> None:
+def check_backward_sharing(config: RunConfig, world: World | None = None) -> None:
     """The ill-conditioning check without a probe batch measures g'Hg on the graph of the step's own backward
-    pass, which gradient accumulation splits into micro-batches and float16's loss scale changes."""
+    pass, which gradient accumulation splits into micro-batches, float16's loss scale changes, and
+    DistributedDataParallel's backward hooks average over ranks."""
     check = config.diagnostics.ill_conditioning
     if check is None or check.probe_size is not None:
         return
+    if world is not None:
+        raise ConfigError(
+            "diagnostics.ill_conditioning: under torchrun each rank's backward pass holds only its slice of the "
+            "batch; set diagnostics.ill_conditioning.probe_size (e.g. to train.batch_size)"
+        )
     if config.train.accumulate > 1:
         raise ConfigError(
             "diagnostics.ill_conditioning: with train.accumulate > 1 no single backward pass holds the step's "
@@ -152,6 +164,18 @@ def build_run_model(
     return regularize_model(config.regularize, model, data)
 
 
+def sync_batch_norm(config: RunConfig, model: nn.Module, device: torch.device, world: World | None) -> nn.Module:
+    """``[distributed] sync_batchnorm``: BatchNorm layers as ``SyncBatchNorm`` (same parameters) under a world."""
+    if world is None or not config.distributed.sync_batchnorm or not has_batch_norm(model):
+        return model
+    if device.type != "cuda":
+        raise ConfigError(
+            f"distributed.sync_batchnorm: torch's SyncBatchNorm runs on CUDA only, and this run's device is "
+            f"{device.type}; set it to false (each rank then normalizes its own slice)"
+        )
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def build_experiment(
     config: RunConfig,
     *,
@@ -161,7 +185,8 @@ def build_experiment(
 ) -> Experiment:
     """Build data (unless given), model, optimizer, schedule and Trainer; raises ConfigError, DataError or
     ModelError."""
-    device = resolve_device(config.device)
+    world = World.current()
+    device = resolve_device(config.device, world)
     data = (data if data is not None else load_dataset(config.data)).to(device)
     difficulty = None
     if config.curriculum is not None:  # its reference model seeds torch itself, before the run's model
@@ -169,7 +194,7 @@ def build_experiment(
         difficulty = reference_difficulty(config.curriculum, data, config.train.batch_size)
     seed_everything(config.seed)
     pretraining = GreedyPretraining(config, data.input_shape, data.output_dim) if config.pretraining else None
-    model = build_run_model(config, data, device, pretraining)
+    model = sync_batch_norm(config, build_run_model(config, data, device, pretraining), device, world)
     optimizer = build_optimizer(config.optimizer, model)
     output = digit_output if config.multitask is not None else None
     regularization = regularization_hooks(config.regularize, model, optimizer, data, output=output)
@@ -184,8 +209,10 @@ def build_experiment(
         if regularization.loss_fn is not None:
             raise ConfigError("multitask: label smoothing is not combined with the multi-task loss")
         loss_fn = multitask_loss(config.multitask)
-    check_backward_sharing(config)
-    diagnostics = diagnostic_monitors(config.diagnostics, model, optimizer, data, loss_fn)
+    check_backward_sharing(config, world)
+    diagnostics = diagnostic_monitors(config.diagnostics, model, optimizer, data, loss_fn, config.train.batch_size)
+    if world is not None and world.rank > 0:  # the same initial weights; dropout and noise streams of its own
+        seed_everything(rank_seed(config.seed, world.rank))
     trainer = Trainer(
         model,
         optimizer,
@@ -207,12 +234,13 @@ def build_experiment(
         seed=config.seed,
         checkpoint_path=checkpoint_path,
         checkpoint_every=config.train.checkpoint_every,
-        progress=progress,
+        progress=progress and (world is None or world.main),
         prediction=output,
         batch_order=batch_order,
         accumulate=config.train.accumulate,
         precision=config.train.precision,
         compile_model=config.train.compile,
+        world=world,
     )
     return Experiment(
         config=config,

@@ -76,7 +76,10 @@ def resume_training(
     not fit this trainer (checked before any of it is used), :class:`RunDirError` if loading it still fails.
     """
     trainer, stopper = experiment.trainer, experiment.early_stopping
-    saved = load_checkpoint(checkpoint, map_location=experiment.device)
+    if trainer.world is not None:  # rank 0 reads the file (on its machine) and hands every rank the same state
+        saved = trainer.world.from_main(lambda: load_checkpoint(checkpoint))
+    else:
+        saved = load_checkpoint(checkpoint, map_location=experiment.device)
     if TRAINING_STATE in saved and not isinstance(saved[TRAINING_STATE], dict):
         found = type(saved[TRAINING_STATE]).__name__
         raise CheckpointError(f"{checkpoint}: {TRAINING_STATE} is a {found}, expected a dict")

@@ -20,6 +20,9 @@ Layout of a run directory::
     preprocessing.json  for a csv/npz data file: feature columns, input shape, output width, class names and
                     standardization statistics (see :mod:`regopt.lab.data.preprocessing`)
 
+Under ``torchrun`` (see :mod:`regopt.lab.distributed`) every rank trains and rank 0 alone decides about the
+directory and writes it: the other ranks' writes are :func:`~regopt.lab.atomic.silenced`.
+
 ``regopt predict`` and :func:`regopt.lab.load_run` use a run directory's model: ``checkpoint.pt``'s final model or
 ``best.pt``, with the preprocessing of its training data.
 
@@ -40,15 +43,17 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+import torch.distributed as dist
 
 from regopt.diagnostics import TrainingDiverged
 from regopt.lab.after_early_stopping import FinalModel, continue_training, retrain
-from regopt.lab.atomic import remove_temp_files, write_csv, write_text
+from regopt.lab.atomic import remove_temp_files, silenced, write_csv, write_text, writes_here
 from regopt.lab.best_weights import BEST, BestWeights, keeps_best
 from regopt.lab.checkpoint import load_checkpoint, save_checkpoint
 from regopt.lab.config import ConfigError, RunConfig, record_data_identity, to_toml_dict
 from regopt.lab.data import write_preprocessing
 from regopt.lab.diagnosis import report_diagnostics
+from regopt.lab.distributed import World, join_launched_world
 from regopt.lab.experiment import Experiment, build_experiment
 from regopt.lab.report import plot_curves
 from regopt.lab.run_dir import CHECKPOINT, CONFIG, CURVES, METRICS, SUMMARY, RunDirError, prepare_run_dir
@@ -131,11 +136,17 @@ def run(
     The summary's ``notes`` (when present) say what ``resume`` did beyond continuing: a run started again
     because it had no checkpoint, keys lengthened, stops lifted.
     """
-    started = start(config, out, resume=resume, force=force, progress=progress, extra_monitors=extra_monitors)
-    found = train(started)
-    result = finish(started, found)
-    log_hparams(started.experiment.trainer.monitors, started.config, result.summary)  # and closes the event files
-    return result
+    world, created = join_launched_world(config.distributed.backend, config.device)  # under torchrun
+    try:
+        with silenced(world is not None and not world.main):
+            started = start(config, out, resume=resume, force=force, progress=progress, extra_monitors=extra_monitors)
+            found = train(started)
+            result = finish(started, found)
+            log_hparams(started.experiment.trainer.monitors, started.config, result.summary)  # closes event files
+        return result
+    finally:
+        if created:
+            dist.destroy_process_group()
 
 
 def start(
@@ -153,17 +164,22 @@ def start(
     path = Path(out) / config.name
     if path.resolve().parent != Path(out).resolve():  # validate() refuses such names; a hand-built config might not
         raise RunDirError(f"name: {config.name!r} would write outside {out}; a run name is one path component")
-    plan = prepare_run_dir(config, path, resume=resume, force=force)
+    world = World.current()
+    if world is not None:  # rank 0's machine holds the directory: it decides, every rank follows
+        plan = world.from_main(lambda: prepare_run_dir(config, path, resume=resume, force=force))
+    else:
+        plan = prepare_run_dir(config, path, resume=resume, force=force)
     experiment = build_experiment(config, checkpoint_path=path / CHECKPOINT, progress=progress)
     live, ours = _run_monitors(experiment, path)
     experiment.trainer.monitors.extend(extra_monitors)
     notes = list(plan.notes)
     if plan.from_checkpoint:
         notes += resume_training(experiment, path / CHECKPOINT, plan, live, run_monitors=ours)
-    elif path.exists() and force:
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    remove_temp_files(path)  # what writes killed earlier left behind (.checkpoint.pt.XXXX.tmp, ...)
+    if writes_here():
+        if not plan.from_checkpoint and path.exists() and force:
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(path)  # what writes killed earlier left behind (.checkpoint.pt.XXXX.tmp, ...)
     write_text(path / CONFIG, tomli_w.dumps(to_toml_dict(config)))
     write_preprocessing(experiment.data, path)  # preprocessing.json: standardization statistics, class names
     return StartedRun(config, path, experiment, [*experiment.data.notes, *notes])
@@ -217,10 +233,11 @@ def finish(started: StartedRun, found: dict[str, Any]) -> RunResult:
         _final_checkpoint(path / CHECKPOINT, final.trainer if final is not None else trainer)
     summary = _with(summary, found, started.notes)
     write_summary(path / SUMMARY, summary)
-    plot_curves(history, path / CURVES, title=config.name, error_label=summary["error_metric"])
-    from regopt.lab.html_report import write_run_report  # it reads run directories through this module
+    if writes_here():
+        plot_curves(history, path / CURVES, title=config.name, error_label=summary["error_metric"])
+        from regopt.lab.html_report import write_run_report  # it reads run directories through this module
 
-    write_run_report(path)  # report.html: summary, curves, diagnostics and config in one self-contained page
+        write_run_report(path)  # report.html: summary, curves, diagnostics and config in one self-contained page
     return RunResult(path=path, summary=summary, history=history, experiment=evaluated)
 
 
@@ -231,9 +248,12 @@ def _with(summary: dict[str, Any], found: dict[str, Any], notes: list[str]) -> d
 def _final_checkpoint(path: Path, final: Trainer) -> None:
     """Make ``checkpoint.pt`` describe the final model (what ``regopt diagnose`` reads), keeping the state
     training continues from (what the Trainer last wrote) under ``training_state`` for ``--resume``."""
+    state = final.state_dict()  # under a world every rank takes part; rank 0 writes
+    if not writes_here():
+        return
     kept = training_state(load_checkpoint(path))
     kept.pop("format", None)
-    save_checkpoint({**final.state_dict(), TRAINING_STATE: kept}, path)
+    save_checkpoint({**state, TRAINING_STATE: kept}, path)
 
 
 def use_validation_data(config: RunConfig, experiment: Experiment) -> tuple[FinalModel | None, bool]:

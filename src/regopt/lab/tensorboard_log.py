@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from regopt.diagnostics import GradientMonitor, IllConditioningMonitor, PlateauMonitor
+from regopt.diagnostics import GradientMonitor, IllConditioningMonitor, NoiseScaleMonitor, PlateauMonitor
 from regopt.diagnostics.norms import global_grad_norm
+from regopt.lab.atomic import writes_here
 from regopt.lab.config import ConfigError, RunConfig, to_toml_dict
 from regopt.lab.run_dir import _flatten
 from regopt.monitor import Monitor
@@ -94,6 +95,9 @@ class TensorBoardLog(Monitor):
 
     def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:
         step = int(metrics["step"])
+        if not writes_here():  # a rank other than 0 of a distributed run
+            self._norm_sum, self._norm_count = 0.0, 0
+            return False, ""
         writer = self._open()
         for column, tag in _ROW_TAGS.items():
             if column in metrics:
@@ -131,6 +135,8 @@ class TensorBoardLog(Monitor):
                 if norms:
                     values["gradient_norms/grad_norm"] = norms[-1]
                 values["gradient_norms/spikes"] = float(len(monitor.spikes))
+            elif isinstance(monitor, NoiseScaleMonitor) and monitor.history:
+                values["gradient_noise_scale/b_simple"] = monitor.noise_scale
             elif isinstance(monitor, PlateauMonitor):
                 values["plateau/in_plateau"] = float(monitor.in_plateau)
                 values["plateau/events"] = float(len(monitor.events))
@@ -141,6 +147,8 @@ class TensorBoardLog(Monitor):
         the event files of the run itself, then close the writer."""
         from torch.utils.tensorboard.summary import hparams
 
+        if not writes_here():
+            return
         metrics = {k: float(summary[k]) for k in FINAL_METRICS if isinstance(summary.get(k), (int, float))}
         params = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in flat_config(config).items()}
         writer, step = self._open(), self.trainer.step

@@ -14,6 +14,11 @@
     post-step        action(model) for each                                          # projection, averaging
     monitors         monitor.after_step(step, loss) for each
 
+Under a :class:`~regopt.lab.distributed.World` of N ranks each rank first takes its slice ``x_r`` of the batch,
+and the shares become ``N n_i / n``: DistributedDataParallel averages the ranks' gradients in the last
+micro-batch's backward, which makes the average the whole batch's gradient again; the returned loss is the
+whole batch's (summed over the ranks), so monitors decide the same everywhere.
+
 The shares make the accumulated gradient the gradient of the whole batch's mean loss (``loss_fn`` must be a mean
 over the batch, as torch's losses are by default), so ``accumulate = k`` takes the step one batch would, to float
 rounding, in k forward passes of n/k examples (BatchNorm and dropout see the smaller batches). With ``k = 1`` the
@@ -31,6 +36,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from regopt.lab.batch_order import micro_batches
+from regopt.lab.distributed import World
 from regopt.lab.objective import ObjectiveTerm, Penalty, TrainingBatch, objective
 from regopt.lab.precision import MixedPrecision
 from regopt.monitor import Monitor
@@ -40,7 +46,9 @@ class TrainerStep:
     """The Trainer's optimizer step, as a base class (the attributes are the Trainer's)."""
 
     model: nn.Module
-    forward_model: nn.Module
+    train_forward: nn.Module
+    parallel_model: nn.Module | None
+    world: World | None
     optimizer: Optimizer
     loss_fn: Callable[[Any, Tensor], Tensor]
     batch_transforms: list[Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]]
@@ -57,10 +65,16 @@ class TrainerStep:
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         """One optimizer step on the batch ``(x, y)``; returns the detached task loss (of the whole batch)."""
         self.optimizer.zero_grad(set_to_none=True)
+        n, weight = len(x), 1.0
+        if self.world is not None:  # this rank's slice, weighted so that DDP's average is the batch's gradient
+            x, y = self.world.shard(x), self.world.shard(y)
+            weight = self.world.size * len(x) / n
         for transform in self.batch_transforms:  # batch transforms (training only)
             x, y = transform(x, y)
         step = self.step + 1
-        loss = self._forward_backward(x, y, step)
+        loss = self._forward_backward(x, y, step, weight)
+        if self.world is not None:  # the whole batch's mean loss, the same on every rank
+            loss = self.world.sum(loss * (weight / self.world.size))
         finite = self.precision.unscale(self.optimizer)  # fp16: true gradients, and whether they overflowed
         if finite:
             for monitor in self.monitors:  # the raw gradient, before clipping can hide a cliff
@@ -75,21 +89,23 @@ class TrainerStep:
             action(self.model)
         return loss
 
-    def _forward_backward(self, x: Tensor, y: Tensor, step: int) -> Tensor:
-        """Forward, objective and backward of each micro-batch; ``p.grad`` ends as the whole batch's gradient."""
+    def _forward_backward(self, x: Tensor, y: Tensor, step: int, weight: float = 1.0) -> Tensor:
+        """Forward, objective and backward of each micro-batch; ``p.grad`` ends as the whole batch's gradient
+        (``weight``: this rank's factor, see the module docstring). Returns the mean loss over ``x``."""
         parts = micro_batches(x, y, self.accumulate, at_least=2 if self.batch_norm else 1)
         loss_sum: Tensor | None = None
         for i, (x_i, y_i) in enumerate(parts):
             share = len(x_i) / len(x)
             with self._sync_gradients(last=i == len(parts) - 1):
                 with self.precision.autocast():
-                    output = self.forward_model(x_i)  # forward
+                    output = self.train_forward(x_i)  # forward
                     loss = self.loss_fn(output, y_i)  # task loss
                     batch = TrainingBatch(self.model, x_i, y_i, output, loss)
                     penalties = self.penalties if i == 0 else []  # Omega(theta) once per optimizer step
-                    total = objective(batch, penalties, self.terms, share=share)  # J~ = J + alpha * Omega + terms
+                    total = objective(batch, penalties, self.terms, share=share * weight)  # J~ = J + a*Omega + terms
                 # a plain step's backward may be run by a monitor (to reuse the gradient's graph)
-                ran = len(parts) == 1 and self.precision.scaler is None and self._monitor_backward(step, total)
+                plain = len(parts) == 1 and self.precision.scaler is None and self.world is None
+                ran = plain and self._monitor_backward(step, total)
                 if not ran:
                     self.precision.backward(total)  # backward
             part = loss.detach() if len(parts) == 1 else loss.detach() * share
@@ -100,7 +116,7 @@ class TrainerStep:
     def _sync_gradients(self, last: bool) -> AbstractContextManager[Any]:
         """DistributedDataParallel averages gradients across processes in the last micro-batch's backward only:
         the first k - 1 run inside its ``no_sync()``."""
-        no_sync = getattr(self.model, "no_sync", None)
+        no_sync = getattr(self.parallel_model if self.parallel_model is not None else self.model, "no_sync", None)
         return no_sync() if no_sync is not None and not last else contextlib.nullcontext()
 
     def _monitor_backward(self, step: int, total: Tensor) -> bool:

@@ -31,6 +31,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from regopt.lab.batch_order import BatchOrder, has_batch_norm, steps_per_epoch
 from regopt.lab.data import Dataset
+from regopt.lab.distributed import World, check_slices, data_parallel, synced
 from regopt.lab.evaluation import EvalView, TrainerEvaluation
 from regopt.lab.models.base import ModelError
 from regopt.lab.objective import ObjectiveTerm, Penalty
@@ -89,6 +90,8 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
         compile_model: run the forward passes of training and evaluation through ``torch.compile(model)``; the
             Trainer's ``model`` (its state dict, checkpoints, hooks) stays the uncompiled module, whose parameters
             the compiled one shares.
+        world: train on this rank's slice of every batch, with the model in ``DistributedDataParallel``, and
+            evaluate in slices added over the ranks (see :mod:`regopt.lab.distributed`); ``None``: one process.
     """
 
     def __init__(
@@ -122,6 +125,7 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
         accumulate: int = 1,
         precision: Precision = "32",
         compile_model: bool = False,
+        world: World | None = None,
     ) -> None:
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
@@ -146,6 +150,7 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
         self.accumulate = accumulate
         self.precision = MixedPrecision(precision, data.x_train.device)
         self.compile_model = compile_model
+        self.world = world
         batch_norm = self.batch_norm = has_batch_norm(model)
         if batch_norm and min(batch_size // accumulate, len(data.x_train)) < 2:
             split = f" in {accumulate} micro-batches" if accumulate > 1 else ""
@@ -154,10 +159,12 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
                 f"example (batch_size {batch_size}{split}, {len(data.x_train)} training examples): "
                 + ("each micro-batch must hold at least 2" if split else "both must be at least 2")
             )
-        self.forward_model = self._compiled(model)
         self.batch_order = batch_order or BatchOrder(
             len(data.x_train), batch_size, shuffle=shuffle, seed=seed, drop_single=batch_norm
         )
+        self._use_forward_models(model)
+        if world is not None:
+            check_slices(world, self.batch_order.length(0), batch_size, accumulate, batch_norm and not synced(model))
         self.history: list[dict[str, float]] = []
         self.epoch = 0  # completed epochs
         self.batch = 0  # completed batches of the current epoch
@@ -173,8 +180,18 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
         if self.scheduler is not None:
             raise ValueError("use_model: a scheduler is bound to the old optimizer; train stages without one")
         self.model, self.optimizer, self.eval_views = model, optimizer, list(eval_views)
-        self.forward_model = self._compiled(model)
+        self._use_forward_models(model)
         self.model.train()
+
+    def _use_forward_models(self, model: nn.Module) -> None:
+        """What runs the forward passes: ``forward_model`` evaluates (``model``, compiled if asked) and
+        ``train_forward`` trains (the same, or ``model`` in ``DistributedDataParallel`` under a world)."""
+        self.forward_model = self._compiled(model)
+        self.parallel_model = data_parallel(model) if self.world is not None else None
+        for monitor in self.monitors if self.parallel_model is not None else []:
+            if hasattr(monitor, "attach_data_parallel"):  # e.g. the gradient noise scale's communication hook
+                monitor.attach_data_parallel(self.parallel_model)
+        self.train_forward = self.forward_model if self.parallel_model is None else self._compiled(self.parallel_model)
 
     def _compiled(self, model: nn.Module) -> nn.Module:
         # torch.compile, not nn.Module.compile: in torch 2.13 the latter leaves the forward eager (dynamo traces
@@ -275,6 +292,8 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
             stop, reason = monitor.after_epoch(self.epoch, row)
             if stop and not self.stop_reason:
                 self.stop_reason = reason or f"stopped by {type(monitor).__name__}"
+        if self.world is not None and self.world.any(bool(self.stop_reason)) and not self.stop_reason:
+            self.stop_reason = "stopped on another rank"  # ranks see the same row, so this is a safety net
         self.save_checkpoint()
         return row
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from regopt.lab.batch_order import BatchOrder
 from regopt.lab.checkpoint import save_checkpoint
+from regopt.lab.distributed import World, rank_seed
 from regopt.lab.precision import MixedPrecision
 from regopt.lab.rng_state import capture_rng, restore_rng
 from regopt.monitor import Monitor
@@ -47,10 +49,13 @@ class TrainerCheckpoint:
     history: list[dict[str, float]]
     checkpoint_path: Path | None
     precision: MixedPrecision
+    world: World | None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs to continue exactly: weights, optimizer, schedule, hook states,
-        position (epoch, batch, step), the batch order's generator and every RNG, and the history so far."""
+        position (epoch, batch, step), the batch order's generator and every RNG, and the history so far.
+        Under a world every rank calls it (it gathers each rank's RNG state under ``rng_ranks``)."""
+        ranks = {"rng_ranks": self.world.gather(capture_rng())} if self.world is not None else {}
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -61,6 +66,7 @@ class TrainerCheckpoint:
             "stop_reason": self.stop_reason,
             "history": [dict(row) for row in self.history],
             "rng": {"epoch_shuffle": self.batch_order.epoch_state, **capture_rng()},
+            **ranks,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -83,6 +89,12 @@ class TrainerCheckpoint:
         self.history = [dict(row) for row in state["history"]]
         self.batch_order.epoch_state = state["rng"]["epoch_shuffle"]
         restore_rng(state["rng"])
+        if self.world is not None and self.world.rank > 0:  # this rank's own streams
+            ranks = state.get("rng_ranks")
+            if isinstance(ranks, list) and len(ranks) == self.world.size:
+                restore_rng(ranks[self.world.rank])
+            else:  # saved by one process, or by another number of them: fresh streams from where rank 0 is
+                torch.manual_seed(rank_seed(int(torch.randint(2**62, (1,)).item()), self.world.rank))
 
     def stateful(self) -> list[Any]:
         """Monitors, and every penalty, objective term, transform or post-step action with ``state_dict`` and
@@ -93,6 +105,9 @@ class TrainerCheckpoint:
         return [*self.monitors, *extra, *scaler]
 
     def save_checkpoint(self) -> None:
-        """Write :meth:`state_dict` to ``checkpoint_path`` atomically (nothing without a path)."""
+        """Write :meth:`state_dict` to ``checkpoint_path`` atomically (nothing without a path; under a world every
+        rank calls it and rank 0 writes)."""
         if self.checkpoint_path is not None:
-            save_checkpoint(self.state_dict(), self.checkpoint_path)
+            state = self.state_dict()
+            if self.world is None or self.world.main:
+                save_checkpoint(state, self.checkpoint_path)

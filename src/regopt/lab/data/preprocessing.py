@@ -35,9 +35,7 @@ def write_preprocessing(dataset: Dataset, run_dir: Path) -> Path | None:
     ``None`` (nothing written) when the dataset has none (built-in datasets)."""
     if dataset.preprocessing is None:
         return None
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / PREPROCESSING
+    path = Path(run_dir) / PREPROCESSING  # write_text makes the directory
     write_text(path, json.dumps(dataset.preprocessing, indent=2, allow_nan=False) + "\n")
     return path
 

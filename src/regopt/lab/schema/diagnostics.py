@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import Field, PositiveInt
 
 from regopt.diagnostics import GradientMonitor, IllConditioningMonitor, NonFiniteGuard, PlateauMonitor
+from regopt.diagnostics.noise_scale_monitor import NoiseScaleMonitor
 from regopt.lab.schema.base import Strict
 from regopt.lab.schema.defaults import default_of
 from regopt.lab.schema.wiring import WiringContext
@@ -53,6 +54,12 @@ class PlateauConfig(Strict):
     (full-batch training)."""
 
 
+class GradientNoiseScaleConfig(Strict):
+    """The gradient noise scale B_simple = tr(Sigma) / ||G||^2 of every epoch (McCandlish et al. 2018), from the
+    ranks' own gradients and their DDP average: almost free, and only under ``torchrun`` (2+ processes, a batch
+    that splits evenly). Written to ``gradient_noise_scale.csv``; the last epoch's in the summary."""
+
+
 class DiagnosticsConfig(Strict):
     nonfinite_guard: bool = True
     """Stop at the first step with a non-finite loss, gradient or weight, naming the layer; keep the last good
@@ -60,6 +67,7 @@ class DiagnosticsConfig(Strict):
     gradient_norms: GradientNormsConfig | None = None
     ill_conditioning: IllConditioningConfig | None = None
     plateau: PlateauConfig | None = None
+    gradient_noise_scale: GradientNoiseScaleConfig | None = None
 
 
 # ------------------------------------------------------------------------------------------------- wiring
@@ -87,11 +95,28 @@ def _plateau(c: PlateauConfig, ctx: WiringContext) -> Monitor:
     return PlateauMonitor(ctx.model, window=c.window, loss_tol=c.loss_tol, noise_z=c.noise_z, grad_tol=c.grad_tol)
 
 
+def _gradient_noise_scale(c: GradientNoiseScaleConfig, ctx: WiringContext) -> Monitor:
+    from regopt.lab.config import ConfigError  # the schema is imported by config.py
+    from regopt.lab.distributed import World
+
+    world = World.current()
+    where = "diagnostics.gradient_noise_scale"
+    if world is None:
+        raise ConfigError(
+            f"{where}: measured from the ranks' gradients under torchrun (2+ processes); in one process "
+            "use regopt.diagnostics.gradient_noise"
+        )
+    if ctx.batch_size is None or ctx.batch_size % world.size:
+        raise ConfigError(f"{where}: train.batch_size ({ctx.batch_size}) must split evenly into {world.size} ranks")
+    return NoiseScaleMonitor(len(ctx.data.x_train), ctx.batch_size, world.size)
+
+
 DIAGNOSTICS: dict[str, Callable[[Any, WiringContext], Monitor]] = {
     "nonfinite_guard": _guard,
     "gradient_norms": _gradient_norms,
     "ill_conditioning": _ill_conditioning,
     "plateau": _plateau,
+    "gradient_noise_scale": _gradient_noise_scale,
 }
 """``[diagnostics]`` key -> factory ``(section, context) -> monitor``, in the order the Trainer asks them (the
 guard first). A key whose section is absent (or ``false``) adds nothing. Adding a diagnostic: its monitor in

@@ -28,6 +28,7 @@ class WiringContext:
     data: Dataset
     loss_fn: Callable[[Any, Tensor], Tensor] | None = None
     output: Callable[[Any], Tensor] | None = None
+    batch_size: int | None = None
     built: dict[str, Monitor] = field(default_factory=dict)
 
     def lr(self) -> float:
