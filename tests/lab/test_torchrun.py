@@ -186,5 +186,5 @@ def test_the_gradient_noise_scale_of_ddp_agrees_with_per_example_gradients(tmp_p
 
 def test_the_gradient_noise_scale_in_one_process_is_refused_with_the_alternative(tmp_path: Path) -> None:
     config = write(tmp_path, NOISE_SCALE, name="gns1")
-    with pytest.raises(ConfigError, match="gradient_noise_scale: .*torchrun.*gradient_noise"):
+    with pytest.raises(ConfigError, match=r"gradient_noise_scale: .*torchrun.*gradient_noise"):
         build_experiment(load_config(config))
