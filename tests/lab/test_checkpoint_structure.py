@@ -194,11 +194,30 @@ def test_damaged_monitor_state_is_refused_in_one_line(
         assert part in err[0], err[0]
 
 
+def _coordinate_layout_before_issue_19(state: dict[str, Any]) -> None:
+    """Rewrite a coordinate-descent checkpoint's optimizer state into the layout it had before issue 19: one
+    torch state dict per block under ``inner``, the position beside them."""
+    optimizer = state["optimizer"]
+    position = optimizer["param_groups"][0]["coordinate"]
+    inner: list[dict[str, Any]] = []
+    for group in optimizer["param_groups"]:
+        group = {k: v for k, v in group.items() if k not in ("block", "coordinate")}
+        offset = group["params"][0]
+        inner.append(
+            {
+                "state": {i - offset: optimizer["state"][i] for i in group["params"] if i in optimizer["state"]},
+                "param_groups": [{**group, "params": [i - offset for i in group["params"]]}],
+            }
+        )
+    state["optimizer"] = {"inner": inner, **position}
+
+
 def test_coordinate_descent_checkpoint_resumes_and_its_inner_state_is_checked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Block coordinate descent saves its inner optimizers' states under ``inner``, not torch's layout: an intact
-    one resumes, a damaged inner one is named."""
+    """Block coordinate descent saves torch's optimizer layout (its blocks' groups in order, the position in the
+    first group); a checkpoint in that layout or in the one before issue 19 (``inner``: one state per block)
+    resumes, and a damaged group is named in either."""
     raw = small_raw(
         optimizer={"name": "coordinate", "inner": "adam", "lr": 0.01}, train={"epochs": 2, "batch_size": 32}
     )
@@ -206,16 +225,37 @@ def test_coordinate_descent_checkpoint_resumes_and_its_inner_state_is_checked(
     run(validate(raw), out=out)
     extended = validate({**raw, "train": {"epochs": 3, "batch_size": 32}})
     path = out / "tiny"
-    intact = tmp_path / "intact"
-    shutil.copytree(path, intact / "tiny")
-    assert len(run(extended, out=intact, resume=True).history) == 3
+    state = torch.load(path / "checkpoint.pt", weights_only=True)
+    assert [g["block"] for g in state["optimizer"]["param_groups"]] == [0, 1]
+    expected = run(extended, out=_copy_run(path, tmp_path / "intact"), resume=True).history
+    assert len(expected) == 3
+    old = _copy_run(path, tmp_path / "old")
+    _coordinate_layout_before_issue_19(state)
+    torch.save(state, old / "tiny" / "checkpoint.pt")
+    resumed = run(extended, out=old, resume=True).history
+    assert [{k: v for k, v in e.items() if k != "seconds"} for e in resumed] == [
+        {k: v for k, v in e.items() if k != "seconds"} for e in expected
+    ]  # the same losses to the last bit
 
     def damage(state: dict[str, Any]) -> None:
-        state["optimizer"]["inner"][1]["param_groups"][0]["lr"] = "fast"
+        state["optimizer"]["param_groups"][1]["lr"] = "fast"
 
     code, err, _ = _resume_damaged(path, tmp_path / "damaged", capsys, damage)
     assert code == 2 and len(err) == 1
+    assert "optimizer.param_groups[1].lr is a str, expected a number" in err[0]
+
+    def damage_old(state: dict[str, Any]) -> None:
+        _coordinate_layout_before_issue_19(state)
+        state["optimizer"]["inner"][1]["param_groups"][0]["lr"] = "fast"
+
+    code, err, _ = _resume_damaged(path, tmp_path / "damaged-old", capsys, damage_old)
+    assert code == 2 and len(err) == 1
     assert "optimizer.inner[1].param_groups[0].lr is a str, expected a number" in err[0]
+
+
+def _copy_run(path: Path, out: Path) -> Path:
+    shutil.copytree(path, out / path.name)
+    return out
 
 
 def test_a_checkpoint_written_before_the_hook_states_rename_still_resumes(

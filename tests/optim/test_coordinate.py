@@ -252,3 +252,78 @@ def test_add_param_group_is_refused():
     opt = CoordinateDescent([list(_mlp().parameters())], _sgd)
     with pytest.raises(NotImplementedError, match="one more block"):
         opt.add_param_group({"params": [nn.Parameter(torch.zeros(1))]})
+
+
+def _adam(ps):
+    return torch.optim.Adam(ps, lr=0.01)
+
+
+def test_state_dict_has_torchs_layout_with_the_position_in_the_first_group():
+    model = _mlp()
+    opt = CoordinateDescent(CoordinateDescent.blocks_by_module(model), _adam, order="random", seed=5)
+    for step in range(2):  # seed 5 draws blocks 1, 0, 1: both stepped
+        _train_step(model, opt, *_data(step))
+    saved = opt.state_dict()
+    assert [g["params"] for g in saved["param_groups"]] == [[0, 1], [2, 3]]
+    assert [g["block"] for g in saved["param_groups"]] == [0, 1]
+    params = list(model.parameters())
+    assert sorted(saved["state"]) == [0, 1, 2, 3]
+    for index, entry in saved["state"].items():
+        assert torch.equal(entry["exp_avg"], opt.state[params[index]]["exp_avg"])
+    position = saved["param_groups"][0]["coordinate"]
+    assert position["order"] == "random" and position["current_block"] == opt.current_block == 1
+    assert torch.equal(position["generator"], opt.generator.get_state())
+    assert "coordinate" not in saved["param_groups"][1]
+
+
+def test_a_state_dict_in_the_layout_before_issue_19_loads_and_continues_identically():
+    model = _mlp()
+    opt = CoordinateDescent([[p] for p in model.parameters()], _adam, order="random", seed=3)
+    for step in range(5):
+        _train_step(model, opt, *_data(step))
+    old = {  # what CoordinateDescent.state_dict returned before issue 19
+        "inner": [inner.state_dict() for inner in opt.inners],
+        "order": "random",
+        "current_block": opt.current_block,
+        "generator": opt.generator.get_state(),
+    }
+    resumed_model = copy.deepcopy(model)
+    resumed = CoordinateDescent([[p] for p in resumed_model.parameters()], _adam, order="random", seed=99)
+    resumed.load_state_dict(copy.deepcopy(old))
+    for step in range(5, 12):
+        _train_step(model, opt, *_data(step))
+        _train_step(resumed_model, resumed, *_data(step))
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), resumed_model.parameters(), strict=True))
+
+
+def test_a_state_dict_of_other_blocks_or_order_is_refused():
+    model = _mlp()
+    opt = CoordinateDescent(CoordinateDescent.blocks_by_module(model), _adam)
+    per_parameter = CoordinateDescent([[p] for p in model.parameters()], _adam)
+    with pytest.raises(ValueError, match=r"belong to blocks \[0, 1, 2, 3\], this optimizer's to blocks \[0, 1\]"):
+        opt.load_state_dict(per_parameter.state_dict())
+    random = CoordinateDescent(CoordinateDescent.blocks_by_module(model), _adam, order="random")
+    with pytest.raises(ValueError, match="saved with order 'random', this optimizer uses 'cyclic'"):
+        opt.load_state_dict(random.state_dict())
+
+
+def test_init_state_initializes_every_block_in_place():
+    model = _mlp()
+    params = list(model.parameters())
+    opt = CoordinateDescent([[p] for p in params], _adam, order="random", seed=3)
+    stepped = params[opt.current_block]
+    _train_step(model, opt, *_data())  # one block stepped: Adam's step count 1, nonzero moments
+    for p in params:
+        p.grad = None
+    params[3].grad = grad = torch.ones_like(params[3])
+    before, block, generator = _snapshot(params), opt.current_block, opt.generator.get_state()
+    exp_avg = opt.state[stepped]["exp_avg"].clone()
+    opt.init_state()
+    assert all(torch.equal(p, q) for p, q in zip(params, before, strict=True))
+    assert opt.current_block == block and torch.equal(opt.generator.get_state(), generator)
+    assert params[3].grad is grad and all(p.grad is None for p in params[:3])
+    assert torch.equal(opt.state[stepped]["exp_avg"], exp_avg) and exp_avg.any()  # a stepped block is left alone
+    for p in params:
+        if p is not stepped:
+            assert opt.state[p]["step"].item() == 1 and not opt.state[p]["exp_avg"].any()
+    assert [inner.param_groups[0]["lr"] for inner in opt.inners] == [0.01] * 4

@@ -1,8 +1,9 @@
 """regopt optimizers under FSDP2 (issue 19, part 1): with each Linear and the root ``fully_shard``-ed over two gloo
 processes, each rank on half of the batch, every optimizer reaches the weights one process reaches on the full
 batch, and so under tensor parallelism (Shard(0), Shard(1) and Replicate parameters); a sharded
-``torch.distributed.checkpoint`` saved mid-run and loaded into a fresh model and optimizer continues exactly; a
-parameter whose shard cannot be updated elementwise is refused by name."""
+``torch.distributed.checkpoint`` saved mid-run and loaded into a fresh model and optimizer (block coordinate
+descent and Polyak averages included) continues exactly; a parameter whose shard cannot be updated elementwise is
+refused by name."""
 
 from __future__ import annotations
 
@@ -45,10 +46,11 @@ OPTIMIZERS: dict[str, Callable[[nn.Module], torch.optim.Optimizer]] = {
     "adamw": lambda m: AdamW(m.parameters(), lr=0.01),
     "delta_bar_delta": lambda m: DeltaBarDelta(m.parameters(), lr=0.05, kappa=1e-3, phi=0.1, theta=0.7),
     "coordinate": lambda m: CoordinateDescent(
-        CoordinateDescent.blocks_by_module(m), lambda ps: Adam(ps, lr=0.01), order="random", seed=3
+        CoordinateDescent.blocks_by_module(m), lambda ps: Adam(ps, lr=0.01), order="random", seed=5
     ),
 }
-CHECKPOINTED = ("nesterov", "adam", "delta_bar_delta")  # a velocity held in theta, two moments, per-weight rates
+# a velocity held in theta, two moments (and Polyak averages), per-weight rates, blocks and their random order
+CHECKPOINTED = ("nesterov", "adam", "delta_bar_delta", "coordinate")
 
 
 def model() -> nn.Module:
@@ -106,6 +108,9 @@ def worker(rank: int, port: int, out: str) -> None:
             results[name] = [full(p) for p in net.parameters()]
             if avg is not None:
                 results["polyak"] = [full(a) for a in avg._averages]
+                with avg.averaged():  # the averages swapped into the sharded parameters and the weights back after
+                    assert [full(p) for p in net.parameters()] == results["polyak"]
+                assert [full(p) for p in net.parameters()] == results[name]
             if name == "nesterov":
                 with opt.evaluation_view():  # type: ignore[attr-defined]
                     results["nesterov-theta"] = [full(p) for p in net.parameters()]
@@ -115,7 +120,9 @@ def worker(rank: int, port: int, out: str) -> None:
             train(net, opt, range(STEPS), None)
             results[f"tp-{name}"] = [full(p) for p in net.parameters()]
         for name in CHECKPOINTED:
-            results[f"resumed-{name}"] = resumed(name, rank, Path(out, name))
+            results[f"resumed-{name}"], averages = resumed(name, rank, Path(out, name))
+            if averages is not None:
+                results["resumed-polyak"] = averages
         results["partial"] = partial_error()
         if rank == 0:
             Path(out, "results.json").write_text(json.dumps(results))
@@ -123,21 +130,34 @@ def worker(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def resumed(name: str, rank: int, path: Path) -> list[list[float]]:
-    """Two steps, a sharded checkpoint, then two more steps in a fresh model and optimizer loaded from it."""
+def resumed(name: str, rank: int, path: Path) -> tuple[list[list[float]], list[list[float]] | None]:
+    """Two steps, a sharded checkpoint, then two more steps in a fresh model and optimizer (and, for Adam, Polyak
+    averages) loaded from it: the weights and the averages."""
     net = sharded_model()
     opt = OPTIMIZERS[name](net)
-    train(net, opt, range(2), rank)
+    avg = PolyakAveraging(net, decay=0.5) if name == "adam" else None
+    train(net, opt, range(2), rank, avg)
     model_state, optim_state = get_state_dict(net, opt)
-    dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(path))
+    saved = {"model": model_state, "optim": optim_state}
+    if avg is not None:
+        saved["polyak"] = avg.state_dict()
+    dcp.save(saved, checkpoint_id=str(path))
     fresh = sharded_model()  # the initial weights: everything must come from the checkpoint
     fresh_opt = OPTIMIZERS[name](fresh)
+    fresh_avg = PolyakAveraging(fresh, decay=0.5) if avg is not None else None
+    if isinstance(fresh_opt, CoordinateDescent):
+        fresh_opt.init_state()  # every block's state in the template dcp.load fills
     model_state, optim_state = get_state_dict(fresh, fresh_opt)
     state = {"model": model_state, "optim": optim_state}
+    if fresh_avg is not None:
+        state["polyak"] = fresh_avg.state_dict()
     dcp.load(state, checkpoint_id=str(path))
     set_state_dict(fresh, fresh_opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
-    train(fresh, fresh_opt, range(2, STEPS), rank)
-    return [full(p) for p in fresh.parameters()]
+    if fresh_avg is not None:
+        fresh_avg.load_state_dict(state["polyak"])
+    train(fresh, fresh_opt, range(2, STEPS), rank, fresh_avg)
+    averages = None if fresh_avg is None else [full(a) for a in fresh_avg._averages]
+    return [full(p) for p in fresh.parameters()], averages
 
 
 def partial_error() -> str:
@@ -184,6 +204,8 @@ def test_fsdp2_weights_equal_one_process_on_the_full_batch(results: dict[str, An
 @pytest.mark.parametrize("name", CHECKPOINTED)
 def test_sharded_checkpoint_resumes_the_same_run(results: dict[str, Any], name: str) -> None:
     assert results[f"resumed-{name}"] == results[name]  # the same float operations in the same order: exact
+    if name == "adam":
+        assert results["resumed-polyak"] == results["polyak"]
 
 
 def test_a_partial_dtensor_parameter_is_refused_by_name(results: dict[str, Any]) -> None:

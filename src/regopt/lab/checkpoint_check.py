@@ -148,20 +148,23 @@ def check_trainer_state(state: Mapping[str, Any], trainer: Any, path: str | Path
 def _check_optimizer(check: _Checker, value: Any, optimizer: torch.optim.Optimizer, field: str = "optimizer") -> None:
     """The keys this optimizer's ``state_dict`` has; for torch's layout (``state``, ``param_groups``) as many groups
     and parameters as this optimizer, numbers where its hyperparameters are numbers, and per-parameter state tensors
-    of their parameter's shape. A wrapper's inner optimizers (``inner``, block coordinate descent) are checked
-    each against its own; any other layout is left to the optimizer's ``load_state_dict``."""
+    of their parameter's shape. Block coordinate descent's layout before issue 19 (``inner``: one state per block)
+    has each block's state checked against its inner optimizer; any other layout is left to the optimizer's
+    ``load_state_dict``."""
     value = check.mapping(value, field)
-    fresh = optimizer.state_dict()
-    for key in fresh:
-        check.get(value, key, f"{field}.{key}")
     inners = getattr(optimizer, "inners", None)
-    if isinstance(fresh.get("inner"), list) and isinstance(inners, list):
+    if isinstance(inners, list) and "inner" in value:
+        for key in ("order", "current_block", "generator"):
+            check.get(value, key, f"{field}.{key}")
         saved = value["inner"]
         if not isinstance(saved, list) or len(saved) != len(inners):
             check.fail(f"{field}.inner", f"is {_kind(saved)}, expected a list of {len(inners)} optimizer states")
         for i, (inner_state, inner) in enumerate(zip(saved, inners, strict=True)):
             _check_optimizer(check, inner_state, inner, f"{field}.inner[{i}]")
         return
+    fresh = optimizer.state_dict()
+    for key in fresh:
+        check.get(value, key, f"{field}.{key}")
     if "state" not in fresh or "param_groups" not in fresh:
         return
     groups = value["param_groups"]

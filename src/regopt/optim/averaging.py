@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import update_bn as _swa_update_bn
 
 from regopt._checks import is_int, is_real
+from regopt.optim.dtensor import is_dtensor
 
 __all__ = ["PolyakAveraging"]
 
@@ -147,7 +148,7 @@ class PolyakAveraging:
         self._require_averages("copy_to")
         target = self.model if model is None else model
         params = self._params if target is self.model else self._matching_params(target)
-        torch._foreach_copy_(params, self._averages)
+        _copy_(params, self._averages)
         if self._bn_stats:
             buffers = dict(target.named_buffers())
             for name, value in self._bn_stats.items():
@@ -197,7 +198,7 @@ class PolyakAveraging:
                 raise ValueError(
                     f"state_dict average of {name} has shape {tuple(saved.shape)}, expected {tuple(avg.shape)}"
                 )
-        torch._foreach_copy_(self._averages, list(state["averages"]))
+        _copy_(self._averages, list(state["averages"]))
         self.decay, self.start_step = state["decay"], state["start_step"]
         self._updates_seen, self._num_averaged = state["updates_seen"], state["num_averaged"]
         bn = state["bn_stats"]
@@ -211,14 +212,14 @@ class PolyakAveraging:
         with torch.no_grad():
             saved_params = [p.detach().clone() for p in self._params]
             saved_buffers = {name: live_buffers[name].detach().clone() for name in buffers}
-            torch._foreach_copy_(self._params, self._averages)
+            _copy_(self._params, self._averages)
             for name, value in buffers.items():
                 live_buffers[name].copy_(value)
         try:
             yield
         finally:
             with torch.no_grad():
-                torch._foreach_copy_(self._params, saved_params)
+                _copy_(self._params, saved_params)
                 for name, value in saved_buffers.items():
                     live_buffers[name].copy_(value)
 
@@ -231,6 +232,16 @@ class PolyakAveraging:
     def _require_averages(self, what: str) -> None:
         if self._num_averaged == 0:
             raise RuntimeError(f"{what}: no iterate has been averaged yet (call update() after optimizer steps)")
+
+
+def _copy_(targets: list[Tensor], sources: list[Tensor]) -> None:
+    """``targets[i].copy_(sources[i])``: one ``torch._foreach_copy_``, or one copy each for DTensors (FSDP2, tensor
+    parallel), which have no sharding rule for the foreach copy."""
+    if any(is_dtensor(t) for t in (*targets, *sources)):
+        for target, source in zip(targets, sources, strict=True):
+            target.copy_(source)
+    else:
+        torch._foreach_copy_(targets, sources)
 
 
 def _float_params(model: nn.Module) -> tuple[list[str], list[Tensor]]:

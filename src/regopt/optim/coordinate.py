@@ -14,6 +14,7 @@ from regopt._checks import is_int
 __all__ = ["CoordinateDescent"]
 
 InnerFactory = Callable[[list[Any]], Optimizer]
+_POSITION = "coordinate"  # the param_groups[0] key holding the order, the next block and the generator
 
 
 class CoordinateDescent(Optimizer):
@@ -61,6 +62,10 @@ class CoordinateDescent(Optimizer):
         With one block this is the inner optimizer: same updates, same state. The gradient of the whole model is
         still computed at each step although only one block uses it; freeze the others (``requires_grad``) if
         backward cost matters.
+
+        :meth:`state_dict` has torch's optimizer layout, so ``torch.distributed.checkpoint.state_dict``'s
+        ``get_state_dict`` / ``set_state_dict`` save and load it sharded under FSDP2; before loading into a fresh
+        optimizer, call :meth:`init_state` (see there).
 
     References:
         Goodfellow, I., Bengio, Y. & Courville, A. (2016). Deep Learning, sec. 8.7.2 (coordinate descent).
@@ -144,28 +149,110 @@ class CoordinateDescent(Optimizer):
 
     # ------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
-        """The inner optimizers' state dicts, the next block and the random-order generator."""
-        return {
-            "inner": [inner.state_dict() for inner in self.inners],
+        """torch's optimizer layout over all blocks, so ``torch.distributed.checkpoint`` can shard it.
+
+        ``state`` holds every block's per-parameter state keyed by the parameter's index in
+        ``self.param_groups`` (block 0's parameters first), ``param_groups`` the blocks' groups in that order,
+        each with ``"block"``: its block's index. The first group also carries ``"coordinate"``: the order, the
+        next block and the random-order generator's state. The position rides in a group because
+        :func:`torch.distributed.checkpoint.state_dict.get_state_dict` keeps only ``state`` and ``param_groups``
+        of an optimizer's state dict (it re-keys both by parameter name and drops any other key), while it
+        carries every key of a group.
+        """
+        state: dict[Any, Any] = {}
+        groups: list[dict[str, Any]] = []
+        offset = 0
+        for block, inner in enumerate(self.inners):
+            inner_state = inner.state_dict()
+            state.update({offset + index: value for index, value in inner_state["state"].items()})
+            for group in inner_state["param_groups"]:
+                groups.append({**group, "params": [offset + index for index in group["params"]], "block": block})
+            offset += sum(len(group["params"]) for group in inner.param_groups)
+        groups[0][_POSITION] = {
             "order": self.order,
             "current_block": self._block,
             "generator": self.generator.get_state(),
         }
+        return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:  # type: ignore[override]
-        """Restore what :meth:`state_dict` returned; the run then continues exactly as if uninterrupted."""
-        inner_states = state_dict["inner"]
+        """Restore what :meth:`state_dict` returned; the run then continues exactly as if uninterrupted.
+
+        Also takes the state dict as ``torch.distributed.checkpoint.state_dict.set_state_dict`` hands it over
+        (state and group ``params`` keyed by parameter name), and the layout of checkpoints written before
+        issue 19: ``{"inner": [one state dict per block], "order", "current_block", "generator"}``.
+        """
+        position: Any = state_dict
+        if "inner" in state_dict:  # the layout before torch's: one state dict per block
+            inner_states = list(state_dict["inner"])
+        else:
+            inner_states = self._split(state_dict)  # checks that there is a group per block's group
+            position = state_dict["param_groups"][0].get(_POSITION)
+            if not isinstance(position, Mapping):
+                raise ValueError(f"state_dict's param_groups[0] has no {_POSITION!r} entry (the block position)")
         if len(inner_states) != len(self.inners):
             raise ValueError(f"state_dict has {len(inner_states)} blocks, this optimizer has {len(self.inners)}")
-        if state_dict["order"] != self.order:
+        if position["order"] != self.order:
             raise ValueError(
-                f"state_dict was saved with order {state_dict['order']!r}, this optimizer uses {self.order!r}"
+                f"state_dict was saved with order {position['order']!r}, this optimizer uses {self.order!r}"
             )
         for inner, inner_state in zip(self.inners, inner_states, strict=True):
             inner.load_state_dict(inner_state)
         self._sync_param_groups()  # Optimizer.load_state_dict builds new group dicts
-        self._block = int(state_dict["current_block"])
-        self.generator.set_state(state_dict["generator"])
+        self._block = int(position["current_block"])
+        self.generator.set_state(position["generator"])
+
+    def _split(self, state_dict: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Torch's layout over all blocks -> one torch state dict per block (its groups by their ``"block"``)."""
+        groups = list(state_dict["param_groups"])
+        blocks = [group.get("block") for group in groups]
+        expected = [block for block, inner in enumerate(self.inners) for _ in inner.param_groups]
+        if blocks != expected:
+            raise ValueError(
+                f"state_dict's param_groups belong to blocks {blocks}, this optimizer's to blocks {expected}"
+            )
+        state = state_dict["state"]
+        out: list[dict[str, Any]] = []
+        for block in range(len(self.inners)):
+            own = [
+                {k: v for k, v in group.items() if k not in ("block", _POSITION)}
+                for group in groups
+                if group["block"] == block
+            ]
+            keys = [key for group in own for key in group["params"]]
+            out.append({"state": {key: state[key] for key in keys if key in state}, "param_groups": own})
+        return out
+
+    def init_state(self) -> None:
+        """Give every block that has no state yet its inner optimizer's state, without moving the position.
+
+        Each such block takes one step with zero gradients and learning rate 0, as
+        ``torch.distributed.checkpoint.state_dict`` does to a plain optimizer before it builds a state dict
+        (Adam then counts one step, zero moments). Needed before :func:`get_state_dict` builds the template a
+        sharded checkpoint is loaded into: torch's helper steps a fresh optimizer once, which for this one
+        initializes only the current block, and ``dcp.load`` fills only the entries the template has. The
+        checkpoint itself must hold every block's state, i.e. be saved after each block has been stepped at
+        least once (``B`` steps in cyclic order); otherwise ``dcp.load`` names the missing entry.
+        """
+        for inner in self.inners:
+            if inner.state:
+                continue
+            params = [p for group in inner.param_groups for p in group["params"]]
+            grads = [p.grad for p in params]
+            lrs = [group.get("lr") for group in inner.param_groups]
+            for p in params:
+                p.grad = torch.zeros_like(p)
+            for group, lr in zip(inner.param_groups, lrs, strict=True):
+                if lr is not None:
+                    group["lr"] = torch.zeros_like(lr) if isinstance(lr, Tensor) else 0.0
+            try:
+                inner.step()
+            finally:
+                for group, lr in zip(inner.param_groups, lrs, strict=True):
+                    if lr is not None:
+                        group["lr"] = lr
+                for p, grad in zip(params, grads, strict=True):
+                    p.grad = grad
 
     # ------------------------------------------------------------------------------------------ helpers
     @staticmethod
