@@ -8,6 +8,7 @@ traceback and without touching what is already on disk.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -32,8 +33,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from regopt.lab.runs import run
 
     config = load_config(args.config, [*args.set, *(["logging.tensorboard=true"] if args.tensorboard else [])])
-    if _rank() != 0:  # under torchrun: rank 0 speaks for the run
+    if _rank() != 0:  # under torchrun: rank 0 speaks for the run (the ranks' monitors raise the same alarms)
         args.quiet = True
+        logging.getLogger("regopt").setLevel(logging.ERROR)
     if not args.quiet:
         console.print(f"[bold]regopt run[/] {args.config} -> {Path(args.out) / config.name}")
     result = run(config, out=args.out, resume=args.resume, force=args.force, progress=not args.quiet)

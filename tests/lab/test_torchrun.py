@@ -22,6 +22,7 @@ from regopt.diagnostics import gradient_noise
 from regopt.lab.checkpoint import load_checkpoint
 from regopt.lab.config import ConfigError, DiagnosticsConfig, load_config
 from regopt.lab.experiment import build_experiment
+from regopt.lab.fsdp_config import check_fsdp, unsupported_with_fsdp
 from regopt.lab.runs import read_metrics
 
 TIMEOUT_S = 180
@@ -188,3 +189,66 @@ def test_the_gradient_noise_scale_in_one_process_is_refused_with_the_alternative
     config = write(tmp_path, NOISE_SCALE, name="gns1")
     with pytest.raises(ConfigError, match=r"gradient_noise_scale: .*torchrun.*gradient_noise"):
         build_experiment(load_config(config))
+
+
+# FSDP2 shards parameters, gradients and optimizer state; the run is interrupted after 3 epochs and resumed
+# (whole tensors on disk, each rank's slice back in memory) to compare with one uninterrupted process
+FSDP = """
+name = "{name}"
+seed = 5
+[data]
+name = "moons"
+num_samples = 357
+[model]
+name = "mlp"
+widths = [16, 16]
+[optimizer]
+name = "rmsprop"
+lr = 0.01
+momentum = 0.9
+nesterov = true
+[train]
+epochs = {epochs}
+batch_size = 32
+accumulate = 2
+clip_grad_norm = 1.0
+[regularize]
+l2 = {{alpha = 0.001}}
+l1 = {{alpha = 0.0001}}
+early_stopping = {{patience = 20, monitor = "val_loss", restore_best = false}}
+[diagnostics]
+gradient_norms = {{}}
+plateau = {{}}
+[distributed]
+strategy = "fsdp"
+"""
+
+
+def test_fsdp_sharded_training_resumed_equals_one_process(tmp_path: Path) -> None:
+    whole = write(tmp_path, FSDP, name="fsdp", epochs=6)
+    assert main(["run", str(whole), "--out", str(tmp_path / "one"), "--quiet"]) == 0  # one process: no sharding
+    done = torchrun(str(whole), "--out", "two", "--quiet", "--set", "train.epochs=3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = torchrun(str(whole), "--out", "two", "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = tmp_path / "one" / "fsdp", tmp_path / "two" / "fsdp"
+    rows_one, rows_two = read_metrics(one / "metrics.csv"), read_metrics(two / "metrics.csv")
+    assert len(rows_one) == len(rows_two) == 6
+    for a, b in zip(rows_one, rows_two, strict=True):
+        for key in ("train_loss", "train_error", "val_loss", "val_error"):
+            assert b[key] == pytest.approx(a[key], abs=1e-5), key
+    w_one, w_two = weights(one), weights(two)  # whole tensors, read with weights_only=True
+    assert w_one.keys() == w_two.keys()
+    for key in w_one:
+        torch.testing.assert_close(w_two[key], w_one[key], atol=1e-5, rtol=0)
+    assert "clipped to norm 1" in done.stdout  # the gradient monitor sees FSDP's clipping (DTensor gradients)
+    optimizer = load_checkpoint(two / "checkpoint.pt")["optimizer"]["state"]
+    assert all(type(t) is torch.Tensor for entry in optimizer.values() for t in entry.values() if torch.is_tensor(t))
+
+
+def test_what_fsdp_does_not_support_is_refused_by_key(tmp_path: Path) -> None:
+    text = FSDP.replace("[diagnostics]", "max_norm = {{c = 2.0}}\n[diagnostics]")
+    config = load_config(write(tmp_path, text, name="bad", epochs=1))
+    assert [key for key, _ in unsupported_with_fsdp(config)] == ["regularize.max_norm"]
+    with pytest.raises(ConfigError, match=r"^regularize\.max_norm: not supported with .*fsdp.*renorm_.*ddp"):
+        check_fsdp(config)

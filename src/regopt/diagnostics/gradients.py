@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.distributed.tensor import DTensor
 
 from regopt._checks import check_int, is_finite_real
 from regopt.diagnostics.alarms import AlarmLog
@@ -158,8 +159,10 @@ class GradientMonitor(Monitor):
                 "the optimizer step, before zero_grad"
             )
         if pending is not None and pending.step == step:
+            # a DTensor's version counter misses in-place changes of its shard (clipping): measure it again
             unchanged = len(grads) == len(pending.grads) and all(
-                g is old and g._version == version for g, (old, version) in zip(grads, pending.grads, strict=True)
+                g is old and g._version == version and not isinstance(g, DTensor)
+                for g, (old, version) in zip(grads, pending.grads, strict=True)
             )
             clipped = pending.total if unchanged else torch.linalg.vector_norm(_norms(grads))
             parts = [pending.total.reshape(1), clipped.reshape(1)]

@@ -11,6 +11,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.distributed.tensor import DTensor
 
 __all__ = ["global_grad_norm", "gradient_norms"]
 
@@ -26,10 +27,13 @@ def _grads(named: list[tuple[str, nn.Parameter]]) -> tuple[list[str], list[Tenso
 def _norms(grads: list[Tensor]) -> Tensor:
     """The L2 norm of every tensor in ``grads`` as one float64 vector: one ``_foreach_norm`` call, no sync.
 
-    Low-precision gradients are reduced in float32 so that a large norm does not overflow float16.
+    Low-precision gradients are reduced in float32 so that a large norm does not overflow float16. DTensor
+    gradients (FSDP2, tensor parallel) give the norm of the whole gradient (the shards' norms are all-reduced).
     """
     dtype = torch.float32 if any(g.dtype in _LOW_PRECISION for g in grads) else None
     norms = torch._foreach_norm(grads, 2, dtype=dtype)
+    if any(isinstance(n, DTensor) for n in norms):  # a sharded gradient's norm: reduce over the ranks
+        norms = tuple(n.full_tensor() if isinstance(n, DTensor) else n for n in norms)
     try:
         stacked = torch.stack(norms)  # promotes mixed dtypes
     except RuntimeError:  # norms on several devices: gather them on the first one

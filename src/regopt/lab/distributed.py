@@ -126,6 +126,23 @@ def data_parallel(model: nn.Module) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
+def shard_parameters(model: nn.Module, device: torch.device) -> nn.Module:
+    """FSDP2: ``fully_shard`` ``model`` (in place) over all ranks; its parameters become DTensors, each rank
+    holding a slice, gathered for each forward and backward pass."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    fully_shard(model, mesh=init_device_mesh(device.type, (dist.get_world_size(),)))
+    return model
+
+
+def is_sharded(model: nn.Module) -> bool:
+    """Whether FSDP2 shards ``model``'s parameters (its forward is then a collective)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
 def synced(model: nn.Module) -> bool:
     """Whether every BatchNorm of ``model`` is a ``SyncBatchNorm`` (normalizing by the whole global batch)."""
     return all(

@@ -32,6 +32,7 @@ class TrainerEvaluation:
     prediction: Callable[[Any], Tensor] | None
     precision: MixedPrecision
     world: World | None
+    sharded: bool
 
     @torch.no_grad()
     def evaluate(self, x: Tensor, y: Tensor) -> tuple[float, float]:
@@ -39,8 +40,9 @@ class TrainerEvaluation:
         was_training = self.model.training
         self.model.eval()
         n = max(len(x), 1)
-        if self.world is not None:
-            x, y = self.world.shard(x), self.world.shard(y)
+        split = None if self.sharded else self.world  # FSDP2's forward is a collective: every rank evaluates all
+        if split is not None:
+            x, y = split.shard(x), split.shard(y)
         loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
         wrong = torch.zeros((), device=x.device, dtype=torch.float64)
         with self.evaluation_view():
@@ -54,8 +56,8 @@ class TrainerEvaluation:
                     logits = output if self.prediction is None else self.prediction(output)
                     wrong += (logits.argmax(dim=1) != yb).sum()
         self.model.train(was_training)
-        if self.world is not None:
-            loss_sum, wrong = self.world.sum(loss_sum), self.world.sum(wrong)
+        if split is not None:
+            loss_sum, wrong = split.sum(loss_sum), split.sum(wrong)
         loss_mean = loss_sum.item() / n
         return loss_mean, (wrong.item() / n if self.classification else loss_mean)
 

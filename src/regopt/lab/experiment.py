@@ -23,7 +23,8 @@ from regopt.lab.config import ConfigError, RunConfig
 from regopt.lab.curriculum import check_curriculum, curriculum_order, reference_difficulty
 from regopt.lab.data import DataError, Dataset, load_dataset
 from regopt.lab.diagnosis import Diagnostics, diagnostic_monitors
-from regopt.lab.distributed import World, rank_seed
+from regopt.lab.distributed import World, rank_seed, shard_parameters
+from regopt.lab.fsdp_config import check_fsdp
 from regopt.lab.models import ModelError, build_model, count_parameters
 from regopt.lab.multitask import digit_output, multitask_loss, multitask_model
 from regopt.lab.pretraining import GreedyPretraining
@@ -195,6 +196,9 @@ def build_experiment(
     seed_everything(config.seed)
     pretraining = GreedyPretraining(config, data.input_shape, data.output_dim) if config.pretraining else None
     model = sync_batch_norm(config, build_run_model(config, data, device, pretraining), device, world)
+    if world is not None and config.distributed.strategy == "fsdp":  # before anything holds the parameters
+        check_fsdp(config)
+        model = shard_parameters(model, device)
     optimizer = build_optimizer(config.optimizer, model)
     output = digit_output if config.multitask is not None else None
     regularization = regularization_hooks(config.regularize, model, optimizer, data, output=output)

@@ -143,6 +143,8 @@ def run(
             found = train(started)
             result = finish(started, found)
             log_hparams(started.experiment.trainer.monitors, started.config, result.summary)  # closes event files
+        if created:
+            dist.barrier()  # no rank tears the group down while another still finishes (rank 0 writes last)
         return result
     finally:
         if created:

@@ -28,7 +28,7 @@ step is the plain one, and a monitor may run the backward itself (the ill-condit
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -115,12 +115,25 @@ class TrainerStep:
 
     def _sync_gradients(self, last: bool) -> AbstractContextManager[Any]:
         """DistributedDataParallel averages gradients across processes in the last micro-batch's backward only:
-        the first k - 1 run inside its ``no_sync()``."""
+        the first k - 1 run inside its ``no_sync()`` (FSDP2: with gradient synchronization off)."""
+        if self.sharded:
+            return _fsdp_gradient_sync(self.model, last)
         no_sync = getattr(self.parallel_model if self.parallel_model is not None else self.model, "no_sync", None)
         return no_sync() if no_sync is not None and not last else contextlib.nullcontext()
 
+    sharded: bool
+
     def _monitor_backward(self, step: int, total: Tensor) -> bool:
         return any(m.backward(step, total) for m in self.monitors if hasattr(m, "backward"))
+
+
+@contextlib.contextmanager
+def _fsdp_gradient_sync(model: nn.Module, sync: bool) -> Iterator[None]:
+    model.set_requires_gradient_sync(sync)  # type: ignore[operator]
+    try:
+        yield
+    finally:
+        model.set_requires_gradient_sync(True)  # type: ignore[operator]
 
 
 __all__ = ["TrainerStep"]

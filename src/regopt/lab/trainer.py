@@ -31,7 +31,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from regopt.lab.batch_order import BatchOrder, has_batch_norm, steps_per_epoch
 from regopt.lab.data import Dataset
-from regopt.lab.distributed import World, check_slices, data_parallel, synced
+from regopt.lab.distributed import World, check_slices, data_parallel, is_sharded, synced
 from regopt.lab.evaluation import EvalView, TrainerEvaluation
 from regopt.lab.models.base import ModelError
 from regopt.lab.objective import ObjectiveTerm, Penalty
@@ -187,7 +187,8 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
         """What runs the forward passes: ``forward_model`` evaluates (``model``, compiled if asked) and
         ``train_forward`` trains (the same, or ``model`` in ``DistributedDataParallel`` under a world)."""
         self.forward_model = self._compiled(model)
-        self.parallel_model = data_parallel(model) if self.world is not None else None
+        self.sharded = is_sharded(model)  # FSDP2: every forward is a collective; it averages the gradients itself
+        self.parallel_model = data_parallel(model) if self.world is not None and not self.sharded else None
         for monitor in self.monitors if self.parallel_model is not None else []:
             if hasattr(monitor, "attach_data_parallel"):  # e.g. the gradient noise scale's communication hook
                 monitor.attach_data_parallel(self.parallel_model)

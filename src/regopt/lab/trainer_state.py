@@ -18,6 +18,7 @@ from regopt.lab.checkpoint import save_checkpoint
 from regopt.lab.distributed import World, rank_seed
 from regopt.lab.precision import MixedPrecision
 from regopt.lab.rng_state import capture_rng, restore_rng
+from regopt.lab.sharded_state import gathered, load_sharded_model, load_sharded_optimizer
 from regopt.monitor import Monitor
 
 
@@ -50,13 +51,14 @@ class TrainerCheckpoint:
     checkpoint_path: Path | None
     precision: MixedPrecision
     world: World | None
+    sharded: bool
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs to continue exactly: weights, optimizer, schedule, hook states,
         position (epoch, batch, step), the batch order's generator and every RNG, and the history so far.
         Under a world every rank calls it (it gathers each rank's RNG state under ``rng_ranks``)."""
         ranks = {"rng_ranks": self.world.gather(capture_rng())} if self.world is not None else {}
-        return {
+        state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -68,13 +70,18 @@ class TrainerCheckpoint:
             "rng": {"epoch_shuffle": self.batch_order.epoch_state, **capture_rng()},
             **ranks,
         }
+        return gathered(state) if self.sharded else state  # FSDP2: whole tensors, as one process saves them
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (also from checkpoints that name the hook states
         ``monitors``, as before issue 16)."""
         state = upgraded(state)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sharded:  # FSDP2: each whole tensor back as this rank's slice
+            load_sharded_model(self.model, state["model"])
+            load_sharded_optimizer(self.optimizer, state["optimizer"])
+        else:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         hook_states = state["hook_states"]

@@ -9,10 +9,12 @@ from regopt.lab.schema.base import Strict
 
 
 class DistributedConfig(Strict):
-    strategy: Literal["ddp"] = "ddp"
-    """How the processes share the model: ``"ddp"`` keeps a replica on each and averages the gradients
-    (``torch.nn.parallel.DistributedDataParallel``). Under ``torchrun`` each process trains on its slice of every
-    batch; ``train.batch_size`` stays the global batch."""
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    """How the processes share the model; either way each trains on its slice of every batch and
+    ``train.batch_size`` stays the global batch. ``"ddp"`` keeps a whole replica on each process and averages the
+    gradients (``DistributedDataParallel``). ``"fsdp"`` shards the parameters, gradients and optimizer state
+    across the processes (FSDP2 ``fully_shard``): memory per process falls with their number, at the cost of
+    gathering the weights for every forward and backward pass; checkpoints still hold the whole model."""
     backend: Literal["auto", "gloo", "nccl"] = "auto"
     """The ``torch.distributed`` backend: ``"auto"`` takes nccl on CUDA and gloo on the CPU."""
     sync_batchnorm: bool = False
