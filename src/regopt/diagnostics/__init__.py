@@ -5,6 +5,8 @@ Everything here works on a plain ``nn.Module``, a loss function and a batch, in 
 
 - :mod:`~regopt.diagnostics.hvp`: Hessian-vector products (double backward and ``torch.func``) and
   :class:`HessianOperator`, the Hessian of a model's loss on a batch as a matrix-free operator.
+- :mod:`~regopt.diagnostics.ggn`: :class:`GGNOperator`, the generalized Gauss-Newton matrix ``J' H_L J``
+  (positive semi-definite) with the same protocol.
 - :mod:`~regopt.diagnostics.curvature`: Lanczos top/bottom eigenvalues, Hutchinson trace, stochastic Lanczos
   quadrature spectral density.
 - :mod:`~regopt.diagnostics.conditioning`: the chapter's ill-conditioning criterion
@@ -31,6 +33,7 @@ from regopt.diagnostics.curvature import (
     spectral_quadrature,
     top_eigenvalues,
 )
+from regopt.diagnostics.ggn import GGNOperator
 from regopt.diagnostics.gradients import GradientMonitor, GradientSpike, gradient_norms
 from regopt.diagnostics.guards import NonFiniteGuard, TrainingDiverged
 from regopt.diagnostics.hvp import HessianOperator, hvp, hvp_func
@@ -48,6 +51,7 @@ from regopt.diagnostics.symmetry import (
 )
 
 __all__ = [
+    "GGNOperator",
     "GradientMonitor",
     "GradientSpike",
     "HessianOperator",
