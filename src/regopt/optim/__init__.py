@@ -1,6 +1,7 @@
-"""Optimizers of the chapter (Algorithms 8.1-8.7), delta-bar-delta, averaging, coordinate descent, schedules.
+"""Optimizers of the chapter (Algorithms 8.1-8.7), delta-bar-delta, averaging, coordinate descent, schedules,
+and the curvature methods of sec. 8.6 (Newton, Hessian-free), which take a ``closure``.
 
-Each optimizer is a ``torch.optim.Optimizer`` whose update is written once over flat buffers
+Each first-order optimizer is a ``torch.optim.Optimizer`` whose update is written once over flat buffers
 (:mod:`regopt.optim.flat`), line by line as the chapter's pseudo-code.
 """
 
@@ -10,6 +11,8 @@ from regopt.optim.averaging import PolyakAveraging
 from regopt.optim.coordinate import CoordinateDescent
 from regopt.optim.delta_bar_delta import DeltaBarDelta
 from regopt.optim.flat import FlatOptimizer
+from regopt.optim.hessian_free import HessianFree
+from regopt.optim.newton import Newton
 from regopt.optim.param_groups import decay_groups
 from regopt.optim.rmsprop import RMSProp
 from regopt.optim.schedules import linear_decay
@@ -23,6 +26,8 @@ __all__ = [
     "CoordinateDescent",
     "DeltaBarDelta",
     "FlatOptimizer",
+    "HessianFree",
+    "Newton",
     "PolyakAveraging",
     "RMSProp",
     "decay_groups",

@@ -1,0 +1,223 @@
+r"""Hessian-free optimization (Martens 2010): truncated Newton-CG on curvature-vector products only."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from regopt._checks import check_int, check_real
+from regopt.optim.newton import flat_params, set_flat_, single_group_params
+
+__all__ = ["HessianFree"]
+
+Products = Callable[[Tensor], Tensor]
+
+
+def _truncated_cg(matvec: Products, b: Tensor, x0: Tensor, max_iter: int, tol: float) -> tuple[Tensor, Tensor]:
+    r"""Conjugate gradients on ``A x = b`` from ``x0``, stopped at ``||r|| <= tol``, after ``max_iter`` products,
+    or on a direction of non-positive curvature ``p'Ap <= 0`` (then the iterate so far is returned, as in
+    truncated Newton, Nocedal & Wright 2006, Algorithm 7.1). Returns ``x`` and the residual ``r = b - A x``."""
+    x = x0.clone()
+    r = b - matvec(x) if bool(x.any()) else b.clone()
+    p, rr = r.clone(), float(r @ r)
+    for _ in range(max_iter):
+        if math.sqrt(rr) <= tol:
+            break
+        ap = matvec(p)
+        curvature = float(p @ ap)
+        if not curvature > 0:
+            break
+        alpha = rr / curvature
+        x.add_(p, alpha=alpha)  # x_{k+1} = x_k + alpha_k p_k
+        r.sub_(ap, alpha=alpha)  # r_{k+1} = r_k - alpha_k A p_k
+        rr_next = float(r @ r)
+        p = r + (rr_next / rr) * p  # p_{k+1} = r_{k+1} + beta_k p_k, beta_k = r'r (new) / r'r (old)
+        rr = rr_next
+    return x, r
+
+
+def _split(result: Any, curvature: str) -> tuple[Tensor, Tensor | None]:
+    """The closure's ``loss`` and ``output`` (``None`` when it returned the loss alone)."""
+    loss, output = (result[0], result[1]) if isinstance(result, tuple) and len(result) == 2 else (result, None)
+    if not isinstance(loss, Tensor) or loss.dim() != 0:
+        raise ValueError(f"HessianFree's closure must return the scalar loss as a tensor, got {type(loss).__name__}")
+    if curvature == "ggn" and not isinstance(output, Tensor):
+        raise ValueError(
+            "HessianFree(curvature='ggn')'s closure must return (loss, output), the model's output the loss was "
+            "computed from (the Gauss-Newton matrix is J' H_L J with J = d output / d params)"
+        )
+    return loss, output
+
+
+class HessianFree(Optimizer):
+    r"""Hessian-free optimization (Martens 2010): each step solves ``(B + lambda I) d = -g`` by truncated CG.
+
+    ``B`` is the Hessian or the generalized Gauss-Newton matrix ``J' H_L J``, used only through products ``B v``
+    (two or three backward passes each, :mod:`regopt.diagnostics.ggn`), never formed: a Newton-type step for
+    models far too large for :class:`~regopt.optim.newton.Newton` (Goodfellow et al. 2016, sec. 8.6.1-8.6.2).
+    Each :meth:`step`::
+
+        g, (v -> B v) at theta                      (one closure call, graphs kept for the products)
+        d = CG on (B + lambda I) d = -g from d0 = warm_start * d_prev,
+            until ||r|| <= min(cg_tol, sqrt(||g||)) ||g||, cg_max_iter products, or p'(B + lambda I)p <= 0
+        q = g'd + 1/2 d'B d                         (the model's predicted change; d'Bd from CG's residual)
+        rho = (f(theta + d) - f(theta)) / q         (one more closure call, without a graph)
+        lambda <- 3/2 lambda if rho < 1/4;  2/3 lambda if rho > 3/4      (Levenberg-Marquardt)
+        theta <- theta + d if f(theta + d) < f(theta), else theta unchanged
+
+    The forcing term ``min(cg_tol, sqrt(||g||))`` makes CG exact enough near a minimum for superlinear convergence
+    (Nocedal & Wright 2006, Theorem 7.2) while truncating it early far from one. On an indefinite Hessian CG stops
+    at the first direction of negative curvature; a rejected step raises ``lambda`` until ``B + lambda I`` is
+    positive definite where it matters. The Gauss-Newton matrix is positive semi-definite for a loss convex in the
+    output, so ``curvature="ggn"`` (Martens' choice) never meets negative curvature.
+
+    The closure is called under ``torch.enable_grad`` and must return, with their graphs (it may call
+    ``zero_grad``, not ``backward``): the loss, for ``curvature="hessian"``; ``(loss, output)``, the loss and the
+    model output it was computed from, for ``curvature="ggn"``. ``.grad`` is left alone. The current ``lambda``
+    is the param group's ``"damping"`` (adapted in place, saved by ``state_dict``); ``state[first param]`` holds
+    ``direction`` (the last CG solution) and the counts ``func_evals`` (closure calls), ``products``
+    (curvature-vector products) and ``n_iter`` (steps).
+
+    Args:
+        params: the parameters (one param group).
+        curvature: ``"ggn"`` (default) or ``"hessian"``.
+        damping: the initial ``lambda > 0`` (default ``1.0``).
+        cg_max_iter: at most this many curvature products per step (default ``100``).
+        cg_tol: the largest forcing term: CG stops at ``||r|| <= min(cg_tol, sqrt(||g||)) ||g||`` (default ``0.5``).
+        warm_start: CG starts from ``warm_start`` times the previous solution (default ``0.95``, Martens' value;
+            ``0`` starts from zero).
+
+    Example:
+        >>> import torch
+        >>> xy = torch.nn.Parameter(torch.tensor([-1.2, 1.0], dtype=torch.float64))
+        >>> opt = HessianFree([xy], curvature="ggn")
+        >>> def closure():  # Rosenbrock as a sum of squared residuals
+        ...     r = torch.stack([1 - xy[0], 10 * (xy[1] - xy[0] ** 2)])
+        ...     return (r**2).sum(), r
+        >>> for _ in range(60):
+        ...     _ = opt.step(closure)
+        >>> [round(v, 6) for v in xy.tolist()]
+        [1.0, 1.0]
+
+    References:
+        Martens, J. (2010). Deep learning via Hessian-free optimization. ICML.
+        Martens, J. & Sutskever, I. (2012). Training deep and recurrent networks with Hessian-free optimization.
+        In Neural Networks: Tricks of the Trade, 2nd ed., LNCS 7700.
+        Nocedal, J. & Wright, S. J. (2006). Numerical Optimization, 2nd ed., sec. 7.1 (inexact Newton, Newton-CG).
+        Goodfellow, I., Bengio, Y. & Courville, A. (2016). Deep Learning, sec. 8.6.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        curvature: str = "ggn",
+        damping: float = 1.0,
+        cg_max_iter: int = 100,
+        cg_tol: float = 0.5,
+        warm_start: float = 0.95,
+    ) -> None:
+        if curvature not in ("ggn", "hessian"):
+            raise ValueError(f"curvature must be 'ggn' or 'hessian', got {curvature!r}")
+        check_real("damping", damping, positive=True)
+        check_int("cg_max_iter", cg_max_iter, 1)
+        check_real("cg_tol", cg_tol, positive=True)
+        if not check_real("warm_start", warm_start) <= 1:
+            raise ValueError(f"warm_start must be a finite number in [0, 1], got {warm_start!r}")
+        defaults = {
+            "curvature": curvature,
+            "damping": float(damping),
+            "cg_max_iter": cg_max_iter,
+            "cg_tol": float(cg_tol),
+            "warm_start": float(warm_start),
+        }
+        super().__init__(params, defaults)
+        single_group_params(self, "HessianFree")
+
+    def _products(self, result: Any, params: list[Tensor], curvature: str) -> tuple[Tensor, Tensor, Products]:
+        """The loss, the flat gradient and ``v -> B v`` on the closure's graph."""
+        loss, output = _split(result, curvature)
+        numels = [p.numel() for p in params]
+
+        def shaped(v: Tensor) -> list[Tensor]:
+            return [c.view_as(p) for c, p in zip(v.split(numels), params, strict=True)]
+
+        def flat(ts: Iterable[Tensor | None]) -> Tensor:
+            return torch.cat(
+                [(torch.zeros_like(p) if t is None else t).reshape(-1) for t, p in zip(ts, params, strict=True)]
+            )
+
+        if curvature == "ggn":
+            from regopt.diagnostics.ggn import GaussNewtonProducts  # lazy: regopt.diagnostics imports regopt.optim
+
+            assert output is not None
+            ggn = GaussNewtonProducts(loss, output, params)
+            return loss, flat(ggn.gradient()), lambda v: flat(ggn.matvec(shaped(v)))
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+        live = [(gr, i) for i, gr in enumerate(grads) if gr is not None and gr.requires_grad]
+
+        def hessian_vector(v: Tensor) -> Tensor:  # Pearlmutter: H v = d(g . v)/dtheta, through g's kept graph
+            if not live:
+                return torch.zeros_like(v)
+            vs = shaped(v)
+            outs = [gr for gr, _ in live]
+            hv = torch.autograd.grad(outs, params, grad_outputs=[vs[i] for _, i in live], retain_graph=True)
+            return flat(hv)
+
+        return loss, flat(gr.detach() if gr is not None else None for gr in grads), hessian_vector
+
+    def _solve(
+        self, closure: Callable[[], Any], params: list[Tensor], group: dict[str, Any], state: dict[str, Any]
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Call the closure and run CG on ``(B + lambda I) d = -g``: the loss, ``g``, ``d`` and CG's residual."""
+        lam = group["damping"]
+        with torch.enable_grad():
+            result = closure()
+            state["func_evals"] += 1
+            loss, g, curvature_product = self._products(result, params, group["curvature"])
+
+            def damped(v: Tensor) -> Tensor:  # (B + lambda I) v
+                state["products"] += 1
+                return curvature_product(v) + lam * v
+
+            g_norm = float(torch.linalg.vector_norm(g))
+            x0 = group["warm_start"] * state["direction"] if "direction" in state else torch.zeros_like(g)
+            tol = min(group["cg_tol"], math.sqrt(g_norm)) * g_norm
+            d, r = _truncated_cg(damped, -g, x0, group["cg_max_iter"], tol)
+        return loss.detach(), g, d, r
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Tensor:  # type: ignore[override]
+        """One Hessian-free step; ``closure`` (required) as in the class docstring. Returns the loss before it."""
+        if closure is None:
+            raise ValueError("HessianFree needs a closure that returns the loss (see the class docstring)")
+        group = self.param_groups[0]
+        params = single_group_params(self, "HessianFree")
+        state = self.state[group["params"][0]]
+        for key in ("func_evals", "products", "n_iter"):
+            state.setdefault(key, torch.tensor(0))
+        lam = group["damping"]
+        loss, g, d, r = self._solve(closure, params, group, state)  # the graphs are freed on return
+        state["direction"] = d
+
+        f0 = float(loss)
+        dd = float(d @ d)
+        predicted = float(g @ d) + 0.5 * (float(d @ (-g - r)) - lam * dd)  # d'(B + lam I)d = d'(b - r)
+        theta0 = flat_params(params)
+        set_flat_(params, theta0 + d)
+        new = closure()
+        state["func_evals"] += 1
+        f_new = float(new[0] if isinstance(new, tuple) else new)
+        rho = (f_new - f0) / predicted if predicted < 0 else -math.inf
+        if dd > 0 and rho < 0.25:
+            group["damping"] = lam * 1.5
+        elif dd > 0 and rho > 0.75:
+            group["damping"] = lam * 2 / 3
+        if not f_new < f0:  # reject: back to theta (lambda has grown)
+            set_flat_(params, theta0)
+        state["n_iter"] += 1
+        return loss
