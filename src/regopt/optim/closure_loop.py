@@ -62,7 +62,6 @@ class LineSearchOptimizer(Optimizer):
         line_search: str | LineSearch | None,
         **extra: Any,
     ) -> None:
-        name = type(self).__name__
         check_real("lr", lr, positive=True)
         check_int("max_iter", max_iter, 1)
         max_eval = max_iter * 5 // 4 if max_eval is None else check_int("max_eval", max_eval, 1)
@@ -78,17 +77,15 @@ class LineSearchOptimizer(Optimizer):
             "tolerance_change": float(tolerance_change),
             **extra,
         }
-        super().__init__(params, defaults)
-        if len(self.param_groups) != 1:
-            raise ValueError(
-                f"{name} takes one parameter group (its update couples all parameters), got {len(self.param_groups)}"
-            )
+        super().__init__(params, defaults)  # add_param_group refuses a second group
         self._params: list[Tensor] = self.param_groups[0]["params"]
         self.line_search = line_search
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if self.param_groups:
-            raise ValueError(f"{type(self).__name__} takes one parameter group, cannot add another")
+            raise ValueError(
+                f"{type(self).__name__} takes one parameter group (its update couples all parameters), got a second"
+            )
         super().add_param_group(param_group)
 
     # ------------------------------------------------------------------------ what a subclass provides
