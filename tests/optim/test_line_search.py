@@ -49,7 +49,7 @@ def test_same_step_as_torch_and_strong_wolfe_holds(fn, start, t0, c2):
         calls[0] += 1
         return fn(x + t * d)
 
-    ours = strong_wolfe(evaluate, t0, d, f, g, gtd, c2=c2)
+    ours = strong_wolfe(evaluate, t0, d, f, g, g.dot(d), c2=c2)
     f_t, g_t, t_t, evals_t = _strong_wolfe(lambda x_, t, d_: fn(x_ + t * d_), x, t0, d, f, g, g.dot(d), c2=c2)
     assert ours.evals == calls[0] == evals_t
     assert ours.t == pytest.approx(float(t_t), rel=1e-10, abs=0)
@@ -72,14 +72,15 @@ def test_budget_caps_evaluations_and_keeps_the_better_end():
         return rosenbrock_f(x + t * d)
 
     # a tiny first step needs many extrapolations; with max_ls=2 the search stops after 3 evaluations
-    found = strong_wolfe(evaluate, 1e-9, -g, f, g, float(-g.dot(g)), max_ls=2)
+    found = strong_wolfe(evaluate, 1e-9, -g, f, g, -g.dot(g), max_ls=2)
     assert found.evals == calls[0] == 3
     assert found.loss < f and found.loss == rosenbrock_f(x - found.t * g)[0]
 
 
 def test_cubic_minimizer_is_exact_on_a_quadratic():
     # phi(t) = (t - 0.3)^2: phi(0) = 0.09, phi'(0) = -0.6, phi(1) = 0.49, phi'(1) = 1.4 -> minimizer 0.3
-    a, b = _Point(0.0, 0.09, torch.zeros(1), -0.6), _Point(1.0, 0.49, torch.zeros(1), 1.4)
+    a = _Point(0.0, 0.09, torch.zeros(1), torch.tensor(-0.6, dtype=F64))
+    b = _Point(1.0, 0.49, torch.zeros(1), torch.tensor(1.4, dtype=F64))
     assert cubic_minimizer(a, b) == pytest.approx(0.3, abs=1e-15)
     assert cubic_minimizer(b, a) == cubic_minimizer(a, b)
     assert cubic_minimizer(a, b, bounds=(0.5, 2.0)) == 0.5  # clipped to the bounds

@@ -25,11 +25,11 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from regopt._checks import check_int, check_real
-from regopt.optim.line_search import Evaluate, LineSearchResult, strong_wolfe
+from regopt.optim.line_search import Evaluate, LineSearchResult, Scalar, strong_wolfe
 
 __all__ = ["LineSearch", "LineSearchOptimizer"]
 
-LineSearch = Callable[[Evaluate, float, Tensor, float, Tensor, float], LineSearchResult]
+LineSearch = Callable[[Evaluate, Scalar, Tensor, float, Tensor, Tensor], LineSearchResult]
 """``(evaluate, t0, d, f, g, gtd) -> LineSearchResult``: the protocol of
 :func:`~regopt.optim.line_search.strong_wolfe`."""
 
@@ -93,9 +93,12 @@ class LineSearchOptimizer(Optimizer):
         """The search direction at the current point, gradient ``g``; ``state["n_iter"] == 1`` on the first."""
         raise NotImplementedError
 
-    def _initial_step(self, state: dict[str, Any], g: Tensor, gtd: float, lr: float) -> float:
+    def _initial_step(self, state: dict[str, Any], g: Tensor, gtd: Tensor, lr: float) -> Scalar:
         """First trial step of the line search (torch's rule: ``min(1, 1/||g||_1) lr`` first, then ``lr``)."""
-        return min(1.0, 1.0 / float(g.abs().sum())) * lr if state["n_iter"] == 1 else lr
+        if state["n_iter"] > 1:
+            return lr
+        scale: Scalar = min(1.0, 1.0 / g.abs().sum())  # a tensor when below 1, as torch
+        return scale * lr
 
     def _update(self, state: dict[str, Any], s: Tensor, y: Tensor) -> None:
         """Update the curvature memory with the step ``s`` and the gradient change ``y`` (default: nothing)."""
@@ -107,11 +110,11 @@ class LineSearchOptimizer(Optimizer):
     def _gather_flat_grad(self) -> Tensor:
         return torch.cat([p.new_zeros(p.numel()) if p.grad is None else p.grad.reshape(-1) for p in self._params])
 
-    def _add(self, t: float, d: Tensor) -> None:
+    def _add(self, t: Scalar, d: Tensor) -> None:
         """``x <- x + t d`` over the parameters."""
         offset = 0
         for p in self._params:
-            p.add_(d[offset : offset + p.numel()].view_as(p), alpha=t)
+            p.add_(d[offset : offset + p.numel()].view_as(p), alpha=float(t))
             offset += p.numel()
 
     def _evaluate(self, closure: Callable[[], Any], x: list[Tensor]) -> Evaluate:
@@ -153,7 +156,7 @@ class LineSearchOptimizer(Optimizer):
             n_iter += 1
             state["n_iter"] += 1
             d = self._direction(state, g)
-            gtd = float(g.dot(d))
+            gtd = g.dot(d)  # a 0-dim tensor, as torch: the scalar tests round in the parameters' dtype
             t = self._initial_step(state, g, gtd, lr)
             state["d"], state["prev_flat_grad"], state["prev_loss"], state["gtd"] = d, g.clone(), loss, gtd
             if gtd > -tolerance_change:  # not a descent direction, or a flat one

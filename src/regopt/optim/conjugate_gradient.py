@@ -11,6 +11,7 @@ from torch import Tensor
 
 from regopt._checks import check_int, check_real
 from regopt.optim.closure_loop import LineSearch, LineSearchOptimizer
+from regopt.optim.line_search import Scalar
 
 __all__ = ["CGResult", "ConjugateGradient", "conjugate_gradient"]
 
@@ -177,7 +178,7 @@ class ConjugateGradient(LineSearchOptimizer):
         state["since_restart"] = 0
         return g.neg()
 
-    def _initial_step(self, state: dict[str, Any], g: Tensor, gtd: float, lr: float) -> float:
+    def _initial_step(self, state: dict[str, Any], g: Tensor, gtd: Tensor, lr: float) -> Scalar:
         if state["n_iter"] == 1 or self.line_search is None:
             return super()._initial_step(state, g, gtd, lr)
         return state["t"] * state["gtd"] / gtd  # eq. (3.60): the same first-order change as the last step

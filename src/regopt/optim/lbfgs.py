@@ -9,27 +9,30 @@ from torch import Tensor
 
 from regopt._checks import check_int
 from regopt.optim.closure_loop import LineSearch, LineSearchOptimizer
+from regopt.optim.line_search import Scalar
 
 __all__ = ["LBFGS", "two_loop"]
 
 
-def two_loop(g: Tensor, s: list[Tensor], y: list[Tensor], rho: list[float], gamma: float) -> Tensor:
+def two_loop(g: Tensor, s: list[Tensor], y: list[Tensor], rho: list[Scalar], gamma: Scalar) -> Tensor:
     """``-H_k g`` by the two-loop recursion (Nocedal & Wright 2006, Algorithm 7.4), ``H_k`` the BFGS update of
     ``H_k^0 = gamma I`` by the pairs ``(s_i, y_i)``, oldest first, ``rho_i = 1 / y_i' s_i``::
 
         q <- g;  for i = k-1, ..., k-m:  a_i <- rho_i s_i' q;  q <- q - a_i y_i
         r <- gamma q;  for i = k-m, ..., k-1:  b <- rho_i y_i' r;  r <- r + s_i (a_i - b)
         return -r
+
+    The scalars stay 0-dim tensors of the parameters' dtype, as in torch's LBFGS, so both round alike.
     """
     q = g.neg()  # the recursion run on -g gives -H g directly, as torch
-    alphas = [0.0] * len(s)
+    alphas: list[Tensor] = [g.new_zeros(())] * len(s)
     for i in range(len(s) - 1, -1, -1):
-        alphas[i] = float(s[i].dot(q)) * rho[i]
-        q.add_(y[i], alpha=-alphas[i])
+        alphas[i] = s[i].dot(q) * rho[i]
+        q.add_(y[i], alpha=-float(alphas[i]))
     r = torch.mul(q, gamma)
     for i in range(len(s)):
-        beta = float(y[i].dot(r)) * rho[i]
-        r.add_(s[i], alpha=alphas[i] - beta)
+        beta = y[i].dot(r) * rho[i]
+        r.add_(s[i], alpha=float(alphas[i] - beta))
     return r
 
 
@@ -104,7 +107,7 @@ class LBFGS(LineSearchOptimizer):
         # remember the last pair (as torch: here, at the next direction, with the gradient of this step())
         y = g.sub(state["prev_flat_grad"])
         s = state["d"].mul(state["t"])
-        ys = float(y.dot(s))
+        ys = y.dot(s)
         if ys > 1e-10:
             if len(state["old_dirs"]) == self.param_groups[0]["history"]:
                 for key in ("old_dirs", "old_stps", "ro"):
@@ -112,5 +115,5 @@ class LBFGS(LineSearchOptimizer):
             state["old_dirs"].append(y)
             state["old_stps"].append(s)
             state["ro"].append(1.0 / ys)
-            state["H_diag"] = ys / float(y.dot(y))  # gamma_k, eq. (7.20)
+            state["H_diag"] = ys / y.dot(y)  # gamma_k, eq. (7.20)
         return two_loop(g, state["old_stps"], state["old_dirs"], state["ro"], state["H_diag"])

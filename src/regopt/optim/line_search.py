@@ -10,7 +10,9 @@ with ``0 < c1 < c2 < 1``. Phase 1 (Alg. 3.5) grows ``t`` by cubic extrapolation 
 that contains such a step; phase 2 (Alg. 3.6, "zoom") shrinks the bracket by safeguarded cubic interpolation
 until a trial step satisfies both conditions. The safeguards and the order of the tests follow
 ``torch.optim.lbfgs._strong_wolfe`` (itself a port of minFunc's ``WolfeLineSearch``), so that both give the same
-step in float64: :class:`regopt.optim.LBFGS` is then a drop-in for ``torch.optim.LBFGS``.
+step: :class:`regopt.optim.LBFGS` is then a drop-in for ``torch.optim.LBFGS``. As there, the slopes
+``phi'(t) = g' d`` stay 0-dim tensors of the parameters' dtype, so the tests' scalar arithmetic rounds as torch's
+does (in float32 near a minimum, the Armijo test ``phi(t) <= phi(0) + c1 t phi'(0)`` then decides as torch's).
 
 References:
     Nocedal, J. & Wright, S. J. (2006). Numerical Optimization, 2nd ed., sec. 3.5, Algorithms 3.5 and 3.6,
@@ -20,13 +22,16 @@ References:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor
 
-__all__ = ["Evaluate", "LineSearchResult", "cubic_minimizer", "strong_wolfe"]
+__all__ = ["Evaluate", "LineSearchResult", "Scalar", "cubic_minimizer", "strong_wolfe"]
+
+Scalar = Any
+"""A step or slope: a Python float, or a 0-dim tensor of the parameters' dtype (``Any``: mypy cannot mix them)."""
 
 Evaluate = Callable[[float, Tensor], tuple[float, Tensor]]
 """``(t, d) -> (f(x + t d), grad f(x + t d))`` as a flat tensor; ``x`` is fixed by the caller."""
@@ -36,7 +41,7 @@ Evaluate = Callable[[float, Tensor], tuple[float, Tensor]]
 class LineSearchResult:
     """The accepted step ``t``, the loss and flat gradient there, and the number of ``evaluate`` calls."""
 
-    t: float
+    t: Scalar
     loss: float
     grad: Tensor
     evals: int
@@ -46,13 +51,13 @@ class LineSearchResult:
 class _Point:
     """One trial step of the search: ``t``, ``phi(t)``, the gradient and ``phi'(t) = g' d``."""
 
-    t: float
+    t: Scalar
     f: float
     g: Tensor
-    gtd: float
+    gtd: Tensor
 
 
-def cubic_minimizer(a: _Point, b: _Point, bounds: tuple[float, float] | None = None) -> float:
+def cubic_minimizer(a: _Point, b: _Point, bounds: tuple[Scalar, Scalar] | None = None) -> Scalar:
     """Minimizer of the cubic through ``(a.t, a.f)`` and ``(b.t, b.f)`` with slopes ``a.gtd`` and ``b.gtd``,
     clipped to ``bounds`` (default: the interval between the two points); the midpoint if the cubic has no
     minimizer (Nocedal & Wright 2006, eq. 3.59)."""
@@ -61,7 +66,7 @@ def cubic_minimizer(a: _Point, b: _Point, bounds: tuple[float, float] | None = N
     d2_square = d1**2 - a.gtd * b.gtd
     if d2_square < 0:
         return (lo + hi) / 2.0
-    d2 = math.sqrt(d2_square)
+    d2 = d2_square.sqrt()
     if a.t <= b.t:
         t = b.t - (b.t - a.t) * ((b.gtd + d2 - d1) / (b.gtd - a.gtd + 2 * d2))
     else:
@@ -71,11 +76,11 @@ def cubic_minimizer(a: _Point, b: _Point, bounds: tuple[float, float] | None = N
 
 def strong_wolfe(
     evaluate: Evaluate,
-    t: float,
+    t: Scalar,
     d: Tensor,
     f: float,
     g: Tensor,
-    gtd: float,
+    gtd: Tensor,
     *,
     c1: float = 1e-4,
     c2: float = 0.9,
@@ -96,12 +101,12 @@ def strong_wolfe(
     Returns:
         The accepted step, or the best step found when the budget or the bracket tolerance ran out first.
     """
-    d_norm = float(d.abs().max())
+    d_norm = d.abs().max()
     origin = _Point(0.0, f, g.clone(), gtd)
 
-    def trial(step: float) -> _Point:
-        loss, grad = evaluate(step, d)
-        return _Point(step, loss, grad.clone(), float(grad.dot(d)))
+    def trial(step: Scalar) -> _Point:
+        loss, grad = evaluate(float(step), d)
+        return _Point(step, loss, grad.clone(), grad.dot(d))
 
     # Phase 1 (Alg. 3.5): extrapolate until [prev, new] brackets an acceptable step, or new is acceptable.
     prev, new = origin, trial(t)
