@@ -108,6 +108,7 @@ class LineSearchOptimizer(Optimizer):
         return sum(p.numel() for p in self._params)
 
     def _gather_flat_grad(self) -> Tensor:
+        """The gradients as one new flat tensor (``torch.cat`` always allocates), zeros where ``.grad`` is None."""
         return torch.cat([p.new_zeros(p.numel()) if p.grad is None else p.grad.reshape(-1) for p in self._params])
 
     def _add(self, t: Scalar, d: Tensor) -> None:
@@ -158,7 +159,8 @@ class LineSearchOptimizer(Optimizer):
             d = self._direction(state, g)
             gtd = g.dot(d)  # a 0-dim tensor, as torch: the scalar tests round in the parameters' dtype
             t = self._initial_step(state, g, gtd, lr)
-            state["d"], state["prev_flat_grad"], state["prev_loss"], state["gtd"] = d, g.clone(), loss, gtd
+            # g is never written in place (each evaluation gathers a new tensor), so it is kept without a copy
+            state["d"], state["prev_flat_grad"], state["prev_loss"], state["gtd"] = d, g, loss, gtd
             if gtd > -tolerance_change:  # not a descent direction, or a flat one
                 break
 

@@ -34,7 +34,8 @@ Scalar = Any
 """A step or slope: a Python float, or a 0-dim tensor of the parameters' dtype (``Any``: mypy cannot mix them)."""
 
 Evaluate = Callable[[float, Tensor], tuple[float, Tensor]]
-"""``(t, d) -> (f(x + t d), grad f(x + t d))`` as a flat tensor; ``x`` is fixed by the caller."""
+"""``(t, d) -> (f(x + t d), grad f(x + t d))`` as a flat tensor; ``x`` is fixed by the caller. The gradient must
+be a tensor of its own (not a view of ``.grad`` that the next evaluation overwrites)."""
 
 
 @dataclass
@@ -102,11 +103,11 @@ def strong_wolfe(
         The accepted step, or the best step found when the budget or the bracket tolerance ran out first.
     """
     d_norm = d.abs().max()
-    origin = _Point(0.0, f, g.clone(), gtd)
+    origin = _Point(0.0, f, g, gtd)  # g and each evaluated gradient are only read, never written
 
     def trial(step: Scalar) -> _Point:
         loss, grad = evaluate(float(step), d)
-        return _Point(step, loss, grad.clone(), grad.dot(d))
+        return _Point(step, loss, grad, grad.dot(d))
 
     # Phase 1 (Alg. 3.5): extrapolate until [prev, new] brackets an acceptable step, or new is acceptable.
     prev, new = origin, trial(t)
