@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -77,15 +79,15 @@ def test_state_dict_round_trip():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"lr": 0}, "lr must be a finite number > 0, got 0"),
-        ({"max_params": 0}, "max_params must be an integer >= 1, got 0"),
-        ({"max_eval": 0}, "max_eval must be an integer >= 1, got 0"),
-        ({"tolerance_grad": -1.0}, "tolerance_grad must be a finite number >= 0, got -1.0"),
-        ({"line_search": "armijo"}, "line_search must be 'strong_wolfe', None or a callable, got 'armijo'"),
+        ({"lr": 0}, "Invalid lr: 0 (must be a finite number > 0)"),
+        ({"max_params": 0}, "Invalid max_params: 0 (must be an integer >= 1)"),
+        ({"max_eval": 0}, "Invalid max_eval: 0 (must be an integer >= 1)"),
+        ({"tolerance_grad": -1.0}, "Invalid tolerance_grad: -1.0 (must be a finite number >= 0)"),
+        ({"line_search": "armijo"}, "Invalid line_search: 'armijo' (must be 'strong_wolfe', None or a callable)"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, message):
-    with pytest.raises(ValueError, match=f"^{message}$"):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         BFGS([torch.nn.Parameter(torch.zeros(2))], **kwargs)
 
 

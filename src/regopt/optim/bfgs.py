@@ -8,8 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from regopt._checks import check_int
-from regopt.optim.closure_loop import LineSearch, LineSearchOptimizer
+from regopt.optim.closure_loop import LineSearch, LineSearchOptimizer, check_int
 
 __all__ = ["BFGS", "MAX_PARAMETERS"]
 

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from regopt._checks import check_int, check_real
+from regopt._checks import is_finite_real, is_int
+from regopt.optim.flat import check
 from regopt.optim.line_search import Evaluate, LineSearchResult, Scalar, strong_wolfe
 
 __all__ = ["LineSearch", "LineSearchOptimizer"]
@@ -32,6 +33,17 @@ __all__ = ["LineSearch", "LineSearchOptimizer"]
 LineSearch = Callable[[Evaluate, Scalar, Tensor, float, Tensor, Tensor], LineSearchResult]
 """``(evaluate, t0, d, f, g, gtd) -> LineSearchResult``: the protocol of
 :func:`~regopt.optim.line_search.strong_wolfe`."""
+
+
+def check_int(name: str, value: Any, minimum: int) -> None:
+    """``Invalid <name>: <value> (must be an integer >= minimum)``, the wording of regopt's optimizers."""
+    check(name, value, is_int(value) and value >= minimum, f"must be an integer >= {minimum}")
+
+
+def check_real(name: str, value: Any, *, positive: bool = False) -> None:
+    """``Invalid <name>: <value> (must be a finite number > 0)`` (``>= 0`` unless ``positive``)."""
+    ok = is_finite_real(value) and (value > 0 if positive else value >= 0)
+    check(name, value, ok, f"must be a finite number {'> 0' if positive else '>= 0'}")
 
 
 class LineSearchOptimizer(Optimizer):
@@ -64,11 +76,13 @@ class LineSearchOptimizer(Optimizer):
     ) -> None:
         check_real("lr", lr, positive=True)
         check_int("max_iter", max_iter, 1)
-        max_eval = max_iter * 5 // 4 if max_eval is None else check_int("max_eval", max_eval, 1)
+        if max_eval is not None:
+            check_int("max_eval", max_eval, 1)
+        max_eval = max_iter * 5 // 4 if max_eval is None else max_eval
         check_real("tolerance_grad", tolerance_grad)
         check_real("tolerance_change", tolerance_change)
-        if not (line_search is None or line_search == "strong_wolfe" or callable(line_search)):
-            raise ValueError(f"line_search must be 'strong_wolfe', None or a callable, got {line_search!r}")
+        ok = line_search is None or line_search == "strong_wolfe" or callable(line_search)
+        check("line_search", line_search, ok, "must be 'strong_wolfe', None or a callable")
         defaults = {
             "lr": float(lr),
             "max_iter": max_iter,

@@ -9,8 +9,8 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from regopt._checks import check_int, check_real
-from regopt.optim.closure_loop import LineSearch, LineSearchOptimizer
+from regopt.optim.closure_loop import LineSearch, LineSearchOptimizer, check_int, check_real
+from regopt.optim.flat import check
 from regopt.optim.line_search import Scalar
 
 __all__ = ["CGResult", "ConjugateGradient", "conjugate_gradient"]
@@ -69,7 +69,9 @@ def conjugate_gradient(
     else:
         raise ValueError(f"a must be a matrix or a callable v -> A v, got {type(a).__name__}")
     check_real("tol", tol)
-    max_iter = 10 * b.numel() if max_iter is None else check_int("max_iter", max_iter, 0)
+    if max_iter is not None:
+        check_int("max_iter", max_iter, 0)
+    max_iter = 10 * b.numel() if max_iter is None else max_iter
     x = torch.zeros_like(b) if x0 is None else x0.clone()
     r = matvec(x) - b
     p = -r
@@ -143,8 +145,12 @@ class ConjugateGradient(LineSearchOptimizer):
         tolerance_grad: float = 1e-7,
         tolerance_change: float = 1e-9,
     ) -> None:
-        if variant not in ("polak_ribiere", "fletcher_reeves"):
-            raise ValueError(f"variant must be 'polak_ribiere' or 'fletcher_reeves', got {variant!r}")
+        check(
+            "variant",
+            variant,
+            variant in ("polak_ribiere", "fletcher_reeves"),
+            "must be 'polak_ribiere' or 'fletcher_reeves'",
+        )
         if restart is not None:
             check_int("restart", restart, 1)
         super().__init__(
