@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -105,10 +107,30 @@ def assert_resumes(make_optimizer, steps_before: int = 2, steps_after: int = 2) 
     first = rosenbrock_run(make_optimizer)
     for _ in range(steps_before):
         first.optimizer.step(first.closure)
-    saved = first.optimizer.state_dict()
+    buffer = io.BytesIO()
+    torch.save(first.optimizer.state_dict(), buffer)  # through a checkpoint, as the lab writes it
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
     second = make_run(lambda ps: rosenbrock(ps[0]), [p.detach() for p in first.params], make_optimizer)
     second.optimizer.load_state_dict(saved)
     for _ in range(steps_after):
         second.optimizer.step(second.closure)
     torch.testing.assert_close(flat(second.params), flat(whole.params), rtol=0, atol=0)
     assert second.optimizer.state[second.params[0]]["n_iter"] == whole.optimizer.state[whole.params[0]]["n_iter"]
+
+
+def assert_deepcopy_steps_alike(make_optimizer) -> None:
+    """A deep copy of a model and its optimizer (as ``copy.deepcopy((model, opt))``) steps as the original."""
+    run = rosenbrock_run(make_optimizer)
+    run.optimizer.step(run.closure)
+    params, optimizer = copy.deepcopy((run.params, run.optimizer))
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = rosenbrock(params[0])
+        loss.backward()
+        return loss
+
+    run.optimizer.step(run.closure)
+    optimizer.step(closure)
+    torch.testing.assert_close(flat(params), flat(run.params), rtol=0, atol=0)

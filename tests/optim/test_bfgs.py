@@ -11,6 +11,7 @@ from regopt.optim import BFGS
 from regopt.optim.bfgs import MAX_PARAMETERS, bfgs_update
 from tests.optim.closure_problems import (
     F64,
+    assert_deepcopy_steps_alike,
     assert_resumes,
     exact_quadratic_line_search,
     make_run,
@@ -74,6 +75,10 @@ def test_refuses_models_above_the_parameter_limit():
 
 def test_state_dict_round_trip():
     assert_resumes(lambda ps: BFGS(ps, max_iter=3))
+
+
+def test_deepcopy_steps_alike():
+    assert_deepcopy_steps_alike(lambda ps: BFGS(ps, max_iter=3))
 
 
 @pytest.mark.parametrize(

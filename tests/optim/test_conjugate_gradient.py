@@ -10,6 +10,7 @@ import torch
 from regopt.optim import ConjugateGradient, conjugate_gradient
 from tests.optim.closure_problems import (
     F64,
+    assert_deepcopy_steps_alike,
     assert_resumes,
     exact_quadratic_line_search,
     flat,
@@ -123,6 +124,10 @@ def test_restarts_every_restart_iterations_and_on_lost_conjugacy():
 
 def test_state_dict_round_trip():
     assert_resumes(lambda ps: ConjugateGradient(ps, max_iter=3))
+
+
+def test_deepcopy_steps_alike():
+    assert_deepcopy_steps_alike(lambda ps: ConjugateGradient(ps, max_iter=3))
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from regopt.optim.bfgs import bfgs_update
 from regopt.optim.lbfgs import two_loop
 from tests.optim.closure_problems import (
     F64,
+    assert_deepcopy_steps_alike,
     assert_resumes,
     exact_quadratic_line_search,
     flat,
@@ -145,6 +146,10 @@ def test_fixed_step_without_line_search_matches_torch():
 
 def test_state_dict_round_trip():
     assert_resumes(lambda ps: LBFGS(ps, history=3, max_iter=3))
+
+
+def test_deepcopy_steps_alike():
+    assert_deepcopy_steps_alike(lambda ps: LBFGS(ps, history=3, max_iter=3))
 
 
 @pytest.mark.parametrize(

@@ -92,8 +92,14 @@ class LineSearchOptimizer(Optimizer):
             **extra,
         }
         super().__init__(params, defaults)  # add_param_group refuses a second group
-        self._params: list[Tensor] = self.param_groups[0]["params"]
         self.line_search = line_search
+
+    @property
+    def _params(self) -> list[Tensor]:
+        return self.param_groups[0]["params"]  # read each time: a deep copy or a loaded state has new groups
+
+    def __getstate__(self) -> dict[str, Any]:  # torch's keeps defaults, state and groups only
+        return {**super().__getstate__(), "line_search": self.line_search}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if self.param_groups:
