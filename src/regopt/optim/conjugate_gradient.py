@@ -35,7 +35,9 @@ def conjugate_gradient(
     max_iter: int | None = None,
     callback: Callable[[Tensor], None] | None = None,
 ) -> CGResult:
-    """Solve ``A x = b`` for symmetric positive definite ``A`` by linear CG (Nocedal & Wright 2006, Alg. 5.2)::
+    """Solve ``A x = b`` for symmetric positive definite ``A`` by linear CG (Nocedal & Wright 2006, Alg. 5.2).
+
+    The recurrence, with the residual ``r = A x - b`` (the gradient of ``1/2 x'Ax - b'x``)::
 
         r_0 = A x_0 - b,  p_0 = -r_0
         alpha_k = r_k' r_k / p_k' A p_k
