@@ -25,8 +25,14 @@ from torch import Tensor, nn
 
 import regopt.optim as ro
 
+TIGHT = {"tolerance_grad": 1e-12, "tolerance_change": 1e-15}  # the line-search methods stop early by default
+
 # (id, class, keyword arguments, closure shape, a bad keyword argument)
 CASES: list[tuple[str, type[torch.optim.Optimizer], dict[str, Any], str, dict[str, Any]]] = [
+    ("lbfgs", ro.LBFGS, TIGHT, "backward", {"history": 0}),
+    ("bfgs", ro.BFGS, TIGHT, "backward", {"max_params": 0}),
+    ("cg-polak-ribiere", ro.ConjugateGradient, {"variant": "polak_ribiere", **TIGHT}, "backward", {"variant": "hs"}),
+    ("cg-fletcher-reeves", ro.ConjugateGradient, {"variant": "fletcher_reeves", **TIGHT}, "backward", {"restart": 0}),
     ("newton", ro.Newton, {"line_search": "backtracking"}, "graph", {"damping": -1.0}),
     ("newton-saddle-free", ro.Newton, {"saddle_free": True, "damping": 1e-3}, "graph", {"max_params": 0}),
     ("hessian-free-ggn", ro.HessianFree, {"curvature": "ggn"}, "ggn", {"damping": 0.0}),
