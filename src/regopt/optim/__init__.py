@@ -1,4 +1,4 @@
-"""Optimizers of the chapter (Algorithms 8.1-8.7), delta-bar-delta, averaging, coordinate descent, schedules.
+"""Optimizers of the chapter (Algorithms 8.1-8.7), delta-bar-delta, averaging, coordinate descent, SAM, schedules.
 
 Each optimizer is a ``torch.optim.Optimizer`` whose update is written once over flat buffers
 (:mod:`regopt.optim.flat`), line by line as the chapter's pseudo-code.
@@ -12,10 +12,12 @@ from regopt.optim.delta_bar_delta import DeltaBarDelta
 from regopt.optim.flat import FlatOptimizer
 from regopt.optim.param_groups import decay_groups
 from regopt.optim.rmsprop import RMSProp
+from regopt.optim.sam import SAM, needs_closure
 from regopt.optim.schedules import linear_decay
 from regopt.optim.sgd import SGD
 
 __all__ = [
+    "SAM",
     "SGD",
     "AdaGrad",
     "Adam",
@@ -27,4 +29,5 @@ __all__ = [
     "RMSProp",
     "decay_groups",
     "linear_decay",
+    "needs_closure",
 ]
