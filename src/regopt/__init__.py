@@ -16,6 +16,7 @@ from regopt.curriculum import Curriculum, continuation_schedule, smoothed_loss
 from regopt.init import initialize
 from regopt.monitor import Monitor
 from regopt.optim import (
+    SAM,
     SGD,
     AdaGrad,
     Adam,
@@ -59,6 +60,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "SAM",
     "SGD",
     "AdaGrad",
     "Adam",

@@ -148,7 +148,8 @@ def check_trainer_state(state: Mapping[str, Any], trainer: Any, path: str | Path
 def _check_optimizer(check: _Checker, value: Any, optimizer: torch.optim.Optimizer, field: str = "optimizer") -> None:
     """The keys this optimizer's ``state_dict`` has; for torch's layout (``state``, ``param_groups``) as many groups
     and parameters as this optimizer, numbers where its hyperparameters are numbers, and per-parameter state tensors
-    of their parameter's shape. Block coordinate descent's layout before issue 19 (``inner``: one state per block)
+    of their parameter's shape (state over all parameters at once, as L-BFGS's directions, has their total number
+    as its last dimension). Block coordinate descent's layout before issue 19 (``inner``: one state per block)
     has each block's state checked against its inner optimizer; any other layout is left to the optimizer's
     ``load_state_dict``."""
     value = check.mapping(value, field)
@@ -183,6 +184,7 @@ def _check_optimizer(check: _Checker, value: Any, optimizer: torch.optim.Optimiz
             if key != "params" and key in group and is_real(default) and not is_real(group[key]):
                 check.fail(f"{where}.{key}", f"is {_kind(group[key])}, expected a number")
     parameters = [p for ours in optimizer.param_groups for p in ours["params"]]
+    total = sum(p.numel() for p in parameters)  # state over all parameters at once ends in this many (L-BFGS's d)
     state = check.mapping(value["state"], f"{field}.state")
     for index, entry in state.items():
         if not is_int(index) or not 0 <= index < len(parameters):
@@ -193,7 +195,7 @@ def _check_optimizer(check: _Checker, value: Any, optimizer: torch.optim.Optimiz
         shape = tuple(parameters[index].shape)
         for name, tensor in entry.items():
             per_element = isinstance(tensor, Tensor) and tensor.is_floating_point() and tensor.dim() > 0
-            if per_element and tuple(tensor.shape) != shape:
+            if per_element and tuple(tensor.shape) != shape and tensor.shape[-1] != total:
                 where = f"{field}.state[{index}].{name}"
                 check.fail(where, f"has shape {tuple(tensor.shape)}, its parameter has {shape}")
 

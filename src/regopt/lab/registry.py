@@ -2,7 +2,8 @@
 
 Plain names are regopt's own optimizers (the chapter's algorithms); ``torch.<name>`` are torch.optim's, for
 comparison. Every config key besides ``name`` is checked against the constructor's signature before anything
-is built. ``coordinate`` wraps an ``inner`` optimizer in block coordinate descent, one block per layer.
+is built. ``coordinate`` wraps an ``inner`` optimizer in block coordinate descent, one block per layer;
+``sam`` wraps a ``base`` optimizer in sharpness-aware minimization (its own keys ``rho`` and ``adaptive``).
 ``no_decay_bias_norm`` (default true) puts biases and normalization parameters in a group without weight decay.
 Schedules are torch's ``lr_scheduler`` classes; Algorithm 8.1's linear decay is a ``LambdaLR``, and
 ``torch.<Class>`` names any other (:mod:`regopt.lab.schedule_table`).
@@ -37,10 +38,10 @@ from regopt.lab.config import (
     StepSchedule,
     TorchSchedule,
 )
-from regopt.lab.optimizer_table import DEFAULT_INNER, OPTIMIZERS, WRAPPERS, optimizer_options
+from regopt.lab.optimizer_table import DEFAULT_INNER, OPTIMIZERS, WRAPPED, WRAPPERS, optimizer_options, takes_closure
 from regopt.lab.schedule_table import LENGTH_KEYS, SCHEDULERS
 from regopt.lab.schema.base import MAX_SCALE
-from regopt.optim import CoordinateDescent, decay_groups, linear_decay
+from regopt.optim import SAM, CoordinateDescent, decay_groups, linear_decay
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "WRAPPERS", "build_optimizer", "build_scheduler", "optimizer_options"]
 
@@ -102,10 +103,22 @@ def build_optimizer(config: OptimizerConfig, model: nn.Module, params: list[Any]
     kwargs = config.kwargs()
     if config.name not in WRAPPERS:
         return _construct(config.name, kwargs, model, params)
+    key = WRAPPED[config.name]
+    inner = kwargs.pop(key, DEFAULT_INNER)
+    if inner in WRAPPERS or takes_closure(inner):
+        kind = "a wrapper" if inner in WRAPPERS else "an optimizer that needs a closure of its own"
+        raise ConfigError(f"optimizer.{key}: {config.name} cannot wrap {inner!r}, {kind}; name a plain optimizer")
+    own = {k: kwargs.pop(k) for k in WRAPPERS[config.name] if k in kwargs}  # e.g. order, seed: given ones only
+    for k, value in own.items():
+        _check_numbers(k, value)
+    if config.name == "sam":
+        base = _construct(inner, kwargs, model, params)
+        try:
+            return SAM([p for group in base.param_groups for p in group["params"]], base, **own)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"optimizer: sam: {err}") from None
     if params is not None:
         raise ConfigError(f"optimizer: {config.name} makes its own blocks of the model's parameters")
-    inner = kwargs.pop("inner", DEFAULT_INNER)
-    own = {key: kwargs.pop(key) for key in WRAPPERS[config.name] if key in kwargs}  # order, seed: given ones only
     blocks = CoordinateDescent.blocks_by_module(model)
     _construct(inner, kwargs, model)  # validate the inner options once, with clear errors
     try:

@@ -14,6 +14,20 @@
     post-step        action(model) for each                                          # projection, averaging
     monitors         monitor.after_step(step, loss) for each
 
+An optimizer that needs a closure (:func:`regopt.optim.needs_closure`: SAM, torch's L-BFGS, the second-order
+methods) gets ``optimizer.step(closure)`` in place of the phases from forward to the optimizer step, with a
+closure that runs them on the same batch (already transformed, so the same augmentation and noise)::
+
+    closure()        zero_grad; forward, objective and backward of each micro-batch; return the loss
+                     first call only: monitor.after_backward(step) for each    # the gradient at theta
+                     every call: transform(model) for each grad transform     # the gradient the optimizer uses
+
+The returned loss is the first call's (at the parameters the step started from); a monitor's own backward runs
+in the first call only. Clipping runs on every gradient the optimizer reads: for SAM that is the gradient at
+theta (which only sets the direction of the ascent) and the one at theta + e (which the base optimizer steps
+with); for a line search every trial point's. float16's loss scaling is refused: torch's GradScaler cannot
+unscale or skip inside a closure.
+
 Under a :class:`~regopt.lab.distributed.World` of N ranks each rank first takes its slice ``x_r`` of the batch,
 and the shares become ``N n_i / n``: DistributedDataParallel averages the ranks' gradients in the last
 micro-batch's backward, which makes the average the whole batch's gradient again; the returned loss is the
@@ -40,6 +54,7 @@ from regopt.lab.distributed import World
 from regopt.lab.objective import ObjectiveTerm, Penalty, TrainingBatch, objective
 from regopt.lab.precision import MixedPrecision
 from regopt.monitor import Monitor
+from regopt.optim import needs_closure
 
 
 class TrainerStep:
@@ -72,6 +87,8 @@ class TrainerStep:
         for transform in self.batch_transforms:  # batch transforms (training only)
             x, y = transform(x, y)
         step = self.step + 1
+        if needs_closure(self.optimizer):
+            return self._closure_step(x, y, step, weight)
         loss = self._forward_backward(x, y, step, weight)
         if self.world is not None:  # the whole batch's mean loss, the same on every rank
             loss = self.world.sum(loss * (weight / self.world.size))
@@ -89,9 +106,39 @@ class TrainerStep:
             action(self.model)
         return loss
 
-    def _forward_backward(self, x: Tensor, y: Tensor, step: int, weight: float = 1.0) -> Tensor:
+    def _closure_step(self, x: Tensor, y: Tensor, step: int, weight: float) -> Tensor:
+        """``optimizer.step(closure)`` on the batch ``(x, y)`` (transformed, this rank's slice), then the post-step
+        actions; returns the loss of the closure's first call (see the module docstring)."""
+        first: list[Tensor] = []
+
+        def closure() -> Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self._forward_backward(x, y, step, weight, monitors=not first)
+            if self.world is not None:  # the whole batch's loss on every rank: line searches decide alike
+                loss = self.world.sum(loss * (weight / self.world.size))
+            if not first:
+                first.append(loss)
+                for monitor in self.monitors:  # the raw gradient at theta
+                    if hasattr(monitor, "after_backward"):
+                        monitor.after_backward(step)
+            for grad_transform in self.grad_transforms:  # on every gradient the optimizer reads
+                grad_transform(self.model)
+            return loss
+
+        self.optimizer.step(closure)  # type: ignore[arg-type]  # a tensor loss, as torch.optim.LBFGS takes
+        if not first:
+            name = type(self.optimizer).__name__
+            raise RuntimeError(f"{name} needs a closure, but its step did not call the one it was given")
+        for action in self.post_step:  # post-step actions
+            action(self.model)
+        return first[0]
+
+    def _forward_backward(
+        self, x: Tensor, y: Tensor, step: int, weight: float = 1.0, *, monitors: bool = True
+    ) -> Tensor:
         """Forward, objective and backward of each micro-batch; ``p.grad`` ends as the whole batch's gradient
-        (``weight``: this rank's factor, see the module docstring). Returns the mean loss over ``x``."""
+        (``weight``: this rank's factor, see the module docstring). Returns the mean loss over ``x``. A monitor
+        may run a plain step's backward unless ``monitors`` is False (a closure's later calls)."""
         parts = micro_batches(x, y, self.accumulate, at_least=2 if self.batch_norm else 1)
         loss_sum: Tensor | None = None
         for i, (x_i, y_i) in enumerate(parts):
@@ -104,7 +151,7 @@ class TrainerStep:
                     penalties = self.penalties if i == 0 else []  # Omega(theta) once per optimizer step
                     total = objective(batch, penalties, self.terms, share=share * weight)  # J~ = J + a*Omega + terms
                 # a plain step's backward may be run by a monitor (to reuse the gradient's graph)
-                plain = len(parts) == 1 and self.precision.scaler is None and self.world is None
+                plain = monitors and len(parts) == 1 and self.precision.scaler is None and self.world is None
                 ran = plain and self._monitor_backward(step, total)
                 if not ran:
                     self.precision.backward(total)  # backward
@@ -136,4 +183,14 @@ def _fsdp_gradient_sync(model: nn.Module, sync: bool) -> Iterator[None]:
         model.set_requires_gradient_sync(True)  # type: ignore[operator]
 
 
-__all__ = ["TrainerStep"]
+def check_closure_precision(optimizer: Optimizer, precision: MixedPrecision) -> None:
+    """float16's loss scaling and an optimizer that needs a closure do not go together: torch's GradScaler
+    unscales the gradients and skips overflowed steps around ``optimizer.step()``, never inside a closure."""
+    if precision.scaler is not None and needs_closure(optimizer):
+        raise ValueError(
+            f'precision "fp16" cannot train with {type(optimizer).__name__}, which needs a closure (torch\'s '
+            'GradScaler does not support closures); use precision "bf16" or "32"'
+        )
+
+
+__all__ = ["TrainerStep", "check_closure_precision"]

@@ -37,7 +37,7 @@ from regopt.lab.models.base import ModelError
 from regopt.lab.objective import ObjectiveTerm, Penalty
 from regopt.lab.precision import MixedPrecision, Precision
 from regopt.lab.progress import TrainingProgress
-from regopt.lab.train_step import TrainerStep
+from regopt.lab.train_step import TrainerStep, check_closure_precision
 from regopt.lab.trainer_state import TrainerCheckpoint
 from regopt.monitor import Monitor
 
@@ -56,7 +56,9 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
 
     Args:
         model: any ``nn.Module`` mapping a batch of ``data`` inputs to outputs.
-        optimizer: any ``torch.optim.Optimizer`` over the model's parameters.
+        optimizer: any ``torch.optim.Optimizer`` over the model's parameters; one that needs a closure (SAM,
+            L-BFGS) is stepped with a closure that re-runs the step's forward and backward on the same batch
+            (see :mod:`regopt.lab.train_step`).
         data: a :class:`regopt.lab.data.Dataset` whose tensors are already on the training device.
         epochs: number of passes over the training split (the default limit of :meth:`fit`).
         batch_size: examples per optimizer step (see :mod:`regopt.lab.batch_order` for the last batch).
@@ -149,6 +151,7 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
         self.prediction = prediction
         self.accumulate = accumulate
         self.precision = MixedPrecision(precision, data.x_train.device)
+        check_closure_precision(optimizer, self.precision)
         self.compile_model = compile_model
         self.world = world
         batch_norm = self.batch_norm = has_batch_norm(model)
@@ -179,6 +182,7 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
         a scheduler, bound to the old optimizer, is not allowed."""
         if self.scheduler is not None:
             raise ValueError("use_model: a scheduler is bound to the old optimizer; train stages without one")
+        check_closure_precision(optimizer, self.precision)
         self.model, self.optimizer, self.eval_views = model, optimizer, list(eval_views)
         self._use_forward_models(model)
         self.model.train()

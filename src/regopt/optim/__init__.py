@@ -1,6 +1,6 @@
 """Optimizers of the chapter (Algorithms 8.1-8.7), delta-bar-delta, averaging, coordinate descent, schedules,
-and the methods of sec. 8.6 that take a ``closure``: conjugate gradients, BFGS, L-BFGS (line searches) and
-Newton, Hessian-free (curvature).
+sharpness-aware minimization (SAM), and the methods of sec. 8.6 that take a ``closure``: conjugate gradients,
+BFGS, L-BFGS (line searches) and Newton, Hessian-free (curvature).
 
 Each first-order optimizer is a ``torch.optim.Optimizer`` whose update is written once over flat buffers
 (:mod:`regopt.optim.flat`), line by line as the chapter's pseudo-code; the line-search methods share the loop of
@@ -21,12 +21,14 @@ from regopt.optim.line_search import strong_wolfe
 from regopt.optim.newton import Newton
 from regopt.optim.param_groups import decay_groups
 from regopt.optim.rmsprop import RMSProp
+from regopt.optim.sam import SAM, needs_closure
 from regopt.optim.schedules import linear_decay
 from regopt.optim.sgd import SGD
 
 __all__ = [
     "BFGS",
     "LBFGS",
+    "SAM",
     "SGD",
     "AdaGrad",
     "Adam",
@@ -42,5 +44,6 @@ __all__ = [
     "conjugate_gradient",
     "decay_groups",
     "linear_decay",
+    "needs_closure",
     "strong_wolfe",
 ]

@@ -93,11 +93,18 @@ def _sections_of(
 
 
 def _describe_optimizers(section: Section) -> None:
-    from regopt.lab.optimizer_table import DEFAULT_INNER, OPTIMIZERS, WRAPPERS, optimizer_default, optimizer_options
+    from regopt.lab.optimizer_table import (
+        DEFAULT_INNER,
+        OPTIMIZERS,
+        WRAPPED,
+        WRAPPERS,
+        optimizer_default,
+        optimizer_options,
+    )
 
     def default_lr(name: str) -> str:
         lr = optimizer_default(name, "lr")
-        return f"`{lr:g}`" + (f' (`inner = "{DEFAULT_INNER}"`)' if name in WRAPPERS else "")
+        return f"`{lr:g}`" + (f' (`{WRAPPED[name]} = "{DEFAULT_INNER}"`)' if name in WRAPPERS else "")
 
     rows = [
         f"| `{name}` | {default_lr(name)} | {', '.join(f'`{option}`' for option in optimizer_options(name))} |"
@@ -105,8 +112,13 @@ def _describe_optimizers(section: Section) -> None:
     ]
     section.extra = (
         "Every key besides `name` is passed to the optimizer's constructor and checked against it; a key left out "
-        "takes the optimizer's own default (for `coordinate`, the inner optimizer's). An omitted `lr` is that "
-        "default, recorded in the run directory's config.toml. "
+        "takes the optimizer's own default (for `coordinate` and `sam`, that of the optimizer they wrap: `inner`, "
+        "`base`). An omitted `lr` is that default, recorded in the run directory's config.toml. "
+        "`sam` (Foret et al. 2021) steps its `base` optimizer with the gradient at the ascent point theta + rho "
+        "g/||g|| of the same batch (two forward and backward passes per step). `sam` and `torch.lbfgs` are "
+        "stepped with a closure that re-runs the step's forward and backward on the same batch (`torch.lbfgs` "
+        "is meant full-batch: `train.batch_size` at least the training set); neither trains under "
+        '`train.precision = "fp16"`. '
         "`no_decay_bias_norm` (default true) keeps biases and normalization parameters out of weight decay.\n\n"
         "| optimizer | default `lr` | keys besides `name` |\n| --- | --- | --- |\n" + "\n".join(rows)
     )
