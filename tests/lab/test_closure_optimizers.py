@@ -20,7 +20,7 @@ from regopt.lab.experiment import build_experiment
 from regopt.lab.runs import run
 from regopt.lab.trainer import Trainer
 from regopt.monitor import Monitor
-from regopt.optim import SAM, SGD
+from regopt.optim import BFGS, LBFGS, SAM, SGD, ConjugateGradient
 from tests.conftest import small_raw
 from tests.lab.interruptions import assert_same_run, interrupt_train_step, run_interrupted
 
@@ -143,12 +143,23 @@ def test_an_interrupted_sam_run_resumes_to_the_same_bits(tmp_path: Path, monkeyp
     assert_same_run(straight, resumed)
 
 
-def test_torch_lbfgs_full_batch_from_a_config_lowers_the_loss_and_resumes(tmp_path: Path) -> None:
-    optimizer = {"name": "torch.lbfgs", "lr": 1.0, "max_iter": 5, "line_search_fn": "strong_wolfe"}
+@pytest.mark.parametrize(
+    ("optimizer", "cls"),
+    [
+        ({"name": "torch.lbfgs", "lr": 1.0, "max_iter": 5, "line_search_fn": "strong_wolfe"}, torch.optim.LBFGS),
+        ({"name": "lbfgs", "max_iter": 5}, LBFGS),
+        ({"name": "bfgs", "max_iter": 5}, BFGS),
+        ({"name": "cg", "max_iter": 5}, ConjugateGradient),
+    ],
+    ids=["torch.lbfgs", "lbfgs", "bfgs", "cg"],
+)
+def test_line_search_methods_full_batch_from_a_config_lower_the_loss_and_resume(
+    tmp_path: Path, optimizer: dict[str, Any], cls: type
+) -> None:
     raw = small_raw(optimizer=optimizer, train={"epochs": 4, "batch_size": 256, "evaluate_test": False})
     straight = run(validate(raw), out=tmp_path / "a")
     trainer = straight.experiment.trainer
-    assert isinstance(trainer.optimizer, torch.optim.LBFGS)
+    assert isinstance(trainer.optimizer, cls)
     assert trainer.step == 4  # one batch of the whole training set (256 examples) per epoch, one step each
     assert straight.history[-1]["train_loss"] < 0.1 * straight.history[0]["train_loss"]  # 0.21 -> 0.002
     state = trainer.optimizer.state[next(trainer.model.parameters())]

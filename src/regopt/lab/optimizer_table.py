@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-from regopt.optim import SGD, AdaGrad, Adam, AdamW, DeltaBarDelta, RMSProp
+from regopt.optim import BFGS, LBFGS, SGD, AdaGrad, Adam, AdamW, ConjugateGradient, DeltaBarDelta, RMSProp
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
@@ -27,6 +27,9 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "adam": Adam,
     "adamw": AdamW,
     "delta_bar_delta": DeltaBarDelta,
+    "lbfgs": LBFGS,
+    "bfgs": BFGS,
+    "cg": ConjugateGradient,
     "torch.sgd": torch.optim.SGD,
     "torch.adagrad": torch.optim.Adagrad,
     "torch.rmsprop": torch.optim.RMSprop,

@@ -61,6 +61,10 @@ class LineSearchOptimizer(Optimizer):
             :data:`LineSearch` (e.g. an exact line search for a quadratic).
     """
 
+    needs_closure = True
+    """Every step re-evaluates the loss through the closure (the lab's Trainer passes one; see
+    :func:`regopt.optim.needs_closure`)."""
+
     c2: float = 0.9  # the curvature constant of the strong Wolfe conditions (0.1 for conjugate gradients)
 
     def __init__(
