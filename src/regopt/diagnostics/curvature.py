@@ -43,7 +43,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from regopt.diagnostics.probes import LinearOperator, apply_block, check_at_least, random_block, random_vector
+from regopt.diagnostics.probes import (
+    LinearOperator,
+    apply_block,
+    balanced_step,
+    check_at_least,
+    random_block,
+    random_vector,
+)
 from regopt.diagnostics.trace import hessian_trace
 
 __all__ = [
@@ -253,8 +260,9 @@ def spectral_quadrature(
     check_at_least("lanczos_steps", lanczos_steps)
     check_at_least("block_size", block_size)
     nodes, weights = [], []
-    for first in range(0, num_runs, block_size):
-        starts = random_block(op, range(seed + first, seed + min(first + block_size, num_runs)))
+    step = balanced_step(num_runs, block_size)
+    for first in range(0, num_runs, step):
+        starts = random_block(op, range(seed + first, seed + min(first + step, num_runs)))
         for alphas, betas in _lanczos_block(op, lanczos_steps, starts):
             theta, s = _ritz(alphas, betas)
             nodes.append(theta)

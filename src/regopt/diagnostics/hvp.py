@@ -55,6 +55,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp, vjp, vmap
 from torch.nn.parallel import DistributedDataParallel
 
+from regopt.diagnostics.probes import balanced_step
+
 __all__ = ["HessianOperator", "backward_with_hvp", "hvp", "hvp_func"]
 
 LossOfOutput = Callable[[Tensor, Tensor], Tensor]
@@ -370,7 +372,8 @@ class HessianOperator:
 
         Args:
             vectors: ``(k, dim)`` block, one vector per row.
-            chunk_size: vectors per vectorized backward pass (default 32; ``None``: all ``k`` at once).
+            chunk_size: at most this many vectors per vectorized backward pass, split evenly (default 32;
+                ``None``: all ``k`` at once).
 
         Returns:
             ``(k, dim)`` block whose row i is ``H v_i`` (all-reduced like :meth:`matvec` when distributed).
@@ -384,10 +387,11 @@ class HessianOperator:
         self.num_products += k
         blocks = [c.reshape(k, *p.shape) for c, p in zip(vectors.split(self.numels, dim=1), self.params, strict=True)]
         fn = self._gradient_vjp() if k else None
+        step = balanced_step(k, chunk_size or max(k, 1))  # equal chunks: 33 by 32 -> 17 + 16
         if fn is not None:
-            hv = list(vmap(fn, chunk_size=chunk_size)(tuple(blocks))[0])
+            hv = list(vmap(fn, chunk_size=step)(tuple(blocks))[0])
         elif k:
-            grads, step = self._kept_graph()[1], chunk_size or k
+            grads = self._kept_graph()[1]
             parts = [
                 _grad_of_grads(grads, self.params, [b[i : i + step] for b in blocks], batch=min(step, k - i))
                 for i in range(0, k, step)

@@ -15,7 +15,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["LinearOperator", "apply_block", "check_at_least", "random_block", "random_vector"]
+__all__ = ["LinearOperator", "apply_block", "balanced_step", "check_at_least", "random_block", "random_vector"]
 
 
 class LinearOperator(Protocol):
@@ -33,6 +33,14 @@ def check_at_least(name: str, value: int, low: int = 1) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value >= low``."""
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+def balanced_step(total: int, at_most: int) -> int:
+    """The block size that splits ``total`` items into the fewest blocks of at most ``at_most``, as equal as
+    possible (99 by 32: four blocks of 25, not 32, 32, 32 and 3: a vectorized pass over few vectors costs
+    nearly as much as over many)."""
+    blocks = max(1, -(-total // at_most))
+    return max(1, -(-total // blocks))
 
 
 def random_vector(op: LinearOperator, seed: int, kind: str = "gaussian") -> Tensor:

@@ -30,30 +30,33 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from regopt.diagnostics.probes import LinearOperator, apply_block, check_at_least, random_block
+from regopt.diagnostics.probes import LinearOperator, apply_block, balanced_step, check_at_least, random_block
 
 __all__ = ["hessian_diagonal", "hessian_trace"]
 
 
 def _rademacher_products(op: LinearOperator, seeds: range, block_size: int) -> Iterator[tuple[Tensor, Tensor]]:
     """``(Z, H Z)`` in float64 for blocks of ``block_size`` Rademacher probes, one block in memory at a time."""
-    for start in range(0, len(seeds), block_size):
-        z = random_block(op, seeds[start : start + block_size], "rademacher")
+    step = balanced_step(len(seeds), block_size)
+    for start in range(0, len(seeds), step):
+        z = random_block(op, seeds[start : start + step], "rademacher")
         yield z.to(torch.float64), apply_block(op, z).to(torch.float64)
 
 
 def _hutch_plus_plus(op: LinearOperator, samples: int, seed: int, block_size: int) -> float:
     k = samples // 3
+    step = balanced_step(k, block_size)
     sketch = random_block(op, range(seed, seed + k), "rademacher")
-    hs = torch.cat([apply_block(op, sketch[i : i + block_size]) for i in range(0, k, block_size)])
+    hs = torch.cat([apply_block(op, sketch[i : i + step]) for i in range(0, k, step)])
     q = torch.linalg.qr(hs.to(torch.float64).T).Q.T  # (k, dim): orthonormal rows spanning the top of H
     qd = q.to(op.dtype)
-    hq = torch.cat([apply_block(op, qd[i : i + block_size]) for i in range(0, k, block_size)]).to(torch.float64)
+    hq = torch.cat([apply_block(op, qd[i : i + step]) for i in range(0, k, step)]).to(torch.float64)
     top = float((q * hq).sum())  # tr(Q' H Q)
     rest = 0.0
     count = samples - 2 * k
-    for start in range(0, count, block_size):
-        seeds = range(seed + k + start, seed + k + min(start + block_size, count))
+    step = balanced_step(count, block_size)
+    for start in range(0, count, step):
+        seeds = range(seed + k + start, seed + k + min(start + step, count))
         g = random_block(op, seeds, "rademacher").to(torch.float64)
         w = g - (g @ q.T) @ q  # (I - QQ') g, per row
         hw = apply_block(op, w.to(op.dtype)).to(torch.float64)
