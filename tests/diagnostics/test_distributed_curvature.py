@@ -52,6 +52,7 @@ def measure(op: HessianOperator) -> dict[str, Any]:
         "loss": op.loss(),
         "gradient": op.gradient().tolist(),
         "matvecs": [op.matvec(v).tolist() for v in vectors],
+        "matmat": op.matmat(torch.stack(vectors), chunk_size=2).tolist(),  # all-reduced like matvec
         "top": top_eigenvalues(op, k=2).tolist(),
         "trace": hessian_trace(op, samples=20, seed=3),
         "grid": grid.tolist(),
@@ -137,6 +138,8 @@ def test_two_processes_describe_the_whole_batch(results: list[dict[str, Any]], s
         assert got["loss"] == pytest.approx(whole["loss"], rel=1e-12)
         assert close(got["gradient"], whole["gradient"], 1e-10)
         for hv, ref in zip(got["matvecs"], whole["matvecs"], strict=True):
+            assert close(hv, ref, 1e-10)
+        for hv, ref in zip(got["matmat"], whole["matvecs"], strict=True):
             assert close(hv, ref, 1e-10)
         assert got["top"] == pytest.approx(whole["top"], rel=1e-4)  # the tolerance
         assert got["trace"] == pytest.approx(whole["trace"], rel=1e-9)  # same Rademacher vectors

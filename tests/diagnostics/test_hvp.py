@@ -149,3 +149,34 @@ def test_backward_with_hvp_fills_grad_and_returns_g_and_hg(setup):
     assert all(torch.equal(p.grad, e) for p, e in zip(params, expected, strict=True))  # all of params filled
     with pytest.raises(ValueError, match="subset must be drawn from params"):
         backward_with_hvp(F.cross_entropy(model(x), y), params[:2], params[2:3])
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 3])
+def test_matmat_is_stacked_matvecs_and_the_full_hessian(setup, chunk_size):
+    model, x, y, hessian, _ = setup
+    op = HessianOperator(model, F.cross_entropy, x, y)
+    block = torch.randn(7, op.dim, dtype=torch.float64)  # one vector per row
+    got = op.matmat(block, chunk_size=chunk_size)
+    assert got.shape == (7, op.dim) and op.num_products == 7
+    torch.testing.assert_close(got, block @ hessian, atol=1e-10, rtol=1e-10)  # rows H v_i (H symmetric)
+    torch.testing.assert_close(got, torch.stack([op.matvec(v) for v in block]), atol=1e-10, rtol=1e-10)
+    with torch.no_grad():  # an optimizer step in place: the kept vjp is rebuilt at the new point
+        model[0].weight.add_(0.3)
+    torch.testing.assert_close(op.matmat(block[:2]), block[:2] @ full_hessian(model, x, y), atol=1e-10, rtol=1e-10)
+    assert op.matmat(block[:0]).shape == (0, op.dim)
+
+
+def test_matmat_on_parameters_outside_the_model_uses_the_batched_backward(setup):
+    model, x, y, hessian, _ = setup
+    last = list(model[-1].parameters())
+    unused = nn.Parameter(torch.ones(4, dtype=torch.float64))
+    op = HessianOperator(model, F.cross_entropy, x, y, params=[*last, unused])
+    n = op.dim - 4
+    block = torch.randn(5, op.dim, dtype=torch.float64)
+    got = op.matmat(block, chunk_size=2)
+    torch.testing.assert_close(got[:, :n], block[:, :n] @ hessian[-n:, -n:], atol=1e-10, rtol=1e-10)
+    assert torch.equal(got[:, n:], torch.zeros(5, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match=rf"expected a block of shape \(k, {op.dim}\), got \({op.dim},\)"):
+        op.matmat(block[0])
+    with pytest.raises(ValueError, match="chunk_size must be >= 1 or None, got 0"):
+        op.matmat(block, chunk_size=0)

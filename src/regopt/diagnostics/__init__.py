@@ -7,8 +7,8 @@ Everything here works on a plain ``nn.Module``, a loss function and a batch, in 
   :class:`HessianOperator`, the Hessian of a model's loss on a batch as a matrix-free operator.
 - :mod:`~regopt.diagnostics.ggn`: :class:`GGNOperator`, the generalized Gauss-Newton matrix ``J' H_L J``
   (positive semi-definite) with the same protocol.
-- :mod:`~regopt.diagnostics.curvature`: Lanczos top/bottom eigenvalues, Hutchinson trace, stochastic Lanczos
-  quadrature spectral density.
+- :mod:`~regopt.diagnostics.curvature`: Lanczos top/bottom eigenvalues, stochastic Lanczos quadrature spectral
+  density; :mod:`~regopt.diagnostics.trace`: Hutchinson and Hutch++ trace, the diagonal estimate (block products).
 - :mod:`~regopt.diagnostics.conditioning`: the chapter's ill-conditioning criterion
   ``0.5 * eps^2 * g'Hg > eps * g'g`` per step, and :class:`IllConditioningMonitor` tracking it in training.
 - :mod:`~regopt.diagnostics.gradients`, :mod:`~regopt.diagnostics.guards`, :mod:`~regopt.diagnostics.plateau`:
@@ -49,6 +49,7 @@ from regopt.diagnostics.symmetry import (
     permute_hidden_units,
     rescale_relu_unit,
 )
+from regopt.diagnostics.trace import hessian_diagonal
 
 __all__ = [
     "GGNOperator",
@@ -74,6 +75,7 @@ __all__ = [
     "gradient_noise",
     "gradient_norms",
     "gradient_snr",
+    "hessian_diagonal",
     "hessian_trace",
     "hidden_state_gradient_norms",
     "hvp",

@@ -1,14 +1,15 @@
 r"""The Hessian's spectrum without forming it: Lanczos eigenvalues, Hutchinson trace, spectral density.
 
 All functions take a :class:`~regopt.diagnostics.hvp.HessianOperator` (or anything with ``matvec``, ``dim``,
-``dtype`` and ``device``) and use only Hessian-vector products.
+``dtype`` and ``device``: :class:`~regopt.diagnostics.probes.LinearOperator`) and use only Hessian-vector
+products; independent ones (the runs of :func:`spectral_quadrature`) go as blocks through ``matmat``.
 
 - :func:`top_eigenvalues` / :func:`min_eigenvalue`: Lanczos with full reorthogonalization. After m products,
   the Krylov space ``span{v, Hv, ..., H^(m-1) v}`` holds the best polynomial of degree m-1, where power
   iteration uses only ``H^(m-1) v``; both ends of the spectrum converge at once, at about the square root of
   power iteration's number of products when the top eigenvalues are close (Golub & Van Loan, sec. 10.1).
   A negative minimum means a saddle direction (Goodfellow et al. 2016, sec. 8.2.3).
-- :func:`hessian_trace`: Hutchinson's estimator ``tr H = E[z' H z]`` with Rademacher ``z``.
+- :func:`hessian_trace` (from :mod:`~regopt.diagnostics.trace`): Hutchinson's and Hutch++'s estimators.
 - :func:`spectral_quadrature` / :func:`spectral_density`: stochastic Lanczos quadrature (Ghorbani et al.
   2019): the eigenvalues ``theta_j`` of each run's tridiagonal matrix, weighted by the squared first components
   ``tau_j`` of its eigenvectors, smoothed with a Gaussian kernel.
@@ -38,12 +39,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
+from regopt.diagnostics.probes import (
+    LinearOperator,
+    apply_block,
+    balanced_step,
+    check_at_least,
+    random_block,
+    random_vector,
+)
+from regopt.diagnostics.trace import hessian_trace
+
 __all__ = [
+    "LinearOperator",
     "condition_number_estimate",
     "hessian_trace",
     "lanczos",
@@ -55,30 +66,6 @@ __all__ = [
 ]
 
 
-class LinearOperator(Protocol):
-    """What the functions here need: ``matvec`` on flat vectors of length ``dim``."""
-
-    dim: int
-    dtype: torch.dtype
-    device: torch.device
-
-    def matvec(self, v: Tensor) -> Tensor: ...
-
-
-def _random(op: LinearOperator, seed: int, kind: str = "gaussian") -> Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    if kind == "rademacher":
-        z = torch.randint(0, 2, (op.dim,), generator=gen, dtype=torch.float64) * 2 - 1
-    else:
-        z = torch.randn(op.dim, generator=gen, dtype=torch.float64)
-    return z.to(dtype=op.dtype, device=op.device)
-
-
-def _check(name: str, value: int, low: int = 1) -> None:
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-
-
 def _ritz(alphas: list[float], betas: list[float]) -> tuple[Tensor, Tensor]:
     """Eigenvalues (ascending) and eigenvectors of the tridiagonal matrix T (float64)."""
     a = torch.tensor(alphas, dtype=torch.float64)
@@ -87,47 +74,70 @@ def _ritz(alphas: list[float], betas: list[float]) -> tuple[Tensor, Tensor]:
     return torch.linalg.eigh(t)
 
 
+class _LanczosState:
+    """One Lanczos run with full reorthogonalization: its basis, ``alphas``, ``betas`` and norm estimate."""
+
+    def __init__(self, op: LinearOperator, steps: int, v0: Tensor) -> None:
+        self.basis = torch.empty(steps, op.dim, dtype=op.dtype, device=op.device)
+        self.basis[0] = v0 / torch.linalg.vector_norm(v0)
+        self.alphas: list[float] = []
+        self.betas: list[float] = []
+        self.norm = 0.0
+        self.breakdown = 100 * torch.finfo(op.dtype).eps
+
+    def step(self, w: Tensor) -> bool:
+        """Take ``w = H q_j`` for the newest basis vector; returns whether the run can go on (no invariant
+        subspace, room for another vector)."""
+        j = len(self.alphas)
+        q = self.basis[j]
+        alpha = float(torch.dot(w, q))
+        w = w - alpha * q
+        if j > 0:
+            w = w - self.betas[-1] * self.basis[j - 1]
+        basis = self.basis[: j + 1]
+        for _ in range(2):  # full reorthogonalization, twice is enough (Kahan-Parlett)
+            w = w - basis.T @ (basis @ w)
+        beta = float(torch.linalg.vector_norm(w))
+        self.alphas.append(alpha)
+        self.betas.append(beta)
+        self.norm = max(self.norm, abs(alpha) + beta + (self.betas[-2] if j > 0 else 0.0))
+        if beta <= self.breakdown * max(self.norm, 1e-300) or j + 1 == len(self.basis):
+            return False
+        self.basis[j + 1] = w / beta
+        return True
+
+
 def _lanczos_run(
     op: LinearOperator, steps: int, v0: Tensor, converged: Callable[[Tensor, Tensor, float], bool] | None = None
 ) -> tuple[list[float], list[float]]:
     """Lanczos with full reorthogonalization; stops after ``steps``, on an invariant subspace, or once
     ``converged(ritz_values, ritz_residuals, norm_estimate)`` holds. Returns ``alphas`` and ``betas`` (the
     last beta is the residual norm after the final step)."""
-    steps = min(steps, op.dim)
-    q_basis = torch.empty(steps, op.dim, dtype=op.dtype, device=op.device)
-    q_basis[0] = v0 / torch.linalg.vector_norm(v0)
-    alphas: list[float] = []
-    betas: list[float] = []
-    breakdown = 100 * torch.finfo(op.dtype).eps
-    norm = 0.0
-    for j in range(steps):
-        w = op.matvec(q_basis[j])
-        alpha = float(torch.dot(w, q_basis[j]))
-        w = w - alpha * q_basis[j]
-        if j > 0:
-            w = w - betas[-1] * q_basis[j - 1]
-        basis = q_basis[: j + 1]
-        for _ in range(2):  # full reorthogonalization, twice is enough (Kahan-Parlett)
-            w = w - basis.T @ (basis @ w)
-        beta = float(torch.linalg.vector_norm(w))
-        alphas.append(alpha)
-        betas.append(beta)
-        norm = max(norm, abs(alpha) + beta + (betas[-2] if j > 0 else 0.0))
-        if beta <= breakdown * max(norm, 1e-300) or j + 1 == steps:
-            break
+    run = _LanczosState(op, min(steps, op.dim), v0)
+    while run.step(op.matvec(run.basis[len(run.alphas)])):
         if converged is not None:
-            theta, s = _ritz(alphas, betas)
-            if converged(theta, (beta * s[-1]).abs(), norm):
+            theta, s = _ritz(run.alphas, run.betas)
+            if converged(theta, (run.betas[-1] * s[-1]).abs(), run.norm):
                 break
-        q_basis[j + 1] = w / beta
-    return alphas, betas
+    return run.alphas, run.betas
+
+
+def _lanczos_block(op: LinearOperator, steps: int, starts: Tensor) -> list[tuple[list[float], list[float]]]:
+    """Independent Lanczos runs (one per row of ``starts``) in lockstep: each step multiplies the runs still
+    going as one block (``matmat``); each run's arithmetic is :func:`_lanczos_run`'s."""
+    runs = [_LanczosState(op, min(steps, op.dim), v0) for v0 in starts]
+    active = list(runs)
+    while active:
+        products = apply_block(op, torch.stack([run.basis[len(run.alphas)] for run in active]))
+        active = [run for run, w in zip(active, products, strict=True) if run.step(w)]
+    return [(run.alphas, run.betas) for run in runs]
 
 
 def lanczos(op: LinearOperator, steps: int, *, seed: int = 0) -> tuple[Tensor, Tensor]:
     """``steps`` Lanczos steps from a Gaussian start vector: the tridiagonal matrix's diagonal ``alpha``
     (length m <= steps; shorter on an invariant subspace) and off-diagonal ``beta`` (length m - 1), float64."""
-    _check("steps", steps)
-    alphas, betas = _lanczos_run(op, steps, _random(op, seed))
+    check_at_least("steps", steps)
+    alphas, betas = _lanczos_run(op, steps, random_vector(op, seed))
     return torch.tensor(alphas, dtype=torch.float64), torch.tensor(betas[:-1], dtype=torch.float64)
 
 
@@ -159,8 +169,8 @@ def top_eigenvalues(
         one of the k slots (rounding sometimes reveals a copy later). Network Hessians rarely have exact
         repeats; where they matter, :func:`power_iteration` with deflation resolves them, at many more products.
     """
-    _check("k", k)
-    _check("iterations", iterations, k)
+    check_at_least("k", k)
+    check_at_least("iterations", iterations, k)
     if k > op.dim:
         raise ValueError(f"k must be <= dim = {op.dim}, got {k}")
 
@@ -170,7 +180,7 @@ def top_eigenvalues(
         top, r = theta[-k:], res[-k:]
         return bool(((r <= tol * top.abs()) | (r <= _floor(op, norm))).all())
 
-    alphas, betas = _lanczos_run(op, iterations, _random(op, seed), converged)
+    alphas, betas = _lanczos_run(op, iterations, random_vector(op, seed), converged)
     theta = _ritz(alphas, betas)[0]
     if theta.numel() < k:
         raise RuntimeError(
@@ -187,25 +197,25 @@ def min_eigenvalue(op: LinearOperator, *, iterations: int = 100, tol: float = 1e
     relative to the spectral norm (residual ``<= tol * ||H||``), since near a minimum the smallest eigenvalues
     of a network's Hessian cluster around zero: trust the sign only when ``|value| > tol * ||H||``.
     """
-    _check("iterations", iterations)
+    check_at_least("iterations", iterations)
 
     def converged(theta: Tensor, res: Tensor, norm: float) -> bool:
         return bool(res[0] <= max(tol * norm, _floor(op, norm)))
 
-    alphas, betas = _lanczos_run(op, iterations, _random(op, seed), converged)
+    alphas, betas = _lanczos_run(op, iterations, random_vector(op, seed), converged)
     return float(_ritz(alphas, betas)[0][0])
 
 
 def condition_number_estimate(op: LinearOperator, *, iterations: int = 100, tol: float = 1e-5, seed: int = 0) -> float:
     """``lambda_max / lambda_min`` for a positive definite H from one Lanczos run (both ends converge together);
     ``inf`` when the smallest eigenvalue is <= ``tol * lambda_max`` (singular or indefinite H)."""
-    _check("iterations", iterations)
+    check_at_least("iterations", iterations)
 
     def converged(theta: Tensor, res: Tensor, norm: float) -> bool:
         low, high = float(theta[0]), float(theta[-1])
         return bool(float(res[0]) <= max(tol * abs(low), _floor(op, norm)) and float(res[-1]) <= tol * abs(high))
 
-    alphas, betas = _lanczos_run(op, iterations, _random(op, seed), converged)
+    alphas, betas = _lanczos_run(op, iterations, random_vector(op, seed), converged)
     theta = _ritz(alphas, betas)[0]
     low, high = float(theta[0]), float(theta[-1])
     return high / low if high > 0 and low > tol * high else math.inf
@@ -217,12 +227,12 @@ def power_iteration(
     """The baseline: the ``k`` largest-magnitude eigenvalues by power iteration with deflation (PyHessian's
     method): for each, iterate ``v <- Hv / ||Hv||`` orthogonal to the eigenvectors found so far, until the
     Rayleigh quotient changes by less than ``tol`` relatively, or for ``iterations`` products."""
-    _check("k", k)
-    _check("iterations", iterations)
+    check_at_least("k", k)
+    check_at_least("iterations", iterations)
     found: list[Tensor] = []
     values: list[float] = []
     for i in range(k):
-        v = _random(op, seed + i)
+        v = random_vector(op, seed + i)
         value = math.nan
         for _ in range(iterations):
             for u in found:
@@ -239,32 +249,24 @@ def power_iteration(
     return torch.tensor(values, dtype=torch.float64)
 
 
-def hessian_trace(op: LinearOperator, samples: int = 100, *, seed: int = 0) -> float:
-    """Hutchinson's estimate of ``tr H``: the mean of ``z' H z`` over ``samples`` Rademacher vectors ``z``.
-
-    Its standard error is ``sqrt(2 * sum_{i != j} H_ij^2 / samples)``: exact for diagonal H, and within a few
-    percent after ~100 samples when H is dominated by its diagonal or has a large trace."""
-    _check("samples", samples)
-    total = 0.0
-    for i in range(samples):
-        z = _random(op, seed + i, "rademacher")
-        total += float(torch.dot(z, op.matvec(z)))
-    return total / samples
-
-
 def spectral_quadrature(
-    op: LinearOperator, *, num_runs: int = 10, lanczos_steps: int = 50, seed: int = 0
+    op: LinearOperator, *, num_runs: int = 10, lanczos_steps: int = 50, seed: int = 0, block_size: int = 10
 ) -> tuple[Tensor, Tensor]:
     """Stochastic Lanczos quadrature: nodes ``theta_j`` and weights ``tau_j / num_runs`` (summing to 1) over
-    ``num_runs`` Lanczos runs of ``lanczos_steps`` from Gaussian start vectors (float64, concatenated)."""
-    _check("num_runs", num_runs)
-    _check("lanczos_steps", lanczos_steps)
+    ``num_runs`` Lanczos runs of ``lanczos_steps`` from Gaussian start vectors (seeds ``seed``, ``seed + 1``,
+    ...; float64, concatenated). The runs are independent: ``block_size`` of them go in lockstep, one block of
+    products (``matmat``) per step, holding ``block_size * lanczos_steps`` basis vectors."""
+    check_at_least("num_runs", num_runs)
+    check_at_least("lanczos_steps", lanczos_steps)
+    check_at_least("block_size", block_size)
     nodes, weights = [], []
-    for run in range(num_runs):
-        alphas, betas = _lanczos_run(op, lanczos_steps, _random(op, seed + run))
-        theta, s = _ritz(alphas, betas)
-        nodes.append(theta)
-        weights.append(s[0] ** 2 / num_runs)
+    step = balanced_step(num_runs, block_size)
+    for first in range(0, num_runs, step):
+        starts = random_block(op, range(seed + first, seed + min(first + step, num_runs)))
+        for alphas, betas in _lanczos_block(op, lanczos_steps, starts):
+            theta, s = _ritz(alphas, betas)
+            nodes.append(theta)
+            weights.append(s[0] ** 2 / num_runs)
     return torch.cat(nodes), torch.cat(weights)
 
 
@@ -276,6 +278,7 @@ def spectral_density(
     seed: int = 0,
     grid_points: int = 1000,
     sigma: float | None = None,
+    block_size: int = 10,
 ) -> tuple[Tensor, Tensor]:
     """The Hessian's eigenvalue density by stochastic Lanczos quadrature, smoothed with a Gaussian kernel.
 
@@ -287,14 +290,17 @@ def spectral_density(
         num_runs: independent Lanczos runs averaged (default 10).
         lanczos_steps: Hessian-vector products per run (default 50).
         seed: seed of the start vectors (default 0).
+        block_size: runs multiplied together as one block (default 10; see :func:`spectral_quadrature`).
         grid_points: grid size (default 1000).
         sigma: kernel width (default: 1% of the spread of the nodes).
 
     Returns:
         ``(grid, density)``, float64 tensors of shape ``(grid_points,)``.
     """
-    _check("grid_points", grid_points, 2)
-    nodes, weights = spectral_quadrature(op, num_runs=num_runs, lanczos_steps=lanczos_steps, seed=seed)
+    check_at_least("grid_points", grid_points, 2)
+    nodes, weights = spectral_quadrature(
+        op, num_runs=num_runs, lanczos_steps=lanczos_steps, seed=seed, block_size=block_size
+    )
     low, high = float(nodes.min()), float(nodes.max())
     if sigma is None:
         sigma = 0.01 * (high - low) if high > low else 1e-3 * max(1.0, abs(high))

@@ -8,8 +8,8 @@ Two ways to get ``Hv = d/dt grad L(theta + t v) |_{t=0}``:
   :func:`torch.func.functional_call` of the model. In JAX this is the recommended order.
 
 :class:`HessianOperator` wraps a model, a loss and a batch as a matrix-free linear operator on the flattened
-parameters (``matvec``, ``gradient``, ``dim``, ``num_products``); :mod:`regopt.diagnostics.curvature` runs
-Lanczos, Hutchinson and spectral density on it.
+parameters (``matvec``, ``matmat`` for a block of vectors, ``gradient``, ``dim``, ``num_products``);
+:mod:`regopt.diagnostics.curvature` runs Lanczos, Hutchinson and spectral density on it.
 
 Under data parallelism (``torch.distributed``), ``HessianOperator(..., distributed=True)`` describes the
 *global* batch: each rank computes the loss, gradient and ``H_i v`` on its own shard of ``n_i`` examples, and
@@ -52,8 +52,10 @@ from typing import Literal
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.func import functional_call, grad, jvp
+from torch.func import functional_call, grad, jvp, vjp, vmap
 from torch.nn.parallel import DistributedDataParallel
+
+from regopt.diagnostics.probes import balanced_step
 
 __all__ = ["HessianOperator", "backward_with_hvp", "hvp", "hvp_func"]
 
@@ -65,15 +67,24 @@ def _zeros_for_none(tensors: Sequence[Tensor | None], like: Sequence[Tensor]) ->
 
 
 def _grad_of_grads(
-    grads: Sequence[Tensor | None], params: Sequence[Tensor], v: Sequence[Tensor], *, retain_graph: bool = True
+    grads: Sequence[Tensor | None],
+    params: Sequence[Tensor],
+    v: Sequence[Tensor],
+    *,
+    retain_graph: bool = True,
+    batch: int | None = None,
 ) -> list[Tensor]:
-    """``grad(g . v, params)`` for ``grads`` built with ``create_graph=True``; the graph is kept if asked."""
+    """``grad(g . v, params)`` for ``grads`` built with ``create_graph=True``; the graph is kept if asked. With
+    ``batch = k``, each ``v`` has a leading dimension of ``k`` vectors (``is_grads_batched``)."""
     pairs = [(g, vi) for g, vi in zip(grads, v, strict=True) if g is not None and g.requires_grad]
+    like = list(params) if batch is None else [p.new_empty(batch, *p.shape) for p in params]
     if not pairs:  # the loss is (at most) linear in params: H = 0
-        return [torch.zeros_like(p) for p in params]
+        return [torch.zeros_like(p) for p in like]
     outs, vs = zip(*pairs, strict=True)
-    hv = torch.autograd.grad(outs, params, grad_outputs=vs, retain_graph=retain_graph, allow_unused=True)
-    return _zeros_for_none(hv, params)
+    hv = torch.autograd.grad(
+        outs, params, grad_outputs=vs, retain_graph=retain_graph, allow_unused=True, is_grads_batched=batch is not None
+    )
+    return _zeros_for_none(hv, like)
 
 
 def hvp(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], v: Sequence[Tensor]) -> list[Tensor]:
@@ -202,7 +213,8 @@ class HessianOperator:
 
     ``H`` is ``dim x dim`` with ``dim`` the number of parameter entries, flattened in ``params`` order (each
     tensor row-major, as ``torch.cat([p.reshape(-1) for p in params])``). :meth:`matvec` returns ``H v``,
-    :meth:`gradient` the flat gradient, :attr:`num_products` counts Hessian-vector products.
+    :meth:`matmat` ``H v_i`` for a block of vectors at once, :meth:`gradient` the flat gradient,
+    :attr:`num_products` counts Hessian-vector products (a block of k counts k).
 
     Args:
         model: the model; its parameters *at the time of each call* are the point (after an in-place change,
@@ -256,6 +268,7 @@ class HessianOperator:
         self.dtype, self.device = self.params[0].dtype, self.params[0].device
         self.num_products = 0
         self._graph: tuple[Tensor, tuple[Tensor | None, ...], tuple[int, ...]] | None = None
+        self._vjp: tuple[Callable[..., tuple[tuple[Tensor, ...]]], tuple[int, ...]] | None = None
         self.distributed, self.group = distributed, group
         self._share = 1.0  # this rank's n_i / sum_i n_i
         if group is not None and not distributed:
@@ -292,8 +305,8 @@ class HessianOperator:
         return [c.view_as(p) for c, p in zip(flat.split(self.numels), self.params, strict=True)]
 
     def refresh(self) -> None:
-        """Drop the kept graph (e.g. after changing ``x``, ``y`` or the parameters out of place)."""
-        self._graph = None
+        """Drop the kept graphs (e.g. after changing ``x``, ``y`` or the parameters out of place)."""
+        self._graph = self._vjp = None
 
     def _kept_graph(self) -> tuple[Tensor, tuple[Tensor | None, ...]]:
         versions = tuple(p._version for p in self.params)
@@ -325,6 +338,68 @@ class HessianOperator:
         return self._global(self.flatten(hv))
 
     __matmul__ = matvec
+
+    def _gradient_vjp(self) -> Callable[..., tuple[tuple[Tensor, ...]]] | None:
+        """``u -> (H u,)`` as a ``torch.func.vjp`` of the gradient, kept like the graph (``None`` when some
+        parameter is not the model's, so ``functional_call`` cannot reach it)."""
+        if "" in self.names:
+            return None
+        versions = tuple(p._version for p in self.params)
+        if self._vjp is None or self._vjp[1] != versions:
+            self._vjp = None  # free the old graph first
+            model, names, x, y, loss_fn = self.model, self.names, self.x, self.y, self.loss_fn
+
+            def loss(theta: tuple[Tensor, ...]) -> Tensor:
+                return loss_fn(functional_call(model, dict(zip(names, theta, strict=True)), (x,)), y)
+
+            fn = vjp(grad(loss), tuple(p.detach() for p in self.params))[1]
+            self._vjp = (fn, versions)
+        return self._vjp[0]
+
+    def matmat(self, vectors: Tensor, *, chunk_size: int | None = 32) -> Tensor:
+        r"""``H v_i`` for a block of flat vectors at once: ``vectors`` is ``(k, dim)``, one vector per **row**
+        (batch-first, as ``torch.func.vmap``), and so is the result (``(H V^T)^T = V H``, H symmetric).
+
+        Reverse-over-reverse with ``torch.func``: the forward and first backward pass are traced once
+        (``vjp(grad(L), theta)``, kept while the parameters are unchanged, like :meth:`matvec`'s graph), and
+        ``vmap`` runs its backward for ``chunk_size`` vectors at a time, so memory stays bounded at about
+        ``chunk_size`` times one product's. Measured faster than both ``vmap`` over ``jvp(grad(L))``
+        (forward-over-reverse) and a batched backward through :meth:`matvec`'s autograd graph
+        (``is_grads_batched``): BENCHMARKS.md, "Curvature estimators against curvlinops". Parameters that are
+        not the model's fall back to that batched backward. Equal to stacked :meth:`matvec` calls up to rounding
+        (for a model with random layers, such as dropout in training mode, each graph draws its own masks: use
+        ``eval()``).
+
+        Args:
+            vectors: ``(k, dim)`` block, one vector per row.
+            chunk_size: at most this many vectors per vectorized backward pass, split evenly (default 32;
+                ``None``: all ``k`` at once).
+
+        Returns:
+            ``(k, dim)`` block whose row i is ``H v_i`` (all-reduced like :meth:`matvec` when distributed).
+        """
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"expected a block of shape (k, {self.dim}), got {tuple(vectors.shape)}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
+        vectors = vectors.to(dtype=self.dtype, device=self.device)
+        k = vectors.shape[0]
+        self.num_products += k
+        blocks = [c.reshape(k, *p.shape) for c, p in zip(vectors.split(self.numels, dim=1), self.params, strict=True)]
+        fn = self._gradient_vjp() if k else None
+        step = balanced_step(k, chunk_size or max(k, 1))  # equal chunks: 33 by 32 -> 17 + 16
+        if fn is not None:
+            hv = list(vmap(fn, chunk_size=step)(tuple(blocks))[0])
+        elif k:
+            grads = self._kept_graph()[1]
+            parts = [
+                _grad_of_grads(grads, self.params, [b[i : i + step] for b in blocks], batch=min(step, k - i))
+                for i in range(0, k, step)
+            ]
+            hv = [torch.cat(ps) for ps in zip(*parts, strict=True)]
+        else:
+            hv = blocks
+        return self._global(torch.cat([h.reshape(k, n) for h, n in zip(hv, self.numels, strict=True)], dim=1))
 
     def dense(self) -> Tensor:
         """The full ``dim x dim`` Hessian, column by column (``dim`` products; for small models and tests)."""
