@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from regopt.lab.gallery.chapters import CLAIMS, chapter_of
-from regopt.lab.gallery.quadratic_counts import closure_method, quadratic, theory
+from regopt.lab.gallery.quadratic_counts import closure_method, gradient_descent, heavy_ball, quadratic, theory
 from regopt.lab.gallery.registry import GALLERY
 from regopt.lab.gallery.second_order import KAPPAS, N, second_order
 from regopt.optim import LBFGS
@@ -31,7 +31,7 @@ def counts(numbers, method):
 
 def test_registered_in_chapter_8():
     assert GALLERY["second_order"] is second_order
-    assert chapter_of("second_order") == "8, optimization" and "sqrt(kappa)" in CLAIMS["second_order"]
+    assert chapter_of("second_order") == "8, optimization" and "within 3x of CG" in CLAIMS["second_order"]
 
 
 def test_theory_bounds_by_hand():
@@ -63,6 +63,7 @@ def test_iterations_grow_as_the_theory_says(run):
     for method in ("BFGS", "L-BFGS"):  # quasi-Newton: well under gradient descent once kappa >= 100
         qn = counts(n, method)
         assert all(qn[k] < gd[k] / 2 for k in KAPPAS[1:])
+        assert all(qn[k] < 3 * cg[k] for k in KAPPAS)  # the claim: within 3x of CG's
 
     rows = table_rows(out / "second_order" / "table.md")
     with open(out / "second_order" / "iterations.csv") as f:
@@ -105,3 +106,21 @@ def test_stepwise_counting_matches_one_long_step():
     assert int(long.state[x]["n_iter"]) == count.iterations
     assert int(long.state[x]["func_evals"]) == count.evaluations
     assert p.f(x.detach()) < 1e-8 * p.f(torch.zeros_like(x))
+
+
+def test_heavy_ball_is_torch_sgd_with_momentum():
+    """The docstring's claim: ``torch.optim.SGD(lr, momentum=beta)`` takes heavy ball's steps, so it needs as many
+    iterations at the same optimal parameters."""
+    p = quadratic(100.0, 20, 1)
+    big, small = math.sqrt(float(p.lam[-1])), math.sqrt(float(p.lam[0]))  # 10 and 1
+    lr, beta = 4 / (big + small) ** 2, ((big - small) / (big + small)) ** 2
+    x = torch.zeros_like(p.x_star).requires_grad_()
+    sgd = torch.optim.SGD([x], lr=lr, momentum=beta)
+    target, k = 1e-8 * p.f(x.detach()), 0
+    while p.f(x.detach()) >= target and k < 1000:
+        sgd.zero_grad()
+        (0.5 * (x - p.x_star) @ (p.a @ (x - p.x_star))).backward()
+        sgd.step()
+        k += 1
+    assert heavy_ball(p, 1e-8, 1000).iterations == k
+    assert gradient_descent(p, 1e-8, 10_000).iterations > 3 * k
