@@ -22,6 +22,7 @@ ENTRIES = (
     "ill_conditioning",
     "saddle",
     "cliff",
+    "second_order",
     # chapter 7
     "l1_vs_l2",
     "alpha_curve",
