@@ -67,7 +67,7 @@ class LBFGS(LineSearchOptimizer):
     Example:
         >>> import torch
         >>> x = torch.nn.Parameter(torch.tensor([-1.2, 1.0], dtype=torch.float64))
-        >>> opt = LBFGS([x], max_iter=100)
+        >>> opt = LBFGS([x], max_iter=100, tolerance_grad=1e-10, tolerance_change=1e-15)  # run to the minimum
         >>> def closure():
         ...     opt.zero_grad()
         ...     loss = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
