@@ -43,6 +43,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from regopt.diagnostics.hvp import FlatCoordinates
+
 __all__ = ["GGNOperator", "GaussNewtonProducts"]
 
 
@@ -106,7 +108,7 @@ class GaussNewtonProducts:
         return self.vjp(self.output_hvp(self.jvp(v)))
 
 
-class GGNOperator:
+class GGNOperator(FlatCoordinates):
     r"""The generalized Gauss-Newton matrix of ``loss_fn(model(x), y)`` as an operator on flat parameter vectors.
 
     Same protocol and coordinates as :class:`~regopt.diagnostics.hvp.HessianOperator` (parameters flattened in
@@ -141,16 +143,6 @@ class GGNOperator:
         self.num_products = 0
         self._products: GaussNewtonProducts | None = None
         self._versions: tuple[int, ...] = ()
-
-    def flatten(self, tensors: Sequence[Tensor]) -> Tensor:
-        """Concatenate per-parameter tensors into one flat vector (the operator's coordinates)."""
-        return torch.cat([t.reshape(-1) for t in tensors])
-
-    def unflatten(self, flat: Tensor) -> list[Tensor]:
-        """Split a flat vector into tensors shaped like ``params``."""
-        if flat.shape != (self.dim,):
-            raise ValueError(f"expected a flat vector of shape ({self.dim},), got {tuple(flat.shape)}")
-        return [c.view_as(p) for c, p in zip(flat.split(self.numels), self.params, strict=True)]
 
     def refresh(self) -> None:
         """Drop the kept graphs (e.g. after changing ``x`` or ``y``)."""

@@ -208,7 +208,26 @@ def hvp_func(
     return list(hv)
 
 
-class HessianOperator:
+class FlatCoordinates:
+    """A curvature operator's coordinates: its parameters' entries in one flat vector (``params``, their
+    ``numels`` and total ``dim`` are the operator's)."""
+
+    params: list[Tensor]
+    numels: list[int]
+    dim: int
+
+    def flatten(self, tensors: Sequence[Tensor]) -> Tensor:
+        """Concatenate per-parameter tensors into one flat vector (the operator's coordinates)."""
+        return torch.cat([t.reshape(-1) for t in tensors])
+
+    def unflatten(self, flat: Tensor) -> list[Tensor]:
+        """Split a flat vector into tensors shaped like ``params``."""
+        if flat.shape != (self.dim,):
+            raise ValueError(f"expected a flat vector of shape ({self.dim},), got {tuple(flat.shape)}")
+        return [c.view_as(p) for c, p in zip(flat.split(self.numels), self.params, strict=True)]
+
+
+class HessianOperator(FlatCoordinates):
     r"""The Hessian of ``loss_fn(model(x), y)`` w.r.t. the parameters, as a matrix-free operator on flat vectors.
 
     ``H`` is ``dim x dim`` with ``dim`` the number of parameter entries, flattened in ``params`` order (each
@@ -293,16 +312,6 @@ class HessianOperator:
         total = local * self._share
         dist.all_reduce(total, group=self.group)
         return total
-
-    def flatten(self, tensors: Sequence[Tensor]) -> Tensor:
-        """Concatenate per-parameter tensors into one flat vector (the operator's coordinates)."""
-        return torch.cat([t.reshape(-1) for t in tensors])
-
-    def unflatten(self, flat: Tensor) -> list[Tensor]:
-        """Split a flat vector into tensors shaped like ``params``."""
-        if flat.shape != (self.dim,):
-            raise ValueError(f"expected a flat vector of shape ({self.dim},), got {tuple(flat.shape)}")
-        return [c.view_as(p) for c, p in zip(flat.split(self.numels), self.params, strict=True)]
 
     def refresh(self) -> None:
         """Drop the kept graphs (e.g. after changing ``x``, ``y`` or the parameters out of place)."""
