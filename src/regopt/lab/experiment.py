@@ -19,6 +19,7 @@ from torch import nn
 from regopt.diagnostics import clip_by_norm, clip_by_value
 from regopt.init import initialize
 from regopt.lab.batch_order import has_batch_norm
+from regopt.lab.closure_config import check_closure_config
 from regopt.lab.config import ConfigError, RunConfig
 from regopt.lab.curriculum import check_curriculum, curriculum_order, reference_difficulty
 from regopt.lab.data import DataError, Dataset, load_dataset
@@ -31,7 +32,7 @@ from regopt.lab.pretraining import GreedyPretraining
 from regopt.lab.registry import build_optimizer, build_scheduler
 from regopt.lab.regularization import regularization_hooks, regularize_model
 from regopt.lab.trainer import EvalView, ModelAction, Trainer, default_loss, steps_per_epoch
-from regopt.optim import PolyakAveraging, needs_closure
+from regopt.optim import PolyakAveraging
 from regopt.regularize import EarlyStopping
 
 
@@ -147,16 +148,6 @@ def check_backward_sharing(config: RunConfig, world: World | None = None) -> Non
         )
 
 
-def check_closure_precision(config: RunConfig, optimizer: torch.optim.Optimizer) -> None:
-    """An optimizer that needs a closure (SAM, L-BFGS) re-runs forward and backward inside its step, where torch's
-    GradScaler can neither unscale the gradients nor skip an overflowed step."""
-    if config.train.precision == "fp16" and needs_closure(optimizer):
-        raise ConfigError(
-            f'train.precision: "fp16" cannot drive optimizer {config.optimizer.name!r}, which needs a closure '
-            '(torch\'s GradScaler does not support closures); use "bf16" or "32"'
-        )
-
-
 def build_run_model(
     config: RunConfig, data: Dataset, device: torch.device, pretraining: GreedyPretraining | None = None
 ) -> nn.Module:
@@ -210,7 +201,7 @@ def build_experiment(
         check_fsdp(config)
         model = shard_parameters(model, device)
     optimizer = build_optimizer(config.optimizer, model)
-    check_closure_precision(config, optimizer)
+    check_closure_config(config, optimizer, world)
     output = digit_output if config.multitask is not None else None
     regularization = regularization_hooks(config.regularize, model, optimizer, data, output=output)
     steps = steps_per_epoch(len(data.x_train), config.train.batch_size, model)  # as the Trainer will take them

@@ -18,7 +18,19 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-from regopt.optim import BFGS, LBFGS, SGD, AdaGrad, Adam, AdamW, ConjugateGradient, DeltaBarDelta, RMSProp
+from regopt.optim import (
+    BFGS,
+    LBFGS,
+    SGD,
+    AdaGrad,
+    Adam,
+    AdamW,
+    ConjugateGradient,
+    DeltaBarDelta,
+    HessianFree,
+    Newton,
+    RMSProp,
+)
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
@@ -30,6 +42,8 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "lbfgs": LBFGS,
     "bfgs": BFGS,
     "cg": ConjugateGradient,
+    "newton": Newton,
+    "hessian_free": HessianFree,
     "torch.sgd": torch.optim.SGD,
     "torch.adagrad": torch.optim.Adagrad,
     "torch.rmsprop": torch.optim.RMSprop,

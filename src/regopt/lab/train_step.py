@@ -22,6 +22,17 @@ closure that runs them on the same batch (already transformed, so the same augme
                      first call only: monitor.after_backward(step) for each    # the gradient at theta
                      every call: transform(model) for each grad transform     # the gradient the optimizer uses
 
+An optimizer that differentiates the closure itself (:func:`regopt.optim.differentiates_closure`: Newton,
+HessianFree) gets a closure that runs no backward and returns the objective with its graph, and the output::
+
+    closure()        forward and objective of the whole batch; return (total, output)
+    after the step   monitor.after_backward(step) for each     # .grad: the gradient at theta, set by the optimizer
+
+It needs the whole batch's graph in one piece, so it refuses ``accumulate > 1``, gradient transforms (clipping
+cannot act on a step the optimizer computes from the loss itself), a world of ranks (``autograd.grad`` bypasses
+DistributedDataParallel's all-reduce) and the ill-conditioning monitor without a probe batch (its backward
+would consume the graph): :func:`check_closure`.
+
 The returned loss is the first call's (at the parameters the step started from); a monitor's own backward runs
 in the first call only. Clipping runs on every gradient the optimizer reads: for SAM that is the gradient at
 theta (which only sets the direction of the ascent) and the one at theta + e (which the base optimizer steps
@@ -54,7 +65,7 @@ from regopt.lab.distributed import World
 from regopt.lab.objective import ObjectiveTerm, Penalty, TrainingBatch, objective
 from regopt.lab.precision import MixedPrecision
 from regopt.monitor import Monitor
-from regopt.optim import needs_closure
+from regopt.optim import differentiates_closure, needs_closure
 
 
 class TrainerStep:
@@ -87,6 +98,8 @@ class TrainerStep:
         for transform in self.batch_transforms:  # batch transforms (training only)
             x, y = transform(x, y)
         step = self.step + 1
+        if differentiates_closure(self.optimizer):
+            return self._graph_closure_step(x, y, step)
         if needs_closure(self.optimizer):
             return self._closure_step(x, y, step, weight)
         loss = self._forward_backward(x, y, step, weight)
@@ -129,6 +142,32 @@ class TrainerStep:
         if not first:
             name = type(self.optimizer).__name__
             raise RuntimeError(f"{name} needs a closure, but its step did not call the one it was given")
+        for action in self.post_step:  # post-step actions
+            action(self.model)
+        return first[0]
+
+    def _graph_closure_step(self, x: Tensor, y: Tensor, step: int) -> Tensor:
+        """``optimizer.step(closure)`` with a closure that returns ``(objective, output)`` with their graphs (the
+        optimizer differentiates them), then the monitors' ``after_backward`` and the post-step actions."""
+        first: list[Tensor] = []
+
+        def closure() -> tuple[Tensor, Tensor]:
+            self.optimizer.zero_grad(set_to_none=True)
+            with self.precision.autocast():
+                output = self.train_forward(x)  # forward
+                loss = self.loss_fn(output, y)  # task loss
+                total = objective(TrainingBatch(self.model, x, y, output, loss), self.penalties, self.terms)
+            if not first:
+                first.append(loss.detach())
+            return total, output
+
+        self.optimizer.step(closure)  # type: ignore[arg-type]  # a (loss, output) pair, as Newton takes
+        if not first:
+            name = type(self.optimizer).__name__
+            raise RuntimeError(f"{name} needs a closure, but its step did not call the one it was given")
+        for monitor in self.monitors:  # .grad: the gradient at theta, written by the optimizer
+            if hasattr(monitor, "after_backward"):
+                monitor.after_backward(step)
         for action in self.post_step:  # post-step actions
             action(self.model)
         return first[0]
@@ -183,14 +222,43 @@ def _fsdp_gradient_sync(model: nn.Module, sync: bool) -> Iterator[None]:
         model.set_requires_gradient_sync(True)  # type: ignore[operator]
 
 
-def check_closure_precision(optimizer: Optimizer, precision: MixedPrecision) -> None:
-    """float16's loss scaling and an optimizer that needs a closure do not go together: torch's GradScaler
-    unscales the gradients and skips overflowed steps around ``optimizer.step()``, never inside a closure."""
+def check_closure(
+    optimizer: Optimizer,
+    precision: MixedPrecision,
+    *,
+    accumulate: int,
+    grad_transforms: list[Any],
+    world: World | None,
+    monitors: list[Monitor],
+) -> None:
+    """Refuse, in one line with the reason, what cannot go with an optimizer's closure (see the module
+    docstring): float16's loss scaling with any closure (torch's GradScaler unscales the gradients and skips
+    overflowed steps around ``optimizer.step()``, never inside a closure); and with a closure the optimizer
+    differentiates, accumulation, gradient transforms, a world of ranks and a monitor's own backward."""
     if precision.scaler is not None and needs_closure(optimizer):
         raise ValueError(
             f'precision "fp16" cannot train with {type(optimizer).__name__}, which needs a closure (torch\'s '
             'GradScaler does not support closures); use precision "bf16" or "32"'
         )
+    if not differentiates_closure(optimizer):
+        return
+    name = type(optimizer).__name__
+    if accumulate > 1:
+        raise ValueError(f"accumulate = {accumulate}: {name} differentiates the whole batch's loss at once; use 1")
+    if grad_transforms:
+        raise ValueError(
+            f"gradient transforms (clipping) cannot act on {name}'s step, which it computes from the loss itself"
+        )
+    if world is not None:
+        raise ValueError(
+            f"{name} cannot train under torchrun: its autograd.grad bypasses DistributedDataParallel's all-reduce"
+        )
+    for monitor in monitors:
+        if hasattr(monitor, "backward") and not getattr(monitor, "uses_probe", True):
+            raise ValueError(
+                f"the ill-conditioning monitor needs a probe batch (probe_size) with {name}: its backward on the "
+                "training step would consume the graph the optimizer differentiates"
+            )
 
 
-__all__ = ["TrainerStep", "check_closure_precision"]
+__all__ = ["TrainerStep", "check_closure"]

@@ -37,7 +37,7 @@ from regopt.lab.models.base import ModelError
 from regopt.lab.objective import ObjectiveTerm, Penalty
 from regopt.lab.precision import MixedPrecision, Precision
 from regopt.lab.progress import TrainingProgress
-from regopt.lab.train_step import TrainerStep, check_closure_precision
+from regopt.lab.train_step import TrainerStep, check_closure
 from regopt.lab.trainer_state import TrainerCheckpoint
 from regopt.monitor import Monitor
 
@@ -151,9 +151,9 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
         self.prediction = prediction
         self.accumulate = accumulate
         self.precision = MixedPrecision(precision, data.x_train.device)
-        check_closure_precision(optimizer, self.precision)
         self.compile_model = compile_model
         self.world = world
+        self._check_closure(optimizer)
         batch_norm = self.batch_norm = has_batch_norm(model)
         if batch_norm and min(batch_size // accumulate, len(data.x_train)) < 2:
             split = f" in {accumulate} micro-batches" if accumulate > 1 else ""
@@ -182,10 +182,20 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
         a scheduler, bound to the old optimizer, is not allowed."""
         if self.scheduler is not None:
             raise ValueError("use_model: a scheduler is bound to the old optimizer; train stages without one")
-        check_closure_precision(optimizer, self.precision)
+        self._check_closure(optimizer)
         self.model, self.optimizer, self.eval_views = model, optimizer, list(eval_views)
         self._use_forward_models(model)
         self.model.train()
+
+    def _check_closure(self, optimizer: Optimizer) -> None:
+        check_closure(
+            optimizer,
+            self.precision,
+            accumulate=self.accumulate,
+            grad_transforms=self.grad_transforms,
+            world=self.world,
+            monitors=self.monitors,
+        )
 
     def _use_forward_models(self, model: nn.Module) -> None:
         """What runs the forward passes: ``forward_model`` evaluates (``model``, compiled if asked) and

@@ -21,7 +21,7 @@ from regopt.optim.line_search import strong_wolfe
 from regopt.optim.newton import Newton
 from regopt.optim.param_groups import decay_groups
 from regopt.optim.rmsprop import RMSProp
-from regopt.optim.sam import SAM, needs_closure
+from regopt.optim.sam import SAM, differentiates_closure, needs_closure
 from regopt.optim.schedules import linear_decay
 from regopt.optim.sgd import SGD
 
@@ -43,6 +43,7 @@ __all__ = [
     "RMSProp",
     "conjugate_gradient",
     "decay_groups",
+    "differentiates_closure",
     "linear_decay",
     "needs_closure",
     "strong_wolfe",

@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from regopt._checks import check_int, check_real
-from regopt.optim.newton import flat_params, set_flat_, single_group_params
+from regopt.optim.newton import flat_params, set_flat_, set_grad_, single_group_params
 
 __all__ = ["HessianFree"]
 
@@ -68,7 +68,8 @@ class HessianFree(Optimizer):
         q = g'd + 1/2 d'B d                         (the model's predicted change; d'Bd from CG's residual)
         rho = (f(theta + d) - f(theta)) / q         (one more closure call, without a graph)
         lambda <- 3/2 lambda if rho < 1/4;  2/3 lambda if rho > 3/4      (Levenberg-Marquardt)
-        theta <- theta + d if f(theta + d) < f(theta), else theta unchanged
+        s = lr d;  q = g's + 1/2 s'B s; rho = (f(theta + s) - f(theta)) / q     (lr = 1: the lines above)
+        theta <- theta + s if f(theta + s) < f(theta), else theta unchanged
 
     The forcing term ``min(cg_tol, sqrt(||g||))`` makes CG exact enough near a minimum for superlinear convergence
     (Nocedal & Wright 2006, Theorem 7.2) while truncating it early far from one. On an indefinite Hessian CG stops
@@ -78,7 +79,10 @@ class HessianFree(Optimizer):
 
     The closure is called under ``torch.enable_grad`` and must return, with their graphs (it may call
     ``zero_grad``, not ``backward``): the loss, for ``curvature="hessian"``; ``(loss, output)``, the loss and the
-    model output it was computed from, for ``curvature="ggn"``. ``.grad`` is left alone. The current ``lambda``
+    model output it was computed from, for ``curvature="ggn"``. The gradient is the loss's whole gradient (a
+    penalty computed from the parameters directly counts), the Gauss-Newton matrix the curvature through
+    ``output`` only (a penalty's curvature, ``alpha I`` for L2, is then left to the damping). After the step each
+    parameter's ``.grad`` holds ``g``, the gradient at the point the step started from. The current ``lambda``
     is the param group's ``"damping"`` (adapted in place, saved by ``state_dict``); ``state[first param]`` holds
     ``direction`` (the last CG solution) and the counts ``func_evals`` (closure calls), ``products``
     (curvature-vector products) and ``n_iter`` (steps).
@@ -91,6 +95,7 @@ class HessianFree(Optimizer):
         cg_tol: the largest forcing term: CG stops at ``||r|| <= min(cg_tol, sqrt(||g||)) ||g||`` (default ``0.5``).
         warm_start: CG starts from ``warm_start`` times the previous solution (default ``0.95``, Martens' value;
             ``0`` starts from zero).
+        lr: scales the step CG found (default ``1``, Martens' full step); a schedule may decay it.
 
     Example:
         >>> import torch
@@ -112,6 +117,12 @@ class HessianFree(Optimizer):
         Goodfellow, I., Bengio, Y. & Courville, A. (2016). Deep Learning, sec. 8.6.
     """
 
+    needs_closure = True
+    """``step`` must be given a closure (:func:`regopt.optim.needs_closure`)."""
+    differentiates_closure = True
+    """The closure returns the loss (and output) with graphs and the optimizer differentiates them
+    (:func:`regopt.optim.differentiates_closure`)."""
+
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
@@ -120,6 +131,7 @@ class HessianFree(Optimizer):
         cg_max_iter: int = 100,
         cg_tol: float = 0.5,
         warm_start: float = 0.95,
+        lr: float = 1.0,
     ) -> None:
         if curvature not in ("ggn", "hessian"):
             raise ValueError(f"curvature must be 'ggn' or 'hessian', got {curvature!r}")
@@ -128,7 +140,9 @@ class HessianFree(Optimizer):
         check_real("cg_tol", cg_tol, positive=True)
         if not check_real("warm_start", warm_start) <= 1:
             raise ValueError(f"warm_start must be a finite number in [0, 1], got {warm_start!r}")
+        check_real("lr", lr, positive=True)
         defaults = {
+            "lr": float(lr),
             "curvature": curvature,
             "damping": float(damping),
             "cg_max_iter": cg_max_iter,
@@ -156,7 +170,8 @@ class HessianFree(Optimizer):
 
             assert output is not None
             ggn = GaussNewtonProducts(loss, output, params)
-            return loss, flat(ggn.gradient()), lambda v: flat(ggn.matvec(shaped(v)))
+            gradient = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)  # penalties too
+            return loss, flat(gradient), lambda v: flat(ggn.matvec(shaped(v)))
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
         live = [(gr, i) for i, gr in enumerate(grads) if gr is not None and gr.requires_grad]
 
@@ -204,11 +219,12 @@ class HessianFree(Optimizer):
         loss, g, d, r = self._solve(closure, params, group, state)  # the graphs are freed on return
         state["direction"] = d
 
-        f0 = float(loss)
+        f0, t = float(loss), float(group["lr"])
         dd = float(d @ d)
-        predicted = float(g @ d) + 0.5 * (float(d @ (-g - r)) - lam * dd)  # d'(B + lam I)d = d'(b - r)
+        # q(t d) = t g'd + t^2/2 d'Bd, with d'(B + lam I)d = d'(b - r) from CG's residual
+        predicted = t * float(g @ d) + 0.5 * t * t * (float(d @ (-g - r)) - lam * dd)
         theta0 = flat_params(params)
-        set_flat_(params, theta0 + d)
+        set_flat_(params, theta0 + t * d)
         new = closure()
         state["func_evals"] += 1
         f_new = float(new[0] if isinstance(new, tuple) else new)
@@ -219,5 +235,6 @@ class HessianFree(Optimizer):
             group["damping"] = lam * 2 / 3
         if not f_new < f0:  # reject: back to theta (lambda has grown)
             set_flat_(params, theta0)
+        set_grad_(params, g)
         state["n_iter"] += 1
         return loss

@@ -25,10 +25,16 @@ MAX_HALVINGS = 40
 """The backtracking line search halves ``t`` at most this many times (``t >= 2^-40``), then takes that step."""
 
 
+def closure_value(result: Any) -> Any:
+    """The loss of a closure's result: ``result`` itself, or the first item of a ``(loss, output)`` pair."""
+    return result[0] if isinstance(result, tuple) and len(result) == 2 else result
+
+
 def closure_loss(closure: Callable[[], Any], name: str) -> Tensor:
-    """Call ``closure()`` under ``torch.enable_grad`` and check it returned a scalar tensor with a graph."""
+    """Call ``closure()`` under ``torch.enable_grad`` and check it returned a scalar tensor with a graph (alone
+    or as the first item of a ``(loss, output)`` pair)."""
     with torch.enable_grad():
-        loss = closure()
+        loss = closure_value(closure())
     if not isinstance(loss, Tensor) or loss.dim() != 0:
         raise ValueError(f"{name}'s closure must return the scalar loss as a tensor, got {type(loss).__name__}")
     if not loss.requires_grad:
@@ -52,6 +58,19 @@ def set_flat_(params: list[Tensor], theta: Tensor) -> None:
             n = p.numel()
             p.copy_(theta[offset : offset + n].view_as(p))
             offset += n
+
+
+def set_grad_(params: list[Tensor], g: Tensor) -> None:
+    """Write the flat gradient ``g`` into ``params``' ``.grad`` (reusing the tensors already there)."""
+    offset = 0
+    for p in params:
+        n = p.numel()
+        chunk = g[offset : offset + n].view_as(p)
+        if p.grad is None:
+            p.grad = chunk.clone()
+        else:
+            p.grad.copy_(chunk)
+        offset += n
 
 
 def hessian_rows(g: Tensor, params: list[Tensor], block: Tensor, *, batched: bool) -> Tensor:
@@ -89,7 +108,7 @@ class Newton(Optimizer):
         g, H = grad f(theta), hess f(theta)           (H: dim gradients of g, HESSIAN_BLOCK rows per pass)
         d = -(H + lambda I)^{-1} g                      (saddle_free=False)
         d = -(|H| + lambda I)^{-1} g,  |H| = Q |Lambda| Q'   (saddle_free=True, H = Q Lambda Q')
-        t = 1, or halved until f(theta + t d) <= f(theta) + c t g'd   (line_search="backtracking")
+        t = lr, or halved from lr until f(theta + t d) <= f(theta) + c t g'd   (line_search="backtracking")
         theta <- theta + t d
 
     Near a saddle point ``H`` has negative eigenvalues and the Newton step goes *toward* the saddle along
@@ -101,15 +120,20 @@ class Newton(Optimizer):
     possible for an indefinite ``H``) is replaced by ``-g``.
 
     The closure is called under ``torch.enable_grad`` and must *return* the loss with its graph (it may call
-    ``zero_grad``, but not ``backward``): the optimizer takes ``g`` with ``create_graph=True`` and each Hessian
-    row as a gradient of ``g``. Further calls by the line search run under ``torch.no_grad``. ``.grad`` is left
-    alone. ``state[first param]`` counts ``func_evals`` (closure calls) and ``n_iter`` (steps).
+    ``zero_grad``, but not ``backward``), alone or as the first item of a ``(loss, output)`` pair (the closure
+    :class:`~regopt.optim.hessian_free.HessianFree` takes): the optimizer takes ``g`` with ``create_graph=True``
+    and each Hessian row as a gradient of ``g``. Further calls by the line search run under ``torch.no_grad``.
+    After the step each parameter's ``.grad`` holds ``g``, the gradient at the point the step started from (as
+    after torch's closure optimizers, so gradient monitors can read it). ``state[first param]`` counts
+    ``func_evals`` (closure calls) and ``n_iter`` (steps).
 
     Args:
         params: the parameters (one param group; all are coupled through ``H``).
         damping: ``lambda >= 0`` added to the diagonal (default ``0``: pure Newton).
         saddle_free: use ``|H|`` (default ``False``).
-        line_search: ``None`` (full step ``t = 1``, default) or ``"backtracking"`` (Armijo, halving ``t``).
+        line_search: ``None`` (the step ``t = lr``, default) or ``"backtracking"`` (Armijo, halving ``t``).
+        lr: the step length ``t`` before any backtracking (default ``1``: the full Newton step); a schedule may
+            decay it.
         max_params: refuse more parameters than this (default ``2000``): the Hessian is ``dim^2`` numbers,
             ``dim`` backward passes and an ``O(dim^3)`` solve per step.
 
@@ -129,6 +153,12 @@ class Newton(Optimizer):
         Nocedal, J. & Wright, S. J. (2006). Numerical Optimization, 2nd ed., sec. 3.1 (backtracking), 3.4.
     """
 
+    needs_closure = True
+    """``step`` must be given a closure (:func:`regopt.optim.needs_closure`)."""
+    differentiates_closure = True
+    """The closure returns the loss with its graph and the optimizer differentiates it
+    (:func:`regopt.optim.differentiates_closure`)."""
+
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
@@ -136,14 +166,16 @@ class Newton(Optimizer):
         saddle_free: bool = False,
         line_search: str | None = None,
         max_params: int = 2000,
+        lr: float = 1.0,
     ) -> None:
         check_real("damping", damping)
+        check_real("lr", lr, positive=True)
         if not isinstance(saddle_free, bool):
             raise ValueError(f"saddle_free must be True or False, got {saddle_free!r}")
         if line_search not in (None, "backtracking"):
             raise ValueError(f"line_search must be None or 'backtracking', got {line_search!r}")
         check_int("max_params", max_params, 1)
-        defaults = {"damping": float(damping), "saddle_free": saddle_free, "line_search": line_search}
+        defaults = {"lr": float(lr), "damping": float(damping), "saddle_free": saddle_free, "line_search": line_search}
         super().__init__(params, defaults)
         self.max_params = max_params
         count = sum(p.numel() for p in single_group_params(self, "Newton"))
@@ -198,7 +230,7 @@ class Newton(Optimizer):
         with torch.enable_grad():
             g, h = self.hessian(loss, params)
         d = self.direction(g, h, group["damping"], group["saddle_free"])
-        theta0, t = flat_params(params), 1.0
+        theta0, t = flat_params(params), float(group["lr"])
         if group["line_search"] == "backtracking":
             slope = float(g @ d)
             if not slope < 0:  # not a descent direction (indefinite H): fall back to steepest descent
@@ -206,11 +238,12 @@ class Newton(Optimizer):
             f0 = float(loss)
             for _ in range(MAX_HALVINGS):
                 set_flat_(params, theta0 + t * d)
-                f_t = float(closure())
+                f_t = float(closure_value(closure()))
                 state["func_evals"] += 1
                 if f_t <= f0 + ARMIJO_C * t * slope:
                     break
                 t *= 0.5
         set_flat_(params, theta0 + t * d)
+        set_grad_(params, g)
         state["n_iter"] += 1
         return loss.detach()

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-__all__ = ["SAM", "needs_closure"]
+__all__ = ["SAM", "differentiates_closure", "needs_closure"]
 
 _KEY = "sam"  # the param_groups[0] key of state_dict() holding rho and adaptive
 _TINY = 1e-12  # added to ||g|| as in the reference implementation (davda54/sam): a zero gradient ascends by 0
@@ -21,6 +21,15 @@ def needs_closure(optimizer: Optimizer) -> bool:
     """Whether ``optimizer.step`` must be given a closure that re-evaluates the loss and its gradient: optimizers
     that declare ``needs_closure = True`` (SAM, the second-order methods) and ``torch.optim.LBFGS``."""
     return bool(getattr(optimizer, "needs_closure", False)) or isinstance(optimizer, torch.optim.LBFGS)
+
+
+def differentiates_closure(optimizer: Optimizer) -> bool:
+    """Whether ``optimizer.step``'s closure must *return* the loss with its graph, without calling ``backward``:
+    the optimizer differentiates it itself (twice, for curvature). These optimizers (Newton, HessianFree) declare
+    ``differentiates_closure = True`` and take a ``(loss, output)`` pair; after the step ``.grad`` holds the
+    gradient at the starting point. Every other closure optimizer's closure runs ``backward`` (torch's
+    convention)."""
+    return bool(getattr(optimizer, "differentiates_closure", False))
 
 
 class SAM(Optimizer):
