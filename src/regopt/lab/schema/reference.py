@@ -115,10 +115,12 @@ def _describe_optimizers(section: Section) -> None:
         "takes the optimizer's own default (for `coordinate` and `sam`, that of the optimizer they wrap: `inner`, "
         "`base`). An omitted `lr` is that default, recorded in the run directory's config.toml. "
         "`sam` (Foret et al. 2021) steps its `base` optimizer with the gradient at the ascent point theta + rho "
-        "g/||g|| of the same batch (two forward and backward passes per step). `sam` and `torch.lbfgs` are "
-        "stepped with a closure that re-runs the step's forward and backward on the same batch (`torch.lbfgs` "
-        "is meant full-batch: `train.batch_size` at least the training set); neither trains under "
-        '`train.precision = "fp16"`. '
+        "g/||g|| of the same batch (two forward and backward passes per step). `sam` and the second-order "
+        "methods (`lbfgs`, `bfgs`, `cg`, `newton`, `hessian_free`, `torch.lbfgs`; sec. 8.6) are stepped with a "
+        "closure that re-runs the step's forward (and backward) on the same batch (the second-order ones are meant "
+        "full-batch: `train.batch_size` at least the training set); none trains under "
+        '`train.precision = "fp16"`. `newton` and `hessian_free` differentiate the loss themselves, so they refuse '
+        "`train.accumulate` > 1, clipping, torchrun and `ill_conditioning` without `probe_size`. "
         "`no_decay_bias_norm` (default true) keeps biases and normalization parameters out of weight decay.\n\n"
         "| optimizer | default `lr` | keys besides `name` |\n| --- | --- | --- |\n" + "\n".join(rows)
     )
