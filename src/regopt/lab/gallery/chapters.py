@@ -71,7 +71,8 @@ CLAIMS: dict[str, str] = {
     "walks down the cliff.",
     "second_order": "On quadratics with condition number kappa = 10 to 1e4, gradient descent's iterations to 1e-8 "
     "grow ~ kappa, heavy ball's and CG's ~ sqrt(kappa), BFGS's and L-BFGS's within 3x of CG's, Newton takes 1; "
-    "full-batch L-BFGS trains a digits MLP to a far lower loss than Adam in as many evaluations.",
+    "full-batch L-BFGS trains a digits MLP to a far lower loss than Adam in as many evaluations; on 200 digits SAM "
+    "ends in flatter minima than its SGD base (top Hessian eigenvalue about half) without a lower test error.",
     "initialization": "The initialization scale decides whether activations and gradients survive 20 layers: with "
     "He (ReLU) or Glorot (tanh) scaling their std stays level, too small a scale makes them vanish.",
     "batch_norm": "A 12-hidden-layer MLP trained at one lr and budget learns much faster with batch normalization "

@@ -169,8 +169,10 @@ def _mlp_table(folder: Path) -> tuple[dict[str, Curve], str, Path, dict[str, tup
 
 @single_threaded
 def second_order(out: Path, progress: bool) -> GalleryResult:
-    """Iterations vs condition number (GD, heavy ball, CG, BFGS, L-BFGS, Newton); L-BFGS vs Adam on a digits MLP."""
-    from regopt.lab.gallery.figures.second_order import plot_mlp, plot_quadratics
+    """Iterations vs condition number (GD, heavy ball, CG, BFGS, L-BFGS, Newton); L-BFGS vs Adam on a digits MLP;
+    SAM vs SGD + momentum on 200 digits (:mod:`regopt.lab.gallery.sharpness`)."""
+    from regopt.lab.gallery.figures.second_order import plot_mlp, plot_quadratics, plot_sharpness
+    from regopt.lab.gallery.sharpness import figure_title, sharpness_table
 
     del progress  # a few seconds: no progress bar
     folder = Path(out) / ENTRY
@@ -179,6 +181,9 @@ def second_order(out: Path, progress: bool) -> GalleryResult:
     figures = [folder / "quadratics.png", folder / "mlp.png"]
     plot_quadratics(iterations, {kappa: theory(kappa, EPS) for kappa in KAPPAS}, figures[0], n=N, eps=EPS)
     plot_mlp(curves, figures[1])
+    runs, sharpness_md, sharpness_numbers = sharpness_table(folder)
+    figures.append(folder / "sharpness.png")
+    plot_sharpness(runs, figures[2], title=figure_title(runs))
 
     def ratio(method: str) -> float:
         return iterations[1e3][method] / iterations[10.0][method]
@@ -193,4 +198,6 @@ def second_order(out: Path, progress: bool) -> GalleryResult:
     numbers |= {f"{m} iterations ratio kappa 1e3 / 10": f"{ratio(m):.3g}" for m in first}
     numbers["Adam lr (best of sweep)"] = best_lr
     numbers |= {key: f"{a:.3g} / {b:.3g}" for key, (a, b) in mlp_numbers.items()}
-    return GalleryResult(entry=ENTRY, files=[*figures, table, mlp_table, csv], numbers=numbers)
+    numbers |= sharpness_numbers
+    files = [*figures[:2], table, mlp_table, csv, figures[2], sharpness_md]
+    return GalleryResult(entry=ENTRY, files=files, numbers=numbers)

@@ -60,3 +60,32 @@ def plot_mlp(curves: Mapping[str, Sequence[tuple[int, float, float]]], path: Pat
         ax.legend()
     fig.suptitle("digits MLP 64-64-10, full batch: L-BFGS vs Adam", fontsize=11)
     save_figure(fig, path)
+
+
+def plot_sharpness(runs: Mapping[str, Sequence[object]], path: Path, *, title: str) -> None:
+    """Two panels, test error and top Hessian eigenvalue: one point per seed (a seed's runs joined by a thin line)
+    and the mean (a bar) for each optimizer."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    methods = list(runs)
+    for ax, (field, label) in zip(
+        axes, (("error", "test error"), ("sharpness", "top Hessian eigenvalue")), strict=True
+    ):
+        values = [[float(getattr(o, field)) for o in runs[m]] for m in methods]
+        means = [sum(v) / len(v) for v in values]
+        ax.bar(range(len(methods)), means, color=["tab:gray", "tab:purple"][: len(methods)], alpha=0.35, label="mean")
+        for seed, points in enumerate(zip(*values, strict=True)):
+            ax.plot(
+                range(len(methods)),
+                points,
+                "o-",
+                color="black",
+                linewidth=0.7,
+                alpha=0.7,
+                label="one seed" if seed == 0 else None,
+            )
+        ax.set_xticks(range(len(methods)), methods)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    save_figure(fig, path)
