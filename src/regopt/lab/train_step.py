@@ -146,6 +146,17 @@ class TrainerStep:
             action(self.model)
         return first[0]
 
+    def _check_closure(self, optimizer: Optimizer) -> None:
+        """Refuse an optimizer whose closure cannot go with this Trainer's settings (:func:`check_closure`)."""
+        check_closure(
+            optimizer,
+            self.precision,
+            accumulate=self.accumulate,
+            grad_transforms=self.grad_transforms,
+            world=self.world,
+            monitors=self.monitors,
+        )
+
     def _graph_closure_step(self, x: Tensor, y: Tensor, step: int) -> Tensor:
         """``optimizer.step(closure)`` with a closure that returns ``(objective, output)`` with their graphs (the
         optimizer differentiates them), then the monitors' ``after_backward`` and the post-step actions."""

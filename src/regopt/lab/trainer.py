@@ -37,7 +37,7 @@ from regopt.lab.models.base import ModelError
 from regopt.lab.objective import ObjectiveTerm, Penalty
 from regopt.lab.precision import MixedPrecision, Precision
 from regopt.lab.progress import TrainingProgress
-from regopt.lab.train_step import TrainerStep, check_closure
+from regopt.lab.train_step import TrainerStep
 from regopt.lab.trainer_state import TrainerCheckpoint
 from regopt.monitor import Monitor
 
@@ -186,16 +186,6 @@ class Trainer(TrainerCheckpoint, TrainerEvaluation, TrainerStep):
         self.model, self.optimizer, self.eval_views = model, optimizer, list(eval_views)
         self._use_forward_models(model)
         self.model.train()
-
-    def _check_closure(self, optimizer: Optimizer) -> None:
-        check_closure(
-            optimizer,
-            self.precision,
-            accumulate=self.accumulate,
-            grad_transforms=self.grad_transforms,
-            world=self.world,
-            monitors=self.monitors,
-        )
 
     def _use_forward_models(self, model: nn.Module) -> None:
         """What runs the forward passes: ``forward_model`` evaluates (``model``, compiled if asked) and
