@@ -20,34 +20,12 @@ from regopt.lab.config import ConfigError, validate
 from regopt.lab.experiment import build_experiment
 from regopt.lab.runs import run
 from regopt.lab.trainer import Trainer
-from regopt.monitor import Monitor
 from regopt.optim import HessianFree, Newton, differentiates_closure, needs_closure
 from tests.conftest import small_raw
 from tests.lab.interruptions import assert_same_run, run_interrupted
+from tests.lab.test_closure_optimizers import FirstGradients, moons, penalty
 
-ALPHA, STEPS = 1e-3, 3
-
-
-def penalty(model: nn.Module) -> Tensor:
-    return ALPHA * sum(p.pow(2).sum() for p in model.parameters())  # type: ignore[return-value]
-
-
-def flat_grad(model: nn.Module) -> Tensor:
-    return torch.cat([p.grad.flatten() for p in model.parameters()])  # type: ignore[union-attr]
-
-
-class Gradients(Monitor):
-    """Records the gradient ``after_backward`` sees at each step."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model, self.seen = model, []
-
-    def after_backward(self, step: int) -> None:
-        self.seen.append(flat_grad(self.model).clone())
-
-
-def moons() -> Any:
-    return build_experiment(validate(small_raw())).data  # 256 training examples of moons
+STEPS = 3
 
 
 OPTIMIZERS = {
@@ -64,7 +42,7 @@ def test_a_trainer_step_equals_a_hand_written_loop_bit_for_bit(name: str) -> Non
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2))
     by_hand, initial = copy.deepcopy(model), copy.deepcopy(model)
-    monitor = Gradients(model)
+    monitor = FirstGradients(model)
     optimizer = OPTIMIZERS[name](list(model.parameters()))
     assert needs_closure(optimizer) and differentiates_closure(optimizer)
     trainer = Trainer(
