@@ -188,7 +188,7 @@ def test_fp16_with_a_closure_optimizer_is_refused_in_one_line(optimizer: dict[st
         ({"name": "sam", "base": "coordinate"}, r"optimizer\.base: sam cannot wrap 'coordinate', a wrapper"),
         ({"name": "sam", "base": "torch.lbfgs"}, r"optimizer\.base: sam cannot wrap 'torch.lbfgs', an optimizer"),
         ({"name": "coordinate", "inner": "torch.lbfgs"}, r"optimizer\.inner: coordinate cannot wrap"),
-        ({"name": "sam", "rho": 0.0}, r"optimizer: sam: rho must be a positive finite number, got 0.0"),
+        ({"name": "sam", "rho": 0.0}, r"optimizer: sam: Invalid rho: 0.0 \(must be a finite number > 0\)"),
         ({"name": "sam", "rho": float("inf")}, r"optimizer\.rho: inf is not a finite number"),
         ({"name": "sam", "base": "adam", "momentum": 0.9}, r"optimizer\.momentum: not an option of 'adam'"),
     ],

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from regopt.optim import ConjugateGradient, conjugate_gradient
+from regopt.optim.conjugate_gradient import linear_cg
 from tests.optim.closure_problems import (
     F64,
     assert_deepcopy_steps_alike,
@@ -81,6 +82,27 @@ def test_linear_cg_with_a_few_distinct_eigenvalues_stops_early():
     x, iterations = conjugate_gradient(a, b, tol=1e-10)
     assert iterations == 3
     assert float((a @ x - b).norm()) <= 1e-10 * float(b.norm())
+
+
+def test_linear_cg_stops_at_nonpositive_curvature_with_the_iterate_so_far():
+    """Truncated Newton's rule (what HessianFree relies on), worked by hand: A = diag(2, -1), b = (2, 1), x0 = 0.
+    p0 = b, p0'Ap0 = 7, alpha0 = 5/7, x1 = (10/7, 5/7), r1 = (6/7, -12/7), beta1 = 36/49, p1 = (30/49, 120/49),
+    p1'Ap1 = (1800 - 14400) / 2401 < 0: stop with x1 after the 2 products A p0, A p1 (x0 = 0 costs none)."""
+    a, b = torch.diag(torch.tensor([2.0, -1.0], dtype=F64)), torch.tensor([2.0, 1.0], dtype=F64)
+    products: list[torch.Tensor] = []
+    run = linear_cg(lambda v: products.append(v) or a @ v, b, torch.zeros(2, dtype=F64), atol=0.0, max_iter=10)
+    assert (run.iterations, run.nonpositive_curvature, len(products)) == (1, True, 2)
+    torch.testing.assert_close(run.x, torch.tensor([10 / 7, 5 / 7], dtype=F64), rtol=0, atol=1e-15)
+    torch.testing.assert_close(run.residual, a @ run.x - b, rtol=0, atol=1e-15)
+
+
+def test_linear_cg_absolute_tolerance_and_starting_point():
+    a, b = spd_system(N, KAPPA)
+    x_tight, tight = conjugate_gradient(a, b, tol=1e-10)
+    x_loose, loose = conjugate_gradient(a, b, tol=1e-10, atol=1e-3 * float(b.norm()))
+    assert loose < tight
+    assert 1e-10 * float(b.norm()) < float((a @ x_loose - b).norm()) <= 1e-3 * float(b.norm())
+    assert conjugate_gradient(a, b, x0=x_tight, tol=1e-10).iterations == 0  # already solved
 
 
 @pytest.mark.parametrize("variant", ["polak_ribiere", "fletcher_reeves"])

@@ -135,11 +135,11 @@ def test_first_and_second_step_restore_theta_exactly():
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda ps, base: SAM(ps, base, rho=0.0), "rho must be a positive finite number, got 0.0"),
-        (lambda ps, base: SAM(ps, base, rho=-0.1), "rho must be a positive"),
-        (lambda ps, base: SAM(ps, base, rho=float("nan")), "rho must be a positive"),
-        (lambda ps, base: SAM(ps, base, rho=True), "rho must be a positive"),
-        (lambda ps, base: SAM(ps, base, adaptive=1), "adaptive must be True or False"),
+        (lambda ps, base: SAM(ps, base, rho=0.0), r"^Invalid rho: 0.0 \(must be a finite number > 0\)$"),
+        (lambda ps, base: SAM(ps, base, rho=-0.1), "Invalid rho"),
+        (lambda ps, base: SAM(ps, base, rho=float("nan")), "Invalid rho"),
+        (lambda ps, base: SAM(ps, base, rho=True), "Invalid rho"),
+        (lambda ps, base: SAM(ps, base, adaptive=1), r"^Invalid adaptive: 1 \(must be True or False\)$"),
         (lambda ps, base: SAM(ps, "sgd"), "base_optimizer must be a torch.optim.Optimizer"),
         (lambda ps, base: SAM(ps[:2], base), "base_optimizer must be built over SAM's params: 0 of SAM's 2 .* 2 other"),
         (lambda ps, base: SAM(ps, torch.optim.LBFGS(ps)), "base_optimizer: LBFGS needs a closure"),

@@ -7,7 +7,8 @@ from typing import Any
 
 from torch import Tensor
 
-from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar, add_scaled_ratio_, check
+from regopt.optim.checks import check
+from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar, add_scaled_ratio_
 
 
 def adagrad_update(

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from regopt.optim.closure_loop import LineSearch, LineSearchOptimizer, check_int
+from regopt.optim.checks import check_int
+from regopt.optim.closure_loop import LineSearch, LineSearchOptimizer
 
 __all__ = ["BFGS", "MAX_PARAMETERS"]
 
@@ -49,7 +50,8 @@ class BFGS(LineSearchOptimizer):
     Args:
         params: the parameters (one group), at most ``max_params`` elements in all.
         lr: first trial step of each line search (scaled by ``min(1, 1/||g||_1)`` on the very first iteration).
-        line_search: ``"strong_wolfe"`` (c1 = 1e-4, c2 = 0.9), ``None`` (fixed step ``lr``) or a callable.
+        line_search: ``"strong_wolfe"``, ``None`` (fixed step ``lr``) or a callable.
+        c1, c2: the strong Wolfe constants, ``0 < c1 < c2 < 1`` (default ``1e-4, 0.9``, the quasi-Newton choice).
         max_params: the parameter limit (default :data:`MAX_PARAMETERS`).
         max_iter, max_eval, tolerance_grad, tolerance_change: see
             :class:`~regopt.optim.closure_loop.LineSearchOptimizer` (torch's LBFGS defaults).
@@ -66,6 +68,8 @@ class BFGS(LineSearchOptimizer):
         lr: float = 1.0,
         line_search: str | LineSearch | None = "strong_wolfe",
         *,
+        c1: float = 1e-4,
+        c2: float = 0.9,
         max_params: int = MAX_PARAMETERS,
         max_iter: int = 20,
         max_eval: int | None = None,
@@ -73,8 +77,8 @@ class BFGS(LineSearchOptimizer):
         tolerance_change: float = 1e-9,
     ) -> None:
         check_int("max_params", max_params, 1)
-        super().__init__(params, lr, max_iter, max_eval, tolerance_grad, tolerance_change, line_search)
-        count = self._numel()
+        super().__init__(params, lr, max_iter, max_eval, tolerance_grad, tolerance_change, line_search, c1, c2)
+        count = sum(p.numel() for p in self._params)
         if count > max_params:
             raise ValueError(
                 f"BFGS keeps a dense n x n inverse Hessian: {count} parameters exceed the limit of max_params="

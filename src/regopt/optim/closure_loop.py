@@ -24,8 +24,9 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from regopt._checks import is_finite_real, is_int
-from regopt.optim.flat import check
+from regopt._checks import is_finite_real
+from regopt.optim.checks import check, check_int, check_real
+from regopt.optim.flat_vector import add_flat_, flatten
 from regopt.optim.line_search import Evaluate, LineSearchResult, Scalar, strong_wolfe
 
 __all__ = ["LineSearch", "LineSearchOptimizer"]
@@ -33,17 +34,6 @@ __all__ = ["LineSearch", "LineSearchOptimizer"]
 LineSearch = Callable[[Evaluate, Scalar, Tensor, float, Tensor, Tensor], LineSearchResult]
 """``(evaluate, t0, d, f, g, gtd) -> LineSearchResult``: the protocol of
 :func:`~regopt.optim.line_search.strong_wolfe`."""
-
-
-def check_int(name: str, value: Any, minimum: int) -> None:
-    """``Invalid <name>: <value> (must be an integer >= minimum)``, the wording of regopt's optimizers."""
-    check(name, value, is_int(value) and value >= minimum, f"must be an integer >= {minimum}")
-
-
-def check_real(name: str, value: Any, *, positive: bool = False) -> None:
-    """``Invalid <name>: <value> (must be a finite number > 0)`` (``>= 0`` unless ``positive``)."""
-    ok = is_finite_real(value) and (value > 0 if positive else value >= 0)
-    check(name, value, ok, f"must be a finite number {'> 0' if positive else '>= 0'}")
 
 
 class LineSearchOptimizer(Optimizer):
@@ -59,13 +49,14 @@ class LineSearchOptimizer(Optimizer):
         tolerance_change: stop when the step (max norm) or the loss change is below it.
         line_search: ``"strong_wolfe"``, ``None`` (fixed step ``lr``) or a callable with the protocol of
             :data:`LineSearch` (e.g. an exact line search for a quadratic).
+        c1, c2: the strong Wolfe constants, ``0 < c1 < c2 < 1`` (:func:`~regopt.optim.line_search.strong_wolfe`:
+            sufficient decrease ``phi(t) <= phi(0) + c1 t phi'(0)``, curvature ``|phi'(t)| <= c2 |phi'(0)|``);
+            kept in the param group (saved by ``state_dict``, as ``lr``).
     """
 
     needs_closure = True
     """Every step re-evaluates the loss through the closure (the lab's Trainer passes one; see
     :func:`regopt.optim.needs_closure`)."""
-
-    c2: float = 0.9  # the curvature constant of the strong Wolfe conditions (0.1 for conjugate gradients)
 
     def __init__(
         self,
@@ -76,6 +67,8 @@ class LineSearchOptimizer(Optimizer):
         tolerance_grad: float,
         tolerance_change: float,
         line_search: str | LineSearch | None,
+        c1: float,
+        c2: float,
         **extra: Any,
     ) -> None:
         check_real("lr", lr, positive=True)
@@ -87,12 +80,16 @@ class LineSearchOptimizer(Optimizer):
         check_real("tolerance_change", tolerance_change)
         ok = line_search is None or line_search == "strong_wolfe" or callable(line_search)
         check("line_search", line_search, ok, "must be 'strong_wolfe', None or a callable")
+        check("c1", c1, is_finite_real(c1) and 0 < c1 < 1, "must be in (0, 1)")
+        check("c2", c2, is_finite_real(c2) and c1 < c2 < 1, f"must be in (c1, 1) = ({c1}, 1)")
         defaults = {
             "lr": float(lr),
             "max_iter": max_iter,
             "max_eval": max_eval,
             "tolerance_grad": float(tolerance_grad),
             "tolerance_change": float(tolerance_change),
+            "c1": float(c1),
+            "c2": float(c2),
             **extra,
         }
         super().__init__(params, defaults)  # add_param_group refuses a second group
@@ -104,6 +101,12 @@ class LineSearchOptimizer(Optimizer):
 
     def __getstate__(self) -> dict[str, Any]:  # torch's keeps defaults, state and groups only
         return {**super().__getstate__(), "line_search": self.line_search}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # also what load_state_dict calls with the new groups
+        super().__setstate__(state)
+        for group in self.param_groups:  # a state dict saved before c1 and c2 were settable: the defaults
+            group.setdefault("c1", self.defaults.get("c1", 1e-4))
+            group.setdefault("c2", self.defaults.get("c2", 0.9))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if self.param_groups:
@@ -128,19 +131,13 @@ class LineSearchOptimizer(Optimizer):
         """Update the curvature memory with the step ``s`` and the gradient change ``y`` (default: nothing)."""
 
     # ------------------------------------------------------------------------------------- flat helpers
-    def _numel(self) -> int:
-        return sum(p.numel() for p in self._params)
-
     def _gather_flat_grad(self) -> Tensor:
         """The gradients as one new flat tensor (``torch.cat`` always allocates), zeros where ``.grad`` is None."""
-        return torch.cat([p.new_zeros(p.numel()) if p.grad is None else p.grad.reshape(-1) for p in self._params])
+        return flatten([p.grad for p in self._params], self._params)
 
     def _add(self, t: Scalar, d: Tensor) -> None:
         """``x <- x + t d`` over the parameters."""
-        offset = 0
-        for p in self._params:
-            p.add_(d[offset : offset + p.numel()].view_as(p), alpha=float(t))
-            offset += p.numel()
+        add_flat_(self._params, float(t), d)
 
     def _evaluate(self, closure: Callable[[], Any], x: list[Tensor]) -> Evaluate:
         def evaluate(t: float, d: Tensor) -> tuple[float, Tensor]:
@@ -198,7 +195,9 @@ class LineSearchOptimizer(Optimizer):
             else:
                 evaluate = self._evaluate(closure, [p.clone() for p in self._params])
                 if self.line_search == "strong_wolfe":
-                    found = strong_wolfe(evaluate, t, d, loss, g, gtd, c2=self.c2, max_ls=max_eval - current_evals)
+                    found = strong_wolfe(
+                        evaluate, t, d, loss, g, gtd, c1=group["c1"], c2=group["c2"], max_ls=max_eval - current_evals
+                    )
                 else:
                     found = self.line_search(evaluate, t, d, loss, g, gtd)  # type: ignore[operator]
                 t, loss, new_g, evals = found.t, found.loss, found.grad, found.evals

@@ -3,17 +3,19 @@ sec. 8.6.2, Algorithm 8.9; Nocedal & Wright 2006, Algorithms 5.2 and 5.4)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor
 
-from regopt.optim.closure_loop import LineSearch, LineSearchOptimizer, check_int, check_real
-from regopt.optim.flat import check
+from regopt.optim.checks import check_choice, check_int, check_real
+from regopt.optim.closure_loop import LineSearch, LineSearchOptimizer
 from regopt.optim.line_search import Scalar
 
-__all__ = ["CGResult", "ConjugateGradient", "conjugate_gradient"]
+__all__ = ["CGResult", "CGRun", "ConjugateGradient", "conjugate_gradient", "linear_cg"]
 
 Variant = Literal["polak_ribiere", "fletcher_reeves"]
 POWELL_THRESHOLD = 0.2  # restart when |g_k' g_{k-1}| >= 0.2 ||g_k||^2 (Powell 1977; Nocedal & Wright eq. 5.52)
@@ -26,12 +28,59 @@ class CGResult(NamedTuple):
     iterations: int
 
 
+@dataclass
+class CGRun:
+    """What :func:`linear_cg` ends with: the iterate ``x``, its residual ``A x - b``, the iterations taken, and
+    whether it stopped on a direction of non-positive curvature."""
+
+    x: Tensor
+    residual: Tensor
+    iterations: int
+    nonpositive_curvature: bool
+
+
+def linear_cg(
+    matvec: Callable[[Tensor], Tensor],
+    b: Tensor,
+    x0: Tensor,
+    *,
+    atol: float,
+    max_iter: int,
+    callback: Callable[[Tensor], None] | None = None,
+) -> CGRun:
+    """The linear CG recurrence of :func:`conjugate_gradient` (see there), without its argument checks: from
+    ``x0`` until ``||r_k|| <= atol``, after ``max_iter`` iterations, or at a direction ``p_k`` of non-positive
+    curvature ``p_k' A p_k <= 0`` (never met for a positive definite ``A``; then ``x_k``, the iterate so far, is
+    returned: truncated Newton's rule, Nocedal & Wright 2006, Algorithm 7.1). ``x0 = 0`` costs no product
+    (``r_0 = -b``). The scalars are Python floats (float64 whatever the dtype of ``b``)."""
+    x = x0.clone()
+    r = matvec(x) - b if bool(x.any()) else -b
+    p, rr = -r, float(r @ r)
+    k = 0
+    while k < max_iter and math.sqrt(rr) > atol:
+        ap = matvec(p)
+        curvature = float(p @ ap)
+        if not curvature > 0:
+            return CGRun(x, r, k, nonpositive_curvature=True)
+        alpha = rr / curvature
+        x.add_(p, alpha=alpha)  # x_{k+1} = x_k + alpha_k p_k
+        r = r.add(ap, alpha=alpha)  # r_{k+1} = r_k + alpha_k A p_k
+        rr_next = float(r @ r)
+        p = (rr_next / rr) * p - r  # p_{k+1} = -r_{k+1} + beta_{k+1} p_k
+        rr = rr_next
+        k += 1
+        if callback is not None:
+            callback(x.clone())
+    return CGRun(x, r, k, nonpositive_curvature=False)
+
+
 def conjugate_gradient(
     a: Tensor | Callable[[Tensor], Tensor],
     b: Tensor,
     x0: Tensor | None = None,
     *,
     tol: float = 1e-10,
+    atol: float = 0.0,
     max_iter: int | None = None,
     callback: Callable[[Tensor], None] | None = None,
 ) -> CGResult:
@@ -47,17 +96,27 @@ def conjugate_gradient(
         p_{k+1} = -r_{k+1} + beta_{k+1} p_k
 
     In exact arithmetic it terminates in at most ``n`` iterations (at most the number of distinct eigenvalues).
+    Should ``A`` not be positive definite, it stops at the first ``p_k' A p_k <= 0`` with ``x_k`` (truncated
+    Newton's rule; :class:`~regopt.optim.hessian_free.HessianFree` solves its damped systems so, through
+    :func:`linear_cg`).
 
     Args:
         a: the matrix ``A`` (``n x n``), or a function ``v -> A v`` (e.g. a Hessian-vector product).
         b: the right-hand side, a vector of ``n`` elements.
         x0: the starting point (default zeros).
-        tol: stop when ``||r_k|| <= tol * ||b||`` (relative residual).
+        tol: stop when ``||r_k|| <= max(tol * ||b||, atol)`` (relative residual)...
+        atol: ... or below this absolute residual (default ``0``).
         max_iter: most iterations (default ``10 n``: rounding can need more than ``n``).
         callback: called with a copy of each iterate ``x_{k+1}``.
 
     Returns:
         :class:`CGResult` ``(x, iterations)``.
+
+    Example:
+        >>> a = torch.tensor([[4.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
+        >>> x, iterations = conjugate_gradient(a, torch.tensor([1.0, 2.0], dtype=torch.float64))
+        >>> [round(v, 12) for v in x.tolist()], iterations  # (1/11, 7/11), in n = 2 iterations
+        ([0.090909090909, 0.636363636364], 2)
     """
     if b.dim() != 1:
         raise ValueError(f"b must be a vector, got shape {tuple(b.shape)}")
@@ -71,27 +130,13 @@ def conjugate_gradient(
     else:
         raise ValueError(f"a must be a matrix or a callable v -> A v, got {type(a).__name__}")
     check_real("tol", tol)
+    check_real("atol", atol)
     if max_iter is not None:
         check_int("max_iter", max_iter, 0)
     max_iter = 10 * b.numel() if max_iter is None else max_iter
-    x = torch.zeros_like(b) if x0 is None else x0.clone()
-    r = matvec(x) - b
-    p = -r
-    rr = r.dot(r)
-    threshold = tol * float(b.norm())
-    k = 0
-    while k < max_iter and float(rr.sqrt()) > threshold:
-        ap = matvec(p)
-        alpha = rr / p.dot(ap)
-        x = x + alpha * p
-        r = r + alpha * ap
-        rr_next = r.dot(r)
-        p = -r + (rr_next / rr) * p
-        rr = rr_next
-        k += 1
-        if callback is not None:
-            callback(x.clone())
-    return CGResult(x, k)
+    start = torch.zeros_like(b) if x0 is None else x0
+    run = linear_cg(matvec, b, start, atol=max(tol * float(b.norm()), atol), max_iter=max_iter, callback=callback)
+    return CGResult(run.x, run.iterations)
 
 
 class ConjugateGradient(LineSearchOptimizer):
@@ -104,7 +149,7 @@ class ConjugateGradient(LineSearchOptimizer):
         d_k = -g_k + beta_k d_{k-1}
         beta_k = g_k' g_k / g_{k-1}' g_{k-1}                          (Fletcher-Reeves)
         beta_k = max(0, g_k' (g_k - g_{k-1}) / g_{k-1}' g_{k-1})      (Polak-Ribiere, "PR+")
-        t_k: strong Wolfe line search (c1 = 1e-4, c2 = 0.1)
+        t_k: strong Wolfe line search (c1 = 1e-4, c2 = 0.1 by default)
         x_{k+1} = x_k + t_k d_k
 
     The method restarts (``d_k = -g_k``) every ``restart`` iterations, when conjugacy is lost (Powell's test
@@ -123,6 +168,9 @@ class ConjugateGradient(LineSearchOptimizer):
         lr: scales the first trial step; the fixed step when ``line_search=None``.
         line_search: ``"strong_wolfe"``, ``None`` (fixed step ``lr``) or a callable (see
             :data:`~regopt.optim.closure_loop.LineSearch`).
+        c1, c2: the strong Wolfe constants, ``0 < c1 < c2 < 1`` (default ``1e-4, 0.1``: ``c2 < 1/2`` makes every
+            Fletcher-Reeves direction a descent direction, Nocedal & Wright Lemma 5.6; quasi-Newton methods use
+            ``c2 = 0.9``).
         max_iter, max_eval, tolerance_grad, tolerance_change: see
             :class:`~regopt.optim.closure_loop.LineSearchOptimizer` (torch's LBFGS defaults).
 
@@ -132,8 +180,6 @@ class ConjugateGradient(LineSearchOptimizer):
         procedures for the conjugate gradient method. Nocedal & Wright (2006), sec. 5.2, Algorithm 5.4.
     """
 
-    c2 = 0.1  # c2 < 1/2 makes every Fletcher-Reeves direction a descent direction (N&W Lemma 5.6)
-
     def __init__(
         self,
         params: Any,
@@ -142,17 +188,14 @@ class ConjugateGradient(LineSearchOptimizer):
         lr: float = 1.0,
         line_search: str | LineSearch | None = "strong_wolfe",
         *,
+        c1: float = 1e-4,
+        c2: float = 0.1,
         max_iter: int = 20,
         max_eval: int | None = None,
         tolerance_grad: float = 1e-7,
         tolerance_change: float = 1e-9,
     ) -> None:
-        check(
-            "variant",
-            variant,
-            variant in ("polak_ribiere", "fletcher_reeves"),
-            "must be 'polak_ribiere' or 'fletcher_reeves'",
-        )
+        check_choice("variant", variant, ("polak_ribiere", "fletcher_reeves"))
         if restart is not None:
             check_int("restart", restart, 1)
         super().__init__(
@@ -163,6 +206,8 @@ class ConjugateGradient(LineSearchOptimizer):
             tolerance_grad,
             tolerance_change,
             line_search,
+            c1,
+            c2,
             variant=variant,
             restart=restart,
         )

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar, check
+from regopt.optim.checks import check
+from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar
 
 RATE_BOUND = 5.0
 """With ``max_rate=None``, every per-weight rate is bounded by this multiple of the group's initial lr."""

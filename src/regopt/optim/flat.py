@@ -43,6 +43,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from regopt.optim import kernels
+from regopt.optim.checks import check
 from regopt.optim.dtensor import check_placements, is_dtensor, like, local
 
 DIRECT_MIN = 1 << 18
@@ -72,12 +73,6 @@ def add_scaled_ratio_(target: Tensor, scale: Scalar, num: Tensor, den: Tensor) -
     if isinstance(scale, (int, float)):
         return target.addcdiv_(num, den, value=scale)
     return target.add_(scale * num / den)
-
-
-def check(name: str, value: Any, ok: bool, requirement: str) -> None:
-    """Raise ``ValueError("Invalid <name>: <value> (<requirement>)")`` unless ``ok``."""
-    if not ok:
-        raise ValueError(f"Invalid {name}: {value!r} ({requirement})")
 
 
 @dataclass

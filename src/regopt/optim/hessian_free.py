@@ -10,35 +10,14 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from regopt._checks import check_int, check_real
-from regopt.optim.newton import flat_params, set_flat_, set_grad_, single_group_params
+from regopt.optim.checks import check_choice, check_int, check_real
+from regopt.optim.conjugate_gradient import linear_cg
+from regopt.optim.flat_vector import flat_params, flatten, set_flat_, set_grad_, single_group_params, unflatten
+from regopt.optim.newton import closure_value
 
 __all__ = ["HessianFree"]
 
 Products = Callable[[Tensor], Tensor]
-
-
-def _truncated_cg(matvec: Products, b: Tensor, x0: Tensor, max_iter: int, tol: float) -> tuple[Tensor, Tensor]:
-    r"""Conjugate gradients on ``A x = b`` from ``x0``, stopped at ``||r|| <= tol``, after ``max_iter`` products,
-    or on a direction of non-positive curvature ``p'Ap <= 0`` (then the iterate so far is returned, as in
-    truncated Newton, Nocedal & Wright 2006, Algorithm 7.1). Returns ``x`` and the residual ``r = b - A x``."""
-    x = x0.clone()
-    r = b - matvec(x) if bool(x.any()) else b.clone()
-    p, rr = r.clone(), float(r @ r)
-    for _ in range(max_iter):
-        if math.sqrt(rr) <= tol:
-            break
-        ap = matvec(p)
-        curvature = float(p @ ap)
-        if not curvature > 0:
-            break
-        alpha = rr / curvature
-        x.add_(p, alpha=alpha)  # x_{k+1} = x_k + alpha_k p_k
-        r.sub_(ap, alpha=alpha)  # r_{k+1} = r_k - alpha_k A p_k
-        rr_next = float(r @ r)
-        p = r + (rr_next / rr) * p  # p_{k+1} = r_{k+1} + beta_k p_k, beta_k = r'r (new) / r'r (old)
-        rr = rr_next
-    return x, r
 
 
 def _split(result: Any, curvature: str) -> tuple[Tensor, Tensor | None]:
@@ -133,13 +112,11 @@ class HessianFree(Optimizer):
         warm_start: float = 0.95,
         lr: float = 1.0,
     ) -> None:
-        if curvature not in ("ggn", "hessian"):
-            raise ValueError(f"curvature must be 'ggn' or 'hessian', got {curvature!r}")
+        check_choice("curvature", curvature, ("ggn", "hessian"))
         check_real("damping", damping, positive=True)
         check_int("cg_max_iter", cg_max_iter, 1)
         check_real("cg_tol", cg_tol, positive=True)
-        if not check_real("warm_start", warm_start) <= 1:
-            raise ValueError(f"warm_start must be a finite number in [0, 1], got {warm_start!r}")
+        check_real("warm_start", warm_start, maximum=1)
         check_real("lr", lr, positive=True)
         defaults = {
             "lr": float(lr),
@@ -155,40 +132,31 @@ class HessianFree(Optimizer):
     def _products(self, result: Any, params: list[Tensor], curvature: str) -> tuple[Tensor, Tensor, Products]:
         """The loss, the flat gradient and ``v -> B v`` on the closure's graph."""
         loss, output = _split(result, curvature)
-        numels = [p.numel() for p in params]
-
-        def shaped(v: Tensor) -> list[Tensor]:
-            return [c.view_as(p) for c, p in zip(v.split(numels), params, strict=True)]
-
-        def flat(ts: Iterable[Tensor | None]) -> Tensor:
-            return torch.cat(
-                [(torch.zeros_like(p) if t is None else t).reshape(-1) for t, p in zip(ts, params, strict=True)]
-            )
-
         if curvature == "ggn":
             from regopt.diagnostics.ggn import GaussNewtonProducts  # lazy: regopt.diagnostics imports regopt.optim
 
             assert output is not None
             ggn = GaussNewtonProducts(loss, output, params)
             gradient = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)  # penalties too
-            return loss, flat(gradient), lambda v: flat(ggn.matvec(shaped(v)))
+            return loss, flatten(gradient, params), lambda v: flatten(ggn.matvec(unflatten(v, params)), params)
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
         live = [(gr, i) for i, gr in enumerate(grads) if gr is not None and gr.requires_grad]
 
         def hessian_vector(v: Tensor) -> Tensor:  # Pearlmutter: H v = d(g . v)/dtheta, through g's kept graph
             if not live:
                 return torch.zeros_like(v)
-            vs = shaped(v)
+            vs = unflatten(v, params)
             outs = [gr for gr, _ in live]
             hv = torch.autograd.grad(outs, params, grad_outputs=[vs[i] for _, i in live], retain_graph=True)
-            return flat(hv)
+            return flatten(hv, params)
 
-        return loss, flat(gr.detach() if gr is not None else None for gr in grads), hessian_vector
+        return loss, flatten((gr.detach() if gr is not None else None for gr in grads), params), hessian_vector
 
     def _solve(
         self, closure: Callable[[], Any], params: list[Tensor], group: dict[str, Any], state: dict[str, Any]
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Call the closure and run CG on ``(B + lambda I) d = -g``: the loss, ``g``, ``d`` and CG's residual."""
+        """Call the closure and run CG on ``(B + lambda I) d = -g``: the loss, ``g``, ``d`` and CG's residual
+        ``(B + lambda I) d + g``."""
         lam = group["damping"]
         with torch.enable_grad():
             result = closure()
@@ -202,8 +170,8 @@ class HessianFree(Optimizer):
             g_norm = float(torch.linalg.vector_norm(g))
             x0 = group["warm_start"] * state["direction"] if "direction" in state else torch.zeros_like(g)
             tol = min(group["cg_tol"], math.sqrt(g_norm)) * g_norm
-            d, r = _truncated_cg(damped, -g, x0, group["cg_max_iter"], tol)
-        return loss.detach(), g, d, r
+            run = linear_cg(damped, -g, x0, atol=tol, max_iter=group["cg_max_iter"])
+        return loss.detach(), g, run.x, run.residual
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Tensor:  # type: ignore[override]
@@ -221,13 +189,13 @@ class HessianFree(Optimizer):
 
         f0, t = float(loss), float(group["lr"])
         dd = float(d @ d)
-        # q(t d) = t g'd + t^2/2 d'Bd, with d'(B + lam I)d = d'(b - r) from CG's residual
-        predicted = t * float(g @ d) + 0.5 * t * t * (float(d @ (-g - r)) - lam * dd)
+        # q(t d) = t g'd + t^2/2 d'Bd, with d'(B + lam I)d = d'(r + b), b = -g, from CG's residual r = A d - b
+        predicted = t * float(g @ d) + 0.5 * t * t * (float(d @ (r - g)) - lam * dd)
         theta0 = flat_params(params)
         set_flat_(params, theta0 + t * d)
         new = closure()
         state["func_evals"] += 1
-        f_new = float(new[0] if isinstance(new, tuple) else new)
+        f_new = float(closure_value(new))
         rho = (f_new - f0) / predicted if predicted < 0 else -math.inf
         if dd > 0 and rho < 0.25:
             group["damping"] = lam * 1.5

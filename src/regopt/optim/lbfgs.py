@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from regopt.optim.closure_loop import LineSearch, LineSearchOptimizer, check_int
+from regopt.optim.checks import check_int
+from regopt.optim.closure_loop import LineSearch, LineSearchOptimizer
 from regopt.optim.line_search import Scalar
 
 __all__ = ["LBFGS", "two_loop"]
@@ -61,6 +62,7 @@ class LBFGS(LineSearchOptimizer):
         params: the parameters (one group).
         lr: first trial step of each line search (1: the quasi-Newton step); the fixed step without search.
         history: the number ``m >= 1`` of pairs kept.
+        c1, c2: the strong Wolfe constants, ``0 < c1 < c2 < 1`` (default ``1e-4, 0.9``, torch's).
         max_iter, max_eval, tolerance_grad, tolerance_change, line_search: see
             :class:`~regopt.optim.closure_loop.LineSearchOptimizer` (same meaning and defaults as torch).
 
@@ -91,13 +93,17 @@ class LBFGS(LineSearchOptimizer):
         history: int = 10,
         line_search: str | LineSearch | None = "strong_wolfe",
         *,
+        c1: float = 1e-4,
+        c2: float = 0.9,
         max_iter: int = 20,
         max_eval: int | None = None,
         tolerance_grad: float = 1e-7,
         tolerance_change: float = 1e-9,
     ) -> None:
         check_int("history", history, 1)
-        super().__init__(params, lr, max_iter, max_eval, tolerance_grad, tolerance_change, line_search, history=history)
+        super().__init__(
+            params, lr, max_iter, max_eval, tolerance_grad, tolerance_change, line_search, c1, c2, history=history
+        )
 
     def _direction(self, state: dict[str, Any], g: Tensor) -> Tensor:
         if state["n_iter"] == 1:

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from regopt._checks import check_int, check_real
+from regopt.optim.checks import check_bool, check_choice, check_int, check_real
+from regopt.optim.flat_vector import flat_params, flatten, set_flat_, set_grad_, single_group_params
 
 __all__ = ["Newton"]
 
@@ -45,34 +46,6 @@ def closure_loss(closure: Callable[[], Any], name: str) -> Tensor:
     return loss
 
 
-def flat_params(params: list[Tensor]) -> Tensor:
-    """The parameters concatenated into one detached flat vector."""
-    return torch.cat([p.detach().reshape(-1) for p in params])
-
-
-def set_flat_(params: list[Tensor], theta: Tensor) -> None:
-    """Copy the flat vector ``theta`` into ``params``."""
-    with torch.no_grad():
-        offset = 0
-        for p in params:
-            n = p.numel()
-            p.copy_(theta[offset : offset + n].view_as(p))
-            offset += n
-
-
-def set_grad_(params: list[Tensor], g: Tensor) -> None:
-    """Write the flat gradient ``g`` into ``params``' ``.grad`` (reusing the tensors already there)."""
-    offset = 0
-    for p in params:
-        n = p.numel()
-        chunk = g[offset : offset + n].view_as(p)
-        if p.grad is None:
-            p.grad = chunk.clone()
-        else:
-            p.grad.copy_(chunk)
-        offset += n
-
-
 def hessian_rows(g: Tensor, params: list[Tensor], block: Tensor, *, batched: bool) -> Tensor:
     """``block @ H`` for a ``(k, dim)`` block of vectors: ``k`` gradients of ``g . v`` through ``g``'s graph, in one
     vmapped backward pass (``is_grads_batched``) when ``batched``, else ``k = 1``."""
@@ -89,13 +62,6 @@ def hessian_rows(g: Tensor, params: list[Tensor], block: Tensor, *, batched: boo
         [(block.new_zeros(k, p.numel()) if r is None else r.reshape(k, -1)) for r, p in zip(outs, params, strict=True)],
         dim=1,
     )
-
-
-def single_group_params(optimizer: Optimizer, name: str) -> list[Tensor]:
-    """The parameters of the one param group (curvature couples them all, as in ``torch.optim.LBFGS``)."""
-    if len(optimizer.param_groups) != 1:
-        raise ValueError(f"{name} supports one param group only, got {len(optimizer.param_groups)}")
-    return [p for p in optimizer.param_groups[0]["params"] if p.requires_grad]
 
 
 class Newton(Optimizer):
@@ -170,10 +136,8 @@ class Newton(Optimizer):
     ) -> None:
         check_real("damping", damping)
         check_real("lr", lr, positive=True)
-        if not isinstance(saddle_free, bool):
-            raise ValueError(f"saddle_free must be True or False, got {saddle_free!r}")
-        if line_search not in (None, "backtracking"):
-            raise ValueError(f"line_search must be None or 'backtracking', got {line_search!r}")
+        check_bool("saddle_free", saddle_free)
+        check_choice("line_search", line_search, (None, "backtracking"))
         check_int("max_params", max_params, 1)
         defaults = {"lr": float(lr), "damping": float(damping), "saddle_free": saddle_free, "line_search": line_search}
         super().__init__(params, defaults)
@@ -188,8 +152,7 @@ class Newton(Optimizer):
     def hessian(self, loss: Tensor, params: list[Tensor]) -> tuple[Tensor, Tensor]:
         """The flat gradient ``g`` and the ``dim x dim`` Hessian of ``loss`` (with its graph) w.r.t. ``params``."""
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-        grads = tuple(torch.zeros_like(p) if gr is None else gr for gr, p in zip(grads, params, strict=True))
-        g = torch.cat([gr.reshape(-1) for gr in grads])
+        g = flatten(grads, params)
         if not g.requires_grad:  # the loss is (at most) linear in the parameters
             return g.detach(), torch.zeros(g.numel(), g.numel(), dtype=g.dtype, device=g.device)
         eye = torch.eye(g.numel(), dtype=g.dtype, device=g.device)

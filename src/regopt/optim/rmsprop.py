@@ -8,7 +8,8 @@ from typing import Any
 
 from torch import Tensor
 
-from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar, add_scaled_ratio_, check
+from regopt.optim.checks import check
+from regopt.optim.flat import CompileMode, FlatOptimizer, Scalar, add_scaled_ratio_
 from regopt.optim.nesterov import interim_point_, nesterov_theta, recover_theta_
 
 

@@ -3,13 +3,14 @@ worst point of a small ball around the parameters (ASAM's scale-invariant ball a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+
+from regopt.optim.checks import check_bool, check_real
 
 __all__ = ["SAM", "differentiates_closure", "needs_closure"]
 
@@ -110,10 +111,8 @@ class SAM(Optimizer):
                 f"base_optimizer: {type(base_optimizer).__name__} needs a closure of its own; SAM steps its base "
                 "once from the gradient at the ascent point"
             )
-        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not math.isfinite(rho) or rho <= 0:
-            raise ValueError(f"rho must be a positive finite number, got {rho!r}")
-        if not isinstance(adaptive, bool):
-            raise ValueError(f"adaptive must be True or False, got {adaptive!r}")
+        check_real("rho", rho, positive=True)
+        check_bool("adaptive", adaptive)
         super().__init__(params, {"rho": rho, "adaptive": adaptive})  # torch's checks of params; groups replaced
         ours = {id(p) for group in self.param_groups for p in group["params"]}
         theirs = {id(p) for group in base_optimizer.param_groups for p in group["params"]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from regopt.optim.flat import check
+from regopt.optim.checks import check
 
 
 def linear_decay(tau: int, final_fraction: float = 0.01) -> Callable[[int], float]:
