@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from regopt.diagnostics import clip_by_norm
+from regopt.lab.closure_config import check_closure_config
 from regopt.lab.config import ConfigError, validate
+from regopt.lab.distributed import World
 from regopt.lab.experiment import build_experiment
 from regopt.lab.runs import run
 from regopt.lab.trainer import Trainer
@@ -130,3 +132,11 @@ def test_a_trainer_refuses_clipping_and_accumulation_with_hessian_free() -> None
         )
     with pytest.raises(ValueError, match=r"accumulate = 2: HessianFree differentiates the whole batch's loss"):
         Trainer(model, HessianFree(model.parameters()), data, epochs=1, batch_size=256, accumulate=2)
+
+
+def test_newton_under_a_world_of_ranks_is_refused_by_name() -> None:
+    config = validate(small_raw(optimizer={"name": "newton", "damping": 0.1}, train={"batch_size": 256}))
+    optimizer = Newton([nn.Parameter(torch.zeros(2))])
+    with pytest.raises(ConfigError, match=r"optimizer\.name: 'newton' cannot train under torchrun: its autograd"):
+        check_closure_config(config, optimizer, World(rank=0, size=2))
+    check_closure_config(config, optimizer, None)  # one process: fine

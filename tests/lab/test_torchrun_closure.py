@@ -1,7 +1,8 @@
 """Closure optimizers under ``torchrun`` (issue 20): SAM's two passes and L-BFGS's line search run through
 DistributedDataParallel on two real processes (gloo) and give the single-process run to float32 rounding (the
-closure's loss is the whole batch's on every rank, so the line searches decide alike); Newton, which
-differentiates the loss itself past DDP's all-reduce, is refused in one line from rank 0, without a hang."""
+closure's loss is the whole batch's on every rank, so the line searches decide alike). Newton's refusal under a
+world is a unit test (tests/lab/test_differentiating_optimizers.py); that a refusal comes in one line from rank 0
+without a hang, tests/lab/test_torchrun.py shows."""
 
 from __future__ import annotations
 
@@ -55,12 +56,3 @@ def test_two_processes_take_the_single_process_closure_steps(tmp_path: Path, nam
     w_one, w_two = weights(one), weights(two)
     for key in w_one:
         torch.testing.assert_close(w_two[key], w_one[key], atol=1e-5, rtol=0)
-
-
-def test_newton_under_torchrun_is_refused_in_one_line(tmp_path: Path) -> None:
-    config = write(tmp_path, CLOSURE, name="newton", optimizer='name = "newton"\ndamping = 0.1', batch_size=512)
-    done = torchrun(str(config), "--out", "runs", cwd=tmp_path)
-    assert done.returncode != 0
-    assert done.stderr.count("regopt: error:") == 1
-    assert "optimizer.name: 'newton' cannot train under torchrun" in done.stderr
-    assert not (tmp_path / "runs" / "newton" / "checkpoint.pt").exists()
