@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from regopt.diagnostics.conditioning import IllConditioningMonitor, IllConditioningWarning, step_curvature
-from regopt.diagnostics.hvp import HessianOperator
+from regopt.diagnostics.hessian_operator import HessianOperator
 
 
 def thirty_x_squared(x0: float) -> tuple[nn.Module, tuple[Tensor, Tensor], object]:

@@ -19,7 +19,7 @@ from regopt.diagnostics.curvature import (
     spectral_quadrature,
     top_eigenvalues,
 )
-from regopt.diagnostics.hvp import HessianOperator
+from regopt.diagnostics.hessian_operator import HessianOperator
 
 from .test_hvp import small_mlp
 

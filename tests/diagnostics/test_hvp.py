@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from regopt.diagnostics.hvp import HessianOperator, backward_with_hvp, hvp, hvp_func
+from regopt.diagnostics.hessian_operator import HessianOperator
+from regopt.diagnostics.hvp import backward_with_hvp, hvp, hvp_func
 
 # torch's forward-mode AD scripts its decompositions on first use
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")

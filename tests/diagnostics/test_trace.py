@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from regopt.diagnostics.curvature import _lanczos_run, _ritz, spectral_quadrature
-from regopt.diagnostics.hvp import HessianOperator
+from regopt.diagnostics.hessian_operator import HessianOperator
 from regopt.diagnostics.probes import random_vector
 from regopt.diagnostics.trace import hessian_diagonal, hessian_trace
 

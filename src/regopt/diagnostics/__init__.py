@@ -3,8 +3,9 @@
 Everything here works on a plain ``nn.Module``, a loss function and a batch, in any training loop; monitors are
 :class:`regopt.Monitor` objects.
 
-- :mod:`~regopt.diagnostics.hvp`: Hessian-vector products (double backward and ``torch.func``) and
-  :class:`HessianOperator`, the Hessian of a model's loss on a batch as a matrix-free operator.
+- :mod:`~regopt.diagnostics.hvp`: Hessian-vector products (double backward and ``torch.func``);
+  :mod:`~regopt.diagnostics.hessian_operator`: :class:`HessianOperator`, the Hessian of a model's loss on a batch
+  as a matrix-free operator.
 - :mod:`~regopt.diagnostics.ggn`: :class:`GGNOperator`, the generalized Gauss-Newton matrix ``J' H_L J``
   (positive semi-definite) with the same protocol.
 - :mod:`~regopt.diagnostics.curvature`: Lanczos top/bottom eigenvalues, stochastic Lanczos quadrature spectral
@@ -36,7 +37,8 @@ from regopt.diagnostics.curvature import (
 from regopt.diagnostics.ggn import GGNOperator
 from regopt.diagnostics.gradients import GradientMonitor, GradientSpike, gradient_norms
 from regopt.diagnostics.guards import NonFiniteGuard, TrainingDiverged
-from regopt.diagnostics.hvp import HessianOperator, hvp, hvp_func
+from regopt.diagnostics.hessian_operator import HessianOperator
+from regopt.diagnostics.hvp import hvp, hvp_func
 from regopt.diagnostics.landscape import filter_normalized_direction, interpolate, loss_surface_2d
 from regopt.diagnostics.long_term import hidden_state_gradient_norms
 from regopt.diagnostics.noise import batch_size_curve, gradient_noise, gradient_snr, per_example_gradients

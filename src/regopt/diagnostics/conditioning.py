@@ -24,7 +24,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from regopt.diagnostics.alarms import AlarmLog
 from regopt.diagnostics.criterion import criterion_row, dots, step_curvature
-from regopt.diagnostics.hvp import HessianOperator, backward_with_hvp
+from regopt.diagnostics.hessian_operator import HessianOperator
+from regopt.diagnostics.hvp import backward_with_hvp
 from regopt.monitor import Monitor, MonitorReport
 
 __all__ = ["IllConditioningMonitor", "IllConditioningWarning", "step_curvature"]
@@ -85,7 +86,7 @@ class IllConditioningMonitor(Monitor):
             logged line is enough, as in regopt's lab: Python prints every warning of a new text, unlimited).
         distributed: under data parallelism, measure the probe batch on every rank's shard and all-reduce
             ``g``, ``Hg`` and the loss (weighted by shard size), so the row describes the global probe batch
-            and is the same on every rank (:class:`~regopt.diagnostics.hvp.HessianOperator` with
+            and is the same on every rank (:class:`~regopt.diagnostics.hessian_operator.HessianOperator` with
             ``distributed=True``; each check is then collective). Default: ``True`` when ``model`` is a
             :class:`~torch.nn.parallel.DistributedDataParallel`. Needs a probe ``batch``: the training step's
             own ``g`` would be all-reduced by DDP, but its ``Hg`` from double backward would not (DDP's hooks do

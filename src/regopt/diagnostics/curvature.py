@@ -1,8 +1,8 @@
 r"""The Hessian's spectrum without forming it: Lanczos eigenvalues, Hutchinson trace, spectral density.
 
-All functions take a :class:`~regopt.diagnostics.hvp.HessianOperator` (or anything with ``matvec``, ``dim``,
-``dtype`` and ``device``: :class:`~regopt.diagnostics.probes.LinearOperator`) and use only Hessian-vector
-products; independent ones (the runs of :func:`spectral_quadrature`) go as blocks through ``matmat``.
+All functions take a :class:`~regopt.diagnostics.hessian_operator.HessianOperator` (or anything with
+``matvec``, ``dim``, ``dtype`` and ``device``: :class:`~regopt.diagnostics.probes.LinearOperator`) and use only
+Hessian-vector products; independent ones (the runs of :func:`spectral_quadrature`) go as blocks through ``matmat``.
 
 - :func:`top_eigenvalues` / :func:`min_eigenvalue`: Lanczos with full reorthogonalization. After m products,
   the Krylov space ``span{v, Hv, ..., H^(m-1) v}`` holds the best polynomial of degree m-1, where power
@@ -17,7 +17,7 @@ products; independent ones (the runs of :func:`spectral_quadrature`) go as block
 
 Example:
     >>> import torch
-    >>> from regopt.diagnostics.hvp import HessianOperator
+    >>> from regopt.diagnostics.hessian_operator import HessianOperator
     >>> model = torch.nn.Linear(3, 1, bias=False)
     >>> x = torch.diag(torch.tensor([1.0, 2.0, 3.0]))
     >>> op = HessianOperator(model, torch.nn.functional.mse_loss, x, torch.zeros(3, 1))  # H = 2/3 x'x

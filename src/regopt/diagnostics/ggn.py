@@ -15,7 +15,7 @@ Newton-type method needs (Martens 2010 solves ``(G + lambda I) d = -g`` by conju
 
 :class:`GaussNewtonProducts` does this on a ``(loss, output)`` pair from any graph (what
 :class:`~regopt.optim.hessian_free.HessianFree` calls on its closure's result); :class:`GGNOperator` wraps a
-model, a loss and a batch with :class:`~regopt.diagnostics.hvp.HessianOperator`'s protocol (``matvec``,
+model, a loss and a batch with :class:`~regopt.diagnostics.hessian_operator.HessianOperator`'s protocol (``matvec``,
 ``gradient``, ``dim``, ``num_products``), so :func:`~regopt.diagnostics.curvature.top_eigenvalues`,
 :func:`~regopt.diagnostics.curvature.hessian_trace` and the rest run on it unchanged.
 
@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from regopt.diagnostics.hvp import FlatCoordinates
+from regopt.diagnostics.hessian_operator import FlatCoordinates
 
 __all__ = ["GGNOperator", "GaussNewtonProducts"]
 
@@ -111,8 +111,8 @@ class GaussNewtonProducts:
 class GGNOperator(FlatCoordinates):
     r"""The generalized Gauss-Newton matrix of ``loss_fn(model(x), y)`` as an operator on flat parameter vectors.
 
-    Same protocol and coordinates as :class:`~regopt.diagnostics.hvp.HessianOperator` (parameters flattened in
-    ``params`` order, row-major): :meth:`matvec` returns ``G v``, :meth:`gradient` the flat gradient,
+    Same protocol and coordinates as :class:`~regopt.diagnostics.hessian_operator.HessianOperator` (parameters
+    flattened in ``params`` order, row-major): :meth:`matvec` returns ``G v``, :meth:`gradient` the flat gradient,
     :attr:`num_products` counts products. ``G`` is positive semi-definite when ``loss_fn`` is convex in the
     output (squared error, cross-entropy on logits), whatever the model.
 

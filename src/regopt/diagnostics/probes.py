@@ -1,9 +1,9 @@
 """Random probe vectors and block products: what the matrix-free estimators of curvature share.
 
-:class:`LinearOperator` is the protocol they take (a :class:`~regopt.diagnostics.hvp.HessianOperator`, or anything
-with ``matvec``, ``dim``, ``dtype`` and ``device``); :func:`apply_block` multiplies a block of vectors with the
-operator's ``matmat`` where it has one (one vectorized pass for all of them) and with stacked ``matvec`` calls
-otherwise; :func:`random_vector` and :func:`random_block` draw the seeded Gaussian or Rademacher probes (each
+:class:`LinearOperator` is the protocol they take (a :class:`~regopt.diagnostics.hessian_operator.HessianOperator`,
+or anything with ``matvec``, ``dim``, ``dtype`` and ``device``); :func:`apply_block` multiplies a block of vectors
+with the operator's ``matmat`` where it has one (one vectorized pass for all of them) and with stacked ``matvec``
+calls otherwise; :func:`random_vector` and :func:`random_block` draw the seeded Gaussian or Rademacher probes (each
 vector from its own seed, so a block of seeds ``s, s+1, ...`` holds the same vectors as one-at-a-time draws).
 """
 

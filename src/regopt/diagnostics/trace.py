@@ -10,8 +10,8 @@ r"""The Hessian's trace and diagonal from Hessian-vector products: Hutchinson, H
 - Bekas, Kokiopoulou & Saad (2007): ``diag H = E[z * H z]`` (elementwise) for Rademacher ``z``.
 
 The probes are independent, so they are multiplied as blocks (``matmat``: one vectorized pass per block, see
-:meth:`~regopt.diagnostics.hvp.HessianOperator.matmat`), ``block_size`` at a time to bound memory; a probe's
-vector depends only on its seed, so results do not depend on ``block_size`` beyond rounding.
+:meth:`~regopt.diagnostics.hessian_operator.HessianOperator.matmat`), ``block_size`` at a time to bound memory;
+a probe's vector depends only on its seed, so results do not depend on ``block_size`` beyond rounding.
 
 References:
     Hutchinson, M. F. (1989). A stochastic estimator of the trace of the influence matrix for Laplacian
