@@ -74,7 +74,10 @@ class Monitor:
         """Called after the backward pass of step ``step`` (1-based), before the loop's gradient transforms
         (clipping) and the optimizer step: ``p.grad`` holds the raw gradient. Must not change anything that
         training reads (parameters, gradients, the RNG). The default does nothing; loops that do not call it
-        leave monitors to read the (possibly clipped) gradient in :meth:`after_step`.
+        leave monitors to read the (possibly clipped) gradient in :meth:`after_step`. With an optimizer that
+        differentiates its closure itself (Newton, HessianFree: :func:`regopt.optim.differentiates_closure`) no
+        backward runs outside its step, so it is called right after that step, where ``p.grad`` holds the gradient
+        at the parameters the step started from.
         """
 
     def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> tuple[bool, str]:

@@ -102,8 +102,9 @@ def test_full_batch_from_a_config_lowers_the_loss_and_resumes(tmp_path: Path, op
         ({"train": {"clip_grad_value": 1.0}}, r"train\.clip_grad_value: clipping cannot act"),
         ({"diagnostics": {"ill_conditioning": {}}}, r"diagnostics\.ill_conditioning: with 'newton' .* set probe_size"),
         ({"train": {"precision": "fp16"}}, r"train\.precision: \"fp16\" cannot drive optimizer 'newton'"),
+        ({"train": {"compile": True}}, r"train\.compile: optimizer 'newton' differentiates the loss twice"),
     ],
-    ids=["accumulate", "clip_norm", "clip_value", "ill_conditioning", "fp16"],
+    ids=["accumulate", "clip_norm", "clip_value", "ill_conditioning", "fp16", "compile"],
 )
 def test_what_cannot_go_with_newton_is_refused_by_key_in_one_line(sections: dict[str, Any], match: str) -> None:
     train = {"epochs": 1, "batch_size": 256, **sections.pop("train", {})}
@@ -132,6 +133,8 @@ def test_a_trainer_refuses_clipping_and_accumulation_with_hessian_free() -> None
         )
     with pytest.raises(ValueError, match=r"accumulate = 2: HessianFree differentiates the whole batch's loss"):
         Trainer(model, HessianFree(model.parameters()), data, epochs=1, batch_size=256, accumulate=2)
+    with pytest.raises(ValueError, match=r"HessianFree differentiates the loss twice, which a torch.compile'd model"):
+        Trainer(model, HessianFree(model.parameters()), data, epochs=1, batch_size=256, compile_model=True)
 
 
 def test_newton_under_a_world_of_ranks_is_refused_by_name() -> None:

@@ -95,6 +95,71 @@ def test_hessian_free_lr_scales_the_step_and_its_predicted_reduction() -> None:
     assert full[1] == pytest.approx(1e-8 * 2 / 3) and half[1] == pytest.approx(1e-8 * 2 / 3)
 
 
+@pytest.mark.parametrize("lr", [1.0, 0.3])
+@pytest.mark.parametrize("cg_max_iter", [1, 10])
+def test_hessian_free_predicts_a_quadratics_change_exactly(lr: float, cg_max_iter: int) -> None:
+    # q(s) = g's + 1/2 s'Hs (undamped) is the quadratic itself: rho = 1 to rounding at every step, whatever lr,
+    # damping and truncation (one CG product leaves d'Hd != -g'd, so the residual's sign is checked too)
+    a = torch.tensor([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]], dtype=torch.float64)
+    b = torch.tensor([1.0, -1.0, 2.0], dtype=torch.float64)
+    x = nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    optimizer = HessianFree([x], curvature="hessian", damping=0.5, lr=lr, cg_max_iter=cg_max_iter)
+    for _ in range(3):
+        if float((a @ x.detach() - b).norm()) < 1e-6:  # at the minimum: no change to predict
+            break
+        optimizer.step(lambda: 0.5 * x @ a @ x - b @ x)
+        assert float(optimizer.state[x]["rho"]) == pytest.approx(1.0, abs=1e-9)
+    assert int(optimizer.state[x]["n_iter"]) >= 2
+
+
+def test_hessian_free_handles_a_parameter_the_loss_does_not_use() -> None:
+    model, x, y = problem()
+    unused = nn.Parameter(torch.ones(3, dtype=torch.float64))
+    optimizer = HessianFree([*model.parameters(), unused], curvature="hessian")
+    start, _ = objective(model, x, y)
+    for _ in range(3):
+        optimizer.step(lambda: objective(model, x, y))
+    assert objective(model, x, y)[0].item() < start.item()
+    assert torch.equal(unused.detach(), torch.ones(3, dtype=torch.float64))
+
+
+def test_hessian_free_steps_downhill_from_negative_curvature() -> None:
+    # f = -p0^2 + p0^4 + p1^2 at p0 = 0.3: the first CG direction, -g, has g'(H + lambda I)g < 0 at lambda = 0.5;
+    # Newton-CG then takes the steepest-descent step (N&W Algorithm 7.1) instead of none at all
+    p = nn.Parameter(torch.tensor([0.3, 0.1], dtype=torch.float64))
+
+    def f() -> Tensor:
+        return -(p[0] ** 2) + p[0] ** 4 + p[1] ** 2
+
+    optimizer = HessianFree([p], curvature="hessian", damping=0.5)
+    start = f().item()
+    for _ in range(10):
+        optimizer.step(f)
+    assert f().item() < start - 0.1  # -0.072 -> near the minimum -0.25 at p0 = 1/sqrt(2)
+    assert abs(p[0].item() - 2**-0.5) < 0.05
+
+
+def test_hessian_free_raises_damping_past_a_nan_trial_point() -> None:
+    # f = (x - 3)^2 + 0.1 log(1.5 - x) from 0: the first full step lands past x = 1.5, where f is NaN
+    x = nn.Parameter(torch.zeros(1, dtype=torch.float64))
+
+    def f() -> Tensor:
+        return ((x - 3) ** 2 + 0.1 * torch.log(1.5 - x)).sum()
+
+    optimizer = HessianFree([x], curvature="hessian", damping=0.01)
+    optimizer.step(f)
+    assert optimizer.param_groups[0]["damping"] == pytest.approx(0.015)  # rho NaN: lambda grew
+    for _ in range(20):
+        optimizer.step(f)
+    assert 1.0 < x.item() < 1.5  # moved toward the barrier instead of repeating the rejected step
+
+
+def test_hessian_free_refuses_a_loss_without_a_graph() -> None:
+    x = nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match="HessianFree's closure returned a loss without a graph"):
+        HessianFree([x], curvature="hessian").step(lambda: torch.tensor(1.0))
+
+
 @pytest.mark.parametrize("make", [Newton, HessianFree], ids=["newton", "hessian_free"])
 def test_bad_lr_is_refused(make) -> None:
     with pytest.raises(ValueError, match="lr"):

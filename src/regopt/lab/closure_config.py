@@ -4,7 +4,7 @@ Every closure optimizer (SAM, L-BFGS, BFGS, CG, Newton, HessianFree: :func:`rego
 forward and backward inside its step, where torch's GradScaler can neither unscale the gradients nor skip an
 overflowed step, so ``train.precision = "fp16"`` is refused. Newton and HessianFree differentiate the closure's
 loss themselves (:func:`regopt.optim.differentiates_closure`): they need the whole batch's graph in one piece and
-compute their step from it, so they also refuse accumulation, gradient clipping, torchrun, and the
+compute their step from it, so they also refuse accumulation, a compiled model, gradient clipping, torchrun, and the
 ill-conditioning check on the training step (its backward would consume that graph); see
 :mod:`regopt.lab.train_step`.
 """
@@ -31,6 +31,11 @@ def check_closure_config(config: RunConfig, optimizer: Optimizer, world: World |
     why = f"optimizer {name!r} differentiates the whole batch's loss itself"
     if config.train.accumulate > 1:
         raise ConfigError(f"train.accumulate: {config.train.accumulate} micro-batches, but {why}; use 1")
+    if config.train.compile:
+        raise ConfigError(
+            f"train.compile: optimizer {name!r} differentiates the loss twice (for curvature), which torch.compile "
+            "does not support; set compile = false"
+        )
     for key in ("clip_grad_norm", "clip_grad_value"):
         if getattr(config.train, key) is not None:
             raise ConfigError(f"train.{key}: clipping cannot act on the step of {name!r}: {why}; leave it unset")

@@ -28,7 +28,8 @@ HessianFree) gets a closure that runs no backward and returns the objective with
     closure()        forward and objective of the whole batch; return (total, output)
     after the step   monitor.after_backward(step) for each     # .grad: the gradient at theta, set by the optimizer
 
-It needs the whole batch's graph in one piece, so it refuses ``accumulate > 1``, gradient transforms (clipping
+It needs the whole batch's graph in one piece, so it refuses ``accumulate > 1``, a compiled model (torch.compile
+has no double backward), gradient transforms (clipping
 cannot act on a step the optimizer computes from the loss itself), a world of ranks (``autograd.grad`` bypasses
 DistributedDataParallel's all-reduce) and the ill-conditioning monitor without a probe batch (its backward
 would consume the graph): :func:`check_closure`.
@@ -87,6 +88,7 @@ class TrainerStep:
     batch_norm: bool
     precision: MixedPrecision
     step: int
+    compile_model: bool
 
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         """One optimizer step on the batch ``(x, y)``; returns the detached task loss (of the whole batch)."""
@@ -155,6 +157,7 @@ class TrainerStep:
             grad_transforms=self.grad_transforms,
             world=self.world,
             monitors=self.monitors,
+            compiled=self.compile_model,
         )
 
     def _graph_closure_step(self, x: Tensor, y: Tensor, step: int) -> Tensor:
@@ -241,6 +244,7 @@ def check_closure(
     grad_transforms: list[Any],
     world: World | None,
     monitors: list[Monitor],
+    compiled: bool = False,
 ) -> None:
     """Refuse, in one line with the reason, what cannot go with an optimizer's closure (see the module
     docstring): float16's loss scaling with any closure (torch's GradScaler unscales the gradients and skips
@@ -256,6 +260,8 @@ def check_closure(
     name = type(optimizer).__name__
     if accumulate > 1:
         raise ValueError(f"accumulate = {accumulate}: {name} differentiates the whole batch's loss at once; use 1")
+    if compiled:
+        raise ValueError(f"{name} differentiates the loss twice, which a torch.compile'd model does not support")
     if grad_transforms:
         raise ValueError(
             f"gradient transforms (clipping) cannot act on {name}'s step, which it computes from the loss itself"

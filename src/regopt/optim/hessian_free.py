@@ -25,6 +25,11 @@ def _split(result: Any, curvature: str) -> tuple[Tensor, Tensor | None]:
     loss, output = (result[0], result[1]) if isinstance(result, tuple) and len(result) == 2 else (result, None)
     if not isinstance(loss, Tensor) or loss.dim() != 0:
         raise ValueError(f"HessianFree's closure must return the scalar loss as a tensor, got {type(loss).__name__}")
+    if not loss.requires_grad:
+        raise ValueError(
+            "HessianFree's closure returned a loss without a graph: compute it from the parameters under grad mode, "
+            "and do not call backward() in it (the optimizer differentiates the loss itself)"
+        )
     if curvature == "ggn" and not isinstance(output, Tensor):
         raise ValueError(
             "HessianFree(curvature='ggn')'s closure must return (loss, output), the model's output the loss was "
@@ -42,12 +47,14 @@ class HessianFree(Optimizer):
     Each :meth:`step`::
 
         g, (v -> B v) at theta                      (one closure call, graphs kept for the products)
-        d = CG on (B + lambda I) d = -g from d0 = warm_start * d_prev,
-            until ||r|| <= min(cg_tol, sqrt(||g||)) ||g||, cg_max_iter products, or p'(B + lambda I)p <= 0
-        q = g'd + 1/2 d'B d                         (the model's predicted change; d'Bd from CG's residual)
-        rho = (f(theta + d) - f(theta)) / q         (one more closure call, without a graph)
-        lambda <- 3/2 lambda if rho < 1/4;  2/3 lambda if rho > 3/4      (Levenberg-Marquardt)
-        s = lr d;  q = g's + 1/2 s'B s; rho = (f(theta + s) - f(theta)) / q     (lr = 1: the lines above)
+        d = CG on (B + lambda I) d = -g from d0 = warm_start * d_prev (again from 0 if that ends with
+            q_lambda(d) = g'd + 1/2 d'(B + lambda I)d >= 0), until ||r|| <= min(cg_tol, sqrt(||g||)) ||g||,
+            cg_max_iter products, or p'(B + lambda I)p <= 0;
+            d = -g if the first CG direction already has p'(B + lambda I)p <= 0   (N&W Algorithm 7.1)
+        s = lr d                                    (lr = 1 by default: Martens' full step)
+        q = g's + 1/2 s'B s                         (the model's predicted change; s'Bs from CG's residual)
+        rho = (f(theta + s) - f(theta)) / q         (one more closure call, without a graph)
+        lambda <- 3/2 lambda if rho < 1/4 (or NaN);  2/3 lambda if rho > 3/4      (Levenberg-Marquardt)
         theta <- theta + s if f(theta + s) < f(theta), else theta unchanged
 
     The forcing term ``min(cg_tol, sqrt(||g||))`` makes CG exact enough near a minimum for superlinear convergence
@@ -63,8 +70,11 @@ class HessianFree(Optimizer):
     ``output`` only (a penalty's curvature, ``alpha I`` for L2, is then left to the damping). After the step each
     parameter's ``.grad`` holds ``g``, the gradient at the point the step started from. The current ``lambda``
     is the param group's ``"damping"`` (adapted in place, saved by ``state_dict``); ``state[first param]`` holds
-    ``direction`` (the last CG solution) and the counts ``func_evals`` (closure calls), ``products``
-    (curvature-vector products) and ``n_iter`` (steps).
+    ``direction`` (the last CG solution), ``rho`` (the last reduction ratio) and the counts ``func_evals`` (closure
+    calls), ``products`` (curvature-vector products) and ``n_iter`` (steps). Each closure call is a fresh
+    evaluation: a model in training mode updates its BatchNorm statistics and draws new dropout masks at each one,
+    so ``rho`` then compares losses under different masks (train full-batch models without dropout for an exact
+    ``rho``).
 
     Args:
         params: the parameters (one param group).
@@ -147,7 +157,8 @@ class HessianFree(Optimizer):
                 return torch.zeros_like(v)
             vs = unflatten(v, params)
             outs = [gr for gr, _ in live]
-            hv = torch.autograd.grad(outs, params, grad_outputs=[vs[i] for _, i in live], retain_graph=True)
+            grad_outputs = [vs[i] for _, i in live]
+            hv = torch.autograd.grad(outs, params, grad_outputs=grad_outputs, retain_graph=True, allow_unused=True)
             return flatten(hv, params)
 
         return loss, flatten((gr.detach() if gr is not None else None for gr in grads), params), hessian_vector
@@ -171,6 +182,11 @@ class HessianFree(Optimizer):
             x0 = group["warm_start"] * state["direction"] if "direction" in state else torch.zeros_like(g)
             tol = min(group["cg_tol"], math.sqrt(g_norm)) * g_norm
             run = linear_cg(damped, -g, x0, atol=tol, max_iter=group["cg_max_iter"])
+            if bool(x0.any()) and float(g @ run.x) + 0.5 * float(run.x @ (run.residual - g)) >= 0:
+                # the warm start left the damped model no lower than at d = 0: start over from 0
+                run = linear_cg(damped, -g, torch.zeros_like(g), atol=tol, max_iter=group["cg_max_iter"])
+            if run.nonpositive_curvature and not bool(run.x.any()):  # no CG step taken: steepest descent, as in
+                return loss.detach(), g, -g, damped(-g) + g  # Nocedal & Wright's Algorithm 7.1 (one more product)
         return loss.detach(), g, run.x, run.residual
 
     @torch.no_grad()
@@ -197,7 +213,8 @@ class HessianFree(Optimizer):
         state["func_evals"] += 1
         f_new = float(closure_value(new))
         rho = (f_new - f0) / predicted if predicted < 0 else -math.inf
-        if dd > 0 and rho < 0.25:
+        state["rho"] = torch.tensor(rho, dtype=torch.float64)
+        if dd > 0 and not rho >= 0.25:  # also a NaN loss at the trial point
             group["damping"] = lam * 1.5
         elif dd > 0 and rho > 0.75:
             group["damping"] = lam * 2 / 3

@@ -158,6 +158,8 @@ class Newton(Optimizer):
         eye = torch.eye(g.numel(), dtype=g.dtype, device=g.device)
         try:
             h = torch.cat([hessian_rows(g, params, block, batched=True) for block in eye.split(HESSIAN_BLOCK)])
+        except torch.OutOfMemoryError:
+            raise
         except RuntimeError:  # an op of the loss without a vmap rule for its double backward: one row at a time
             h = torch.cat([hessian_rows(g, params, row[None], batched=False) for row in eye])
         return g.detach(), 0.5 * (h + h.T)  # symmetric to rounding
