@@ -184,6 +184,30 @@ def test_recommend_caps_plain_sgd_at_2_over_lambda_max_and_trusts_the_range_test
     assert any("never diverged" in n for n in flat.notes) and any("no curvature limit" in n for n in flat.notes)
 
 
+def test_recommend_takes_the_full_step_for_methods_that_choose_their_own_step_length():
+    from regopt.optim import LBFGS, SAM, ConjugateGradient, HessianFree, Newton
+
+    params = [nn.Parameter(torch.zeros(2))]
+    own = [
+        Newton(params),
+        HessianFree(params),
+        LBFGS(params),
+        ConjugateGradient(params),
+        torch.optim.LBFGS(params, line_search_fn="strong_wolfe"),
+    ]
+    for optimizer in own:
+        pick = recommend(_result(0.05), _rates(0.2, 0.5), optimizer)
+        assert (pick.source, pick.lr) == ("full step", 1.0), type(optimizer).__name__
+        assert "chooses its step length itself" in pick.reason
+    fixed_steps = [
+        ConjugateGradient(params, line_search=None),  # lr is the step: the range test applies
+        torch.optim.LBFGS(params),
+        SAM(params, SGD(params, lr=0.1, momentum=0.9)),  # the base's rate
+    ]
+    for optimizer in fixed_steps:
+        assert recommend(_result(0.05), _rates(0.2, 0.5), optimizer).source == "range test"
+
+
 def test_cli_writes_figure_csv_table_and_the_applied_copy(tmp_path, capsys):
     raw = small_raw(optimizer={"name": "sgd", "lr": 0.1})
     config = tmp_path / "tiny.toml"

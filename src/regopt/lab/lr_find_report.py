@@ -14,7 +14,7 @@ from regopt.lab.atomic import write_csv
 from regopt.lab.lr_find import CurvatureRates, LRFindResult
 from regopt.lab.report import save_figure
 
-__all__ = ["Recommendation", "finding", "plot_lr_find", "rate_rows", "recommend", "write_lr_find_csv"]
+__all__ = ["Recommendation", "finding", "plot_lr_find", "rate_rows", "recommend", "sets_own_step", "write_lr_find_csv"]
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,25 @@ def _plain_sgd(optimizer: torch.optim.Optimizer) -> bool:
     return all(not group.get("momentum", 0.0) for group in optimizer.param_groups)
 
 
+def sets_own_step(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` chooses its step length itself, ``lr`` only scaling it: Newton and HessianFree (a
+    solve of the quadratic model, with damping), and the closure methods with a line search (L-BFGS, BFGS, CG)."""
+    from regopt.optim import HessianFree, Newton, needs_closure
+
+    if isinstance(optimizer, (Newton, HessianFree)):
+        return True
+    searched = getattr(optimizer, "line_search", None) or optimizer.defaults.get("line_search_fn")  # torch's LBFGS
+    return needs_closure(optimizer) and searched is not None
+
+
 def recommend(result: LRFindResult, rates: CurvatureRates, optimizer: torch.optim.Optimizer) -> Recommendation:
     """Which of the three rates to train with, and why.
 
     Plain SGD: the range test's suggestion where it lies at or below ``2 / lambda_max`` (stable in every
     direction, and the sweep saw the loss fall there), else ``2 / lambda_max`` (beyond it the steps along the top
     eigenvector grow). ``2 g'g / g'Hg`` is never picked: it is at least ``2 / lambda_max`` and only bounds the
-    first step along g. Any other optimizer (momentum, per-parameter scaling): the range test's suggestion, since
+    first step along g. An optimizer that sets its own step length (:func:`sets_own_step`): lr 1, the full step.
+    Any other optimizer (momentum, per-parameter scaling): the range test's suggestion, since
     the curvature rates are the limits of plain SGD steps and the sweep ran the configured optimizer.
     """
     notes = []
@@ -53,6 +65,13 @@ def recommend(result: LRFindResult, rates: CurvatureRates, optimizer: torch.opti
         notes.append("g'Hg <= 0 at these weights: no curvature limit along the gradient")
     suggestion, cap = result.suggestion, rates.any_direction
     name = type(optimizer).__name__
+    if sets_own_step(optimizer):
+        reason = (
+            f"{name} chooses its step length itself (a line search, or the solve of its quadratic model) and lr "
+            "scales it: 1, the full step, is the usual choice; the range test and the curvature rates are for "
+            "first-order steps"
+        )
+        return Recommendation(1.0, "full step", reason, notes)
     if not _plain_sgd(optimizer):
         reason = (
             f"the curvature rates are the stable rates of plain SGD steps; {name} with its momentum or "
