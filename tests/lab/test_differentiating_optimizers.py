@@ -143,3 +143,15 @@ def test_newton_under_a_world_of_ranks_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match=r"optimizer\.name: 'newton' cannot train under torchrun: its autograd"):
         check_closure_config(config, optimizer, World(rank=0, size=2))
     check_closure_config(config, optimizer, None)  # one process: fine
+
+
+def test_gauss_newton_with_the_multi_task_model_is_refused_and_the_hessian_trains(tmp_path: Path) -> None:
+    data = {"name": "digits"}
+    multitask = {"tasks": ["digit", "parity"]}
+    train = {"epochs": 2, "batch_size": 2000, "evaluate_test": False}
+    raw = small_raw(data=data, multitask=multitask, optimizer={"name": "hessian_free"}, train=train)
+    with pytest.raises(ConfigError, match=r"multitask: the Gauss-Newton curvature of 'hessian_free' needs the model"):
+        build_experiment(validate(raw))
+    raw["optimizer"] = {"name": "hessian_free", "curvature": "hessian"}
+    result = run(validate(raw), out=tmp_path)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]

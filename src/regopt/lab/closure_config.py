@@ -44,6 +44,11 @@ def check_closure_config(config: RunConfig, optimizer: Optimizer, world: World |
             f"optimizer.name: {name!r} cannot train under torchrun: its autograd.grad bypasses "
             "DistributedDataParallel's all-reduce; run it in one process"
         )
+    if config.multitask is not None and optimizer.param_groups[0].get("curvature") == "ggn":
+        raise ConfigError(
+            f"multitask: the Gauss-Newton curvature of {name!r} needs the model's output as one tensor, and the "
+            'multi-task model has one per task; set optimizer.curvature = "hessian"'
+        )
     conditioning = config.diagnostics.ill_conditioning
     if conditioning is not None and conditioning.probe_size is None:
         raise ConfigError(
