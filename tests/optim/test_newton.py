@@ -172,3 +172,22 @@ def test_hessian_rows_one_at_a_time_when_vmap_fails(monkeypatch):
     assert calls == [False, True] + [False] * 7  # the gradient, the failed block, then 7 rows
     for p, q in zip(batched, single, strict=True):
         torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=1e-12)
+
+
+def test_saddle_free_direction_of_a_float32_problem_is_the_float64_one_rounded():
+    g32 = torch.Generator().manual_seed(3)
+    a = torch.randn(40, 40, generator=g32)
+    h = (a + a.T).float()  # indefinite
+    g = torch.randn(40, generator=g32).float()
+    d = Newton.direction(g, h, 0.1, True)
+    assert d.dtype == torch.float32
+    evals, q = torch.linalg.eigh(h.double())
+    expected = -(q @ ((q.T @ g.double()) / (evals.abs() + 0.1)))
+    torch.testing.assert_close(d.double(), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_non_finite_loss_leaves_the_parameters_to_the_callers_guard():
+    x = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    loss = Newton([x], damping=0.1).step(lambda: (x * float("nan")).sum())
+    assert torch.isnan(loss)
+    assert x.tolist() == [1.0, 2.0]  # no solve of a NaN model, no exception: the training loop's guard decides

@@ -166,13 +166,19 @@ class Newton(Optimizer):
 
     @staticmethod
     def direction(g: Tensor, h: Tensor, damping: float, saddle_free: bool) -> Tensor:
-        """``-(H + lambda I)^{-1} g``, or ``-(|H| + lambda I)^{-1} g`` when ``saddle_free``."""
+        """``-(H + lambda I)^{-1} g``, or ``-(|H| + lambda I)^{-1} g`` when ``saddle_free``.
+
+        The eigendecomposition runs in float64 whatever the parameters' dtype: besides the precision, MKL's float32
+        ``eigh`` was seen to return NaN on a finite, singular Hessian (a CNN's, with dead units) with one thread.
+        """
         if saddle_free:
-            evals, q = torch.linalg.eigh(h)
+            evals, q = torch.linalg.eigh(h.double())
+            if not bool(torch.isfinite(evals).all()):
+                raise ValueError("Newton(saddle_free=True): the eigendecomposition of H failed (non-finite values)")
             scale = evals.abs() + damping
             if not bool((scale > 0).all()):
                 raise ValueError("Newton(saddle_free=True): |H| + damping I is singular; use damping > 0")
-            return -(q @ ((q.T @ g) / scale))
+            return (-(q @ ((q.T @ g.double()) / scale))).to(g.dtype)
         eye = torch.eye(g.numel(), dtype=g.dtype, device=g.device)
         try:
             return -torch.linalg.solve(h + damping * eye, g)
@@ -192,6 +198,8 @@ class Newton(Optimizer):
 
         loss = closure_loss(closure, "Newton")
         state["func_evals"] += 1
+        if not bool(torch.isfinite(loss)):  # no model to solve: leave theta, and the loss, to the caller's guard
+            return loss.detach()
         with torch.enable_grad():
             g, h = self.hessian(loss, params)
         d = self.direction(g, h, group["damping"], group["saddle_free"])
