@@ -121,6 +121,15 @@ def test_hessian_free_handles_a_parameter_the_loss_does_not_use() -> None:
         optimizer.step(lambda: objective(model, x, y))
     assert objective(model, x, y)[0].item() < start.item()
     assert torch.equal(unused.detach(), torch.ones(3, dtype=torch.float64))
+    assert unused.grad is None  # as backward() leaves it; the used parameters have theirs
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_newton_leaves_the_grad_of_a_parameter_the_loss_does_not_use() -> None:
+    model, x, y = problem()
+    unused = nn.Parameter(torch.ones(3, dtype=torch.float64))
+    Newton([*model.parameters(), unused], damping=0.1, saddle_free=True).step(lambda: objective(model, x, y))
+    assert unused.grad is None and all(p.grad is not None for p in model.parameters())
 
 
 def test_hessian_free_steps_downhill_from_negative_curvature() -> None:

@@ -10,7 +10,7 @@ copies, and the methods run in one parameter group only (:func:`single_group_par
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -43,9 +43,12 @@ def set_flat_(params: list[Tensor], theta: Tensor) -> None:
             p.copy_(chunk)
 
 
-def set_grad_(params: list[Tensor], g: Tensor) -> None:
-    """Write the flat gradient ``g`` into ``params``' ``.grad`` (into the tensors already there, if any)."""
-    for p, chunk in zip(params, unflatten(g, params), strict=True):
+def set_grad_(params: list[Tensor], g: Tensor, used: Sequence[bool] | None = None) -> None:
+    """Write the flat gradient ``g`` into ``params``' ``.grad`` (into the tensors already there, if any); a
+    parameter the loss did not use (``used[i]`` False) keeps its ``.grad``, as after ``backward()``."""
+    for i, (p, chunk) in enumerate(zip(params, unflatten(g, params), strict=True)):
+        if used is not None and not used[i]:
+            continue
         if p.grad is None:
             p.grad = chunk.clone()
         else:

@@ -68,7 +68,8 @@ class HessianFree(Optimizer):
     model output it was computed from, for ``curvature="ggn"``. The gradient is the loss's whole gradient (a
     penalty computed from the parameters directly counts), the Gauss-Newton matrix the curvature through
     ``output`` only (a penalty's curvature, ``alpha I`` for L2, is then left to the damping). After the step each
-    parameter's ``.grad`` holds ``g``, the gradient at the point the step started from. The current ``lambda``
+    parameter's ``.grad`` holds ``g``, the gradient at the point the step started from (one the loss does not use
+    keeps its own). The current ``lambda``
     is the param group's ``"damping"`` (adapted in place, saved by ``state_dict``); ``state[first param]`` holds
     ``direction`` (the last CG solution), ``rho`` (the last reduction ratio) and the counts ``func_evals`` (closure
     calls), ``products`` (curvature-vector products) and ``n_iter`` (steps). Each closure call is a fresh
@@ -139,8 +140,10 @@ class HessianFree(Optimizer):
         super().__init__(params, defaults)
         single_group_params(self, "HessianFree")
 
-    def _products(self, result: Any, params: list[Tensor], curvature: str) -> tuple[Tensor, Tensor, Products]:
-        """The loss, the flat gradient and ``v -> B v`` on the closure's graph."""
+    def _products(
+        self, result: Any, params: list[Tensor], curvature: str
+    ) -> tuple[Tensor, Tensor, Products, list[bool]]:
+        """The loss, the flat gradient, ``v -> B v`` on the closure's graph, and which parameters the loss uses."""
         loss, output = _split(result, curvature)
         if curvature == "ggn":
             from regopt.diagnostics.ggn import GaussNewtonProducts  # lazy: regopt.diagnostics imports regopt.optim
@@ -148,7 +151,8 @@ class HessianFree(Optimizer):
             assert output is not None
             ggn = GaussNewtonProducts(loss, output, params)
             gradient = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)  # penalties too
-            return loss, flatten(gradient, params), lambda v: flatten(ggn.matvec(unflatten(v, params)), params)
+            used = [gr is not None for gr in gradient]
+            return loss, flatten(gradient, params), lambda v: flatten(ggn.matvec(unflatten(v, params)), params), used
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
         live = [(gr, i) for i, gr in enumerate(grads) if gr is not None and gr.requires_grad]
 
@@ -161,18 +165,20 @@ class HessianFree(Optimizer):
             hv = torch.autograd.grad(outs, params, grad_outputs=grad_outputs, retain_graph=True, allow_unused=True)
             return flatten(hv, params)
 
-        return loss, flatten((gr.detach() if gr is not None else None for gr in grads), params), hessian_vector
+        used = [gr is not None for gr in grads]
+        g = flatten((gr.detach() if gr is not None else None for gr in grads), params)
+        return loss, g, hessian_vector, used
 
     def _solve(
         self, closure: Callable[[], Any], params: list[Tensor], group: dict[str, Any], state: dict[str, Any]
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Call the closure and run CG on ``(B + lambda I) d = -g``: the loss, ``g``, ``d`` and CG's residual
-        ``(B + lambda I) d + g``."""
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, list[bool]]:
+        """Call the closure and run CG on ``(B + lambda I) d = -g``: the loss, ``g``, ``d``, CG's residual
+        ``(B + lambda I) d + g``, and which parameters the loss uses."""
         lam = group["damping"]
         with torch.enable_grad():
             result = closure()
             state["func_evals"] += 1
-            loss, g, curvature_product = self._products(result, params, group["curvature"])
+            loss, g, curvature_product, used = self._products(result, params, group["curvature"])
 
             def damped(v: Tensor) -> Tensor:  # (B + lambda I) v
                 state["products"] += 1
@@ -186,8 +192,8 @@ class HessianFree(Optimizer):
                 # the warm start left the damped model no lower than at d = 0: start over from 0
                 run = linear_cg(damped, -g, torch.zeros_like(g), atol=tol, max_iter=group["cg_max_iter"])
             if run.nonpositive_curvature and not bool(run.x.any()):  # no CG step taken: steepest descent, as in
-                return loss.detach(), g, -g, damped(-g) + g  # Nocedal & Wright's Algorithm 7.1 (one more product)
-        return loss.detach(), g, run.x, run.residual
+                return loss.detach(), g, -g, damped(-g) + g, used  # N&W's Algorithm 7.1 (one more product)
+        return loss.detach(), g, run.x, run.residual, used
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Tensor:  # type: ignore[override]
@@ -200,7 +206,7 @@ class HessianFree(Optimizer):
         for key in ("func_evals", "products", "n_iter"):
             state.setdefault(key, torch.tensor(0))
         lam = group["damping"]
-        loss, g, d, r = self._solve(closure, params, group, state)  # the graphs are freed on return
+        loss, g, d, r, used = self._solve(closure, params, group, state)  # the graphs are freed on return
         state["direction"] = d
 
         f0, t = float(loss), float(group["lr"])
@@ -220,6 +226,6 @@ class HessianFree(Optimizer):
             group["damping"] = lam * 2 / 3
         if not f_new < f0:  # reject: back to theta (lambda has grown)
             set_flat_(params, theta0)
-        set_grad_(params, g)
+        set_grad_(params, g, used)
         state["n_iter"] += 1
         return loss

@@ -90,8 +90,8 @@ class Newton(Optimizer):
     :class:`~regopt.optim.hessian_free.HessianFree` takes): the optimizer takes ``g`` with ``create_graph=True``
     and each Hessian row as a gradient of ``g``. Further calls by the line search run under ``torch.no_grad``.
     After the step each parameter's ``.grad`` holds ``g``, the gradient at the point the step started from (as
-    after torch's closure optimizers, so gradient monitors can read it). ``state[first param]`` counts
-    ``func_evals`` (closure calls) and ``n_iter`` (steps).
+    after torch's closure optimizers, so gradient monitors can read it; one the loss does not use keeps its own).
+    ``state[first param]`` counts ``func_evals`` (closure calls) and ``n_iter`` (steps).
 
     Args:
         params: the parameters (one param group; all are coupled through ``H``).
@@ -151,10 +151,16 @@ class Newton(Optimizer):
 
     def hessian(self, loss: Tensor, params: list[Tensor]) -> tuple[Tensor, Tensor]:
         """The flat gradient ``g`` and the ``dim x dim`` Hessian of ``loss`` (with its graph) w.r.t. ``params``."""
+        g, h, _ = self._derivatives(loss, params)
+        return g, h
+
+    def _derivatives(self, loss: Tensor, params: list[Tensor]) -> tuple[Tensor, Tensor, list[bool]]:
+        """:meth:`hessian`, and which parameters ``loss`` uses."""
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+        used = [gr is not None for gr in grads]
         g = flatten(grads, params)
         if not g.requires_grad:  # the loss is (at most) linear in the parameters
-            return g.detach(), torch.zeros(g.numel(), g.numel(), dtype=g.dtype, device=g.device)
+            return g.detach(), torch.zeros(g.numel(), g.numel(), dtype=g.dtype, device=g.device), used
         eye = torch.eye(g.numel(), dtype=g.dtype, device=g.device)
         try:
             h = torch.cat([hessian_rows(g, params, block, batched=True) for block in eye.split(HESSIAN_BLOCK)])
@@ -162,7 +168,7 @@ class Newton(Optimizer):
             raise
         except RuntimeError:  # an op of the loss without a vmap rule for its double backward: one row at a time
             h = torch.cat([hessian_rows(g, params, row[None], batched=False) for row in eye])
-        return g.detach(), 0.5 * (h + h.T)  # symmetric to rounding
+        return g.detach(), 0.5 * (h + h.T), used  # symmetric to rounding
 
     @staticmethod
     def direction(g: Tensor, h: Tensor, damping: float, saddle_free: bool) -> Tensor:
@@ -201,7 +207,7 @@ class Newton(Optimizer):
         if not bool(torch.isfinite(loss)):  # no model to solve: leave theta, and the loss, to the caller's guard
             return loss.detach()
         with torch.enable_grad():
-            g, h = self.hessian(loss, params)
+            g, h, used = self._derivatives(loss, params)
         d = self.direction(g, h, group["damping"], group["saddle_free"])
         theta0, t = flat_params(params), float(group["lr"])
         if group["line_search"] == "backtracking":
@@ -217,6 +223,6 @@ class Newton(Optimizer):
                     break
                 t *= 0.5
         set_flat_(params, theta0 + t * d)
-        set_grad_(params, g)
+        set_grad_(params, g, used)
         state["n_iter"] += 1
         return loss.detach()
