@@ -91,3 +91,14 @@ def test_the_constants_travel_in_the_state_dict():
     cg = ConjugateGradient([torch.nn.Parameter(torch.zeros(1))], c2=0.3)
     cg.load_state_dict({**saved, "param_groups": [{**saved["param_groups"][0], "variant": "polak_ribiere"}]})
     assert (cg.param_groups[0]["c1"], cg.param_groups[0]["c2"]) == (1e-4, 0.3)
+
+
+@pytest.mark.parametrize(("cls", "c2"), [(LBFGS, 0.9), (BFGS, 0.9), (ConjugateGradient, 0.1)])
+def test_a_state_from_before_the_constants_were_settable_gets_the_class_defaults(cls, c2):
+    # as unpickling an optimizer saved before c1 and c2 existed: neither its defaults nor its groups hold them
+    state = cls([torch.nn.Parameter(torch.zeros(2))]).__getstate__()
+    for holder in (state["defaults"], *state["param_groups"]):
+        del holder["c1"], holder["c2"]
+    restored = cls.__new__(cls)
+    restored.__setstate__(state)
+    assert (restored.param_groups[0]["c1"], restored.param_groups[0]["c2"]) == (1e-4, c2)

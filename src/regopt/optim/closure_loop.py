@@ -17,6 +17,7 @@ tolerance. A subclass supplies :meth:`~LineSearchOptimizer._direction` (and opti
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -104,9 +105,10 @@ class LineSearchOptimizer(Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # also what load_state_dict calls with the new groups
         super().__setstate__(state)
-        for group in self.param_groups:  # a state dict saved before c1 and c2 were settable: the defaults
-            group.setdefault("c1", self.defaults.get("c1", 1e-4))
-            group.setdefault("c2", self.defaults.get("c2", 0.9))
+        signature = inspect.signature(type(self).__init__).parameters  # this class's defaults (CG: c2 = 0.1)
+        for group in self.param_groups:  # a state saved before c1 and c2 were settable: the defaults
+            for key in ("c1", "c2"):
+                group.setdefault(key, self.defaults.get(key, signature[key].default))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if self.param_groups:
